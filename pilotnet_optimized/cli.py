@@ -1,0 +1,230 @@
+"""The ``pilotnet`` command: thin subcommands over the ROS-free core, each printing a table or ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pilotnet_optimized import __version__
+from pilotnet_optimized.errors import PilotnetError
+
+__all__ = ['main', 'build_parser']
+
+EXAMPLES = """\
+examples:
+  pilotnet circuits
+  pilotnet drive-expert --circuit simple --laps 1
+  pilotnet drive-expert --circuit ../shared/behavior_metrics/perfect_bags/lap-simple-circuit.bag --json
+  pilotnet render --circuit simple --s 120 --out frame.png
+  pilotnet dataset --circuit simple --frames 2000 --out data/simple
+  pilotnet dataset --split train --frames 5000 --out data
+  pilotnet bench-sim --json
+  pilotnet laps --trajectory run.csv --perfect-lap lap-simple-circuit.bag
+"""
+
+
+def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    """A plain aligned text table."""
+    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, float):
+        return f'{value:.3f}' if abs(value) < 1e5 else f'{value:.3e}'
+    return str(value)
+
+
+def _print_mapping(data: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(_table([(k, v) for k, v in data.items()], ('metric', 'value')))
+
+
+# -- subcommands -----------------------------------------------------------------------------------------
+def cmd_circuits(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.sim import BUILTIN_CIRCUITS, get_circuit, split_of
+    rows = []
+    for name in BUILTIN_CIRCUITS:
+        c = get_circuit(name)
+        rows.append({'name': name, 'length_m': round(c.length, 1), 'min_radius_m': round(c.min_radius(), 1),
+                     'road_width_m': c.road_width, 'timeout_s': c.timeout_s, 'split': split_of(name),
+                     'description': c.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table([list(r.values()) for r in rows], list(rows[0])))
+    return 0
+
+
+def cmd_drive_expert(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.episodes import drive_expert
+    circuit = get_circuit(args.circuit)
+    result = drive_expert(circuit, laps=args.laps, seed=args.seed, perturb=args.perturb)
+    if args.trajectory_out:
+        from pilotnet_optimized.laps import save_trajectory_csv
+        save_trajectory_csv(result.trajectory, args.trajectory_out)
+    summary = result.to_dict()
+    _print_mapping(summary, args.json)
+    done = result.metrics.percentage_completed >= 100 * args.laps - 1e-6
+    return 0 if done else 3
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import cv2
+
+    from pilotnet_optimized.sim import CameraRenderer, Lighting, get_circuit
+    circuit = get_circuit(args.circuit)
+    x, y, yaw = circuit.pose_at(args.s, args.lateral)
+    frame = CameraRenderer(circuit).render(x, y, yaw + args.yaw_offset,
+                                           Lighting(fog=args.fog) if args.fog else None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+        raise PilotnetError(f'could not write {out} (use a .png or .jpg name)')
+    print(f'{out}: {frame.shape[1]}x{frame.shape[0]} frame of {circuit.name} at s={args.s:.1f} m '
+          f'(x={x:.2f}, y={y:.2f}, yaw={yaw:.3f})')
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.sim import SPLITS, get_circuit
+    from pilotnet_optimized.sim.dataset import write_dataset
+    if (args.circuit is None) == (args.split is None):
+        raise PilotnetError('give exactly one of --circuit NAME or --split train|val|test|all')
+    out = Path(args.out)
+    if args.circuit is not None:
+        jobs = [(args.circuit, out)]
+    else:
+        splits = list(SPLITS) if args.split == 'all' else [args.split]
+        jobs = [(name, out / split / name) for split in splits for name in SPLITS[split]]
+    infos = []
+    for k, (name, folder) in enumerate(jobs):
+        info = write_dataset(get_circuit(name), args.frames, folder, seed=args.seed + k,
+                             perturb=not args.no_perturb, lighting=not args.no_lighting,
+                             overwrite=args.overwrite, progress=not args.json)
+        infos.append(info.__dict__)
+    if args.json:
+        print(json.dumps(infos, indent=2))
+    else:
+        print(_table([(i['path'], i['circuit'], i['split'], i['frames'], i['episodes'], i['v_mean'],
+                       i['w_abs_mean']) for i in infos],
+                     ('path', 'circuit', 'split', 'frames', 'episodes', 'v_mean', '|w|_mean')))
+    return 0
+
+
+def cmd_bench_sim(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.sim.bench import bench_sim
+    result = bench_sim(circuit_name=args.circuit, frames=args.frames, steps=args.steps, threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"machine: {result['machine']}  opencv {result['opencv']}  threads {result['threads']}")
+        print(_table([(r['what'], r['count'], r['per_second'], r['p50_us'], r['p90_us'], r['p99_us'])
+                      for r in result['rows']],
+                     ('what', 'count', 'per_second', 'p50_us', 'p90_us', 'p99_us')))
+    return 0
+
+
+def cmd_laps(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.laps import compute_lap_metrics, load_perfect_lap, load_trajectory
+    run = load_trajectory(args.trajectory, topic=args.topic)
+    perfect = load_perfect_lap(args.perfect_lap)
+    metrics = compute_lap_metrics(run, perfect)
+    _print_mapping({'trajectory': str(args.trajectory), 'points': len(run.xy), **metrics.to_dict()}, args.json)
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='pilotnet', description='Compressed PilotNet driving models for the Formula-1 car: simulator, '
+        'lap metrics, datasets.', epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str, example: str
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=f'example:\n  {example}',
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add('circuits', cmd_circuits, 'List the built-in circuits with their lengths and splits.',
+            'pilotnet circuits --json')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = add('drive-expert', cmd_drive_expert, "Drive the expert round a circuit and print Behavior Metrics' "
+            'lap figures.', 'pilotnet drive-expert --circuit simple --laps 2 --json')
+    p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV (default: simple)')
+    p.add_argument('--laps', type=int, default=1, help='laps to drive (default: 1)')
+    p.add_argument('--seed', type=int, default=0, help='seed for --perturb (default: 0)')
+    p.add_argument('--perturb', action='store_true', help='add random steering disturbances')
+    p.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory (t,x,y,yaw)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = add('render', cmd_render, 'Render one camera frame at a position along the circuit.',
+            'pilotnet render --circuit simple --s 120 --out frame.png')
+    p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
+    p.add_argument('--out', required=True, help='image file to write (.png or .jpg)')
+    p.add_argument('--s', type=float, default=0.0, help='metres along the centre line from the start')
+    p.add_argument('--lateral', type=float, default=0.0, help='metres left of the centre line')
+    p.add_argument('--yaw-offset', type=float, default=0.0, help='radians turned from the line heading')
+    p.add_argument('--fog', type=float, default=0.0, help='fog density, 0 (none) to 1')
+
+    p = add('dataset', cmd_dataset, "Write a DeepLearningStudio-layout dataset (N.png + data.csv with v,w) "
+            'from the expert driving with disturbances.', 'pilotnet dataset --circuit simple --frames 2000 '
+            '--out data/simple')
+    p.add_argument('--circuit', help='one circuit, written straight into --out')
+    p.add_argument('--split', choices=['train', 'val', 'test', 'all'],
+                   help='every circuit of a split, into OUT/<split>/<circuit>/')
+    p.add_argument('--frames', type=int, required=True, help='frames per circuit')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+    p.add_argument('--no-perturb', action='store_true', help='no steering disturbances')
+    p.add_argument('--no-lighting', action='store_true', help='no lighting/fog variation')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress bar)')
+
+    p = add('bench-sim', cmd_bench_sim, 'Measure camera rendering frames/s and kinematics steps/s.',
+            'pilotnet bench-sim --threads 1 --json')
+    p.add_argument('--circuit', default='simple', help='circuit to render (default: simple)')
+    p.add_argument('--frames', type=int, default=2000, help='frames to render (default: 2000)')
+    p.add_argument('--steps', type=int, default=100000, help='kinematics steps (default: 100000)')
+    p.add_argument('--threads', type=int, default=1, help='OpenCV threads (default: 1, one core)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = add('laps', cmd_laps, "Behavior Metrics' lap figures of a recorded run against a perfect lap.",
+            'pilotnet laps --trajectory run.bag --perfect-lap lap-simple-circuit.bag --json')
+    p.add_argument('--trajectory', required=True, help='run to judge: a bag with odometry or a t,x,y CSV')
+    p.add_argument('--perfect-lap', required=True, help='perfect-lap bag (or t,x,y CSV)')
+    p.add_argument('--topic', help='odometry topic in the run bag (default: the nav_msgs/Odometry one)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run, and turn a project error into one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PilotnetError as err:
+        print(f'pilotnet {args.command}: error: {err}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'pilotnet {args.command}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

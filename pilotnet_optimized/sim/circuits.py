@@ -1,0 +1,154 @@
+"""The project's own circuits, and circuits read from a Behavior Metrics perfect-lap bag or a CSV of points.
+
+The built-in circuits are drawn for this project (control polygons smoothed by a periodic cubic B-spline and
+scaled to a target length); each stands in for a Behavior Metrics world of the same character. The splits keep
+training, validation and test circuits apart, so a model is always judged on a circuit it never saw.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pilotnet_optimized.errors import TrajectoryError, UnknownCircuitError
+from pilotnet_optimized.sim.circuit import Circuit, bspline_closed, resample_closed
+
+__all__ = ['BUILTIN_CIRCUITS', 'SPLITS', 'CircuitSpec', 'get_circuit', 'circuit_names', 'split_of']
+
+SAMPLE_SPACING_M = 0.1
+
+
+@dataclass(frozen=True)
+class CircuitSpec:
+    """How a built-in circuit is drawn."""
+
+    length_m: float
+    control: tuple[tuple[float, float], ...]
+    timeout_s: float
+    stands_in_for: str
+    description: str
+    road_width: float = 7.0
+
+
+BUILTIN_CIRCUITS: dict[str, CircuitSpec] = {
+    'simple': CircuitSpec(
+        460.0,
+        ((0, 50), (25, 50), (30, 58), (40, 63), (50, 58), (56, 51), (64, 52), (69, 44), (69, 30),
+         (68, -45), (62, -54), (50, -54), (44, -45), (44, -32), (38, -25), (5, -25), (-1, -32),
+         (-2, -45), (-12, -54), (-30, -52), (-45, -38), (-50, -10), (-45, 15), (-30, 32), (-10, 42)),
+        timeout_s=75.0, stands_in_for='simple_circuit',
+        description='one big sweeping bend, long straights, three tight bends'),
+    'many_curves': CircuitSpec(
+        620.0,
+        ((0, 0), (30, 0), (40, 8), (40, 20), (30, 28), (22, 36), (28, 46), (42, 48), (55, 40),
+         (62, 25), (75, 20), (88, 28), (92, 45), (85, 60), (65, 68), (40, 66), (20, 70), (0, 72),
+         (-15, 62), (-12, 48), (-22, 38), (-35, 40), (-45, 30), (-40, 15), (-25, 10), (-15, 0)),
+        timeout_s=151.0, stands_in_for='many_curves',
+        description='curves in both directions, hardly a straight'),
+    'long_fast': CircuitSpec(
+        1500.0,
+        ((0, 0), (150, 0), (300, 10), (400, 35), (430, 50), (435, 65), (420, 75), (395, 65),
+         (330, 50), (250, 62), (200, 90), (120, 95), (40, 85), (-60, 90), (-120, 72), (-160, 45),
+         (-185, 15), (-175, -8), (-155, -4), (-140, 16), (-110, 15), (-60, -3)),
+        timeout_s=248.0, stands_in_for='montreal_line',
+        description='long fast straights joined by hairpins'),
+    'hairpins': CircuitSpec(
+        600.0,
+        ((0, 0), (60, 0), (95, -6), (104, -18), (96, -28), (75, -24), (58, -32), (62, -45),
+         (82, -50), (97, -60), (84, -74), (40, -72), (10, -58), (-10, -42), (-40, -48), (-58, -46),
+         (-66, -36), (-58, -28), (-36, -24), (-28, -16), (-34, -6), (-46, -4), (-64, -2),
+         (-62, 14), (-40, 16), (-20, 6)),
+        timeout_s=120.0, stands_in_for='nurburgring_line',
+        description='a short lap of tight hairpins and esses'),
+}
+
+# Kept apart so that a model is validated and tested on circuits it was not trained on.
+SPLITS: dict[str, tuple[str, ...]] = {
+    'train': ('simple', 'many_curves'),
+    'val': ('hairpins',),
+    'test': ('long_fast',),
+}
+
+
+def circuit_names() -> list[str]:
+    """Names of the built-in circuits."""
+    return list(BUILTIN_CIRCUITS)
+
+
+def split_of(name: str) -> str | None:
+    """Which split a built-in circuit belongs to (None for bag or CSV circuits)."""
+    for split, names in SPLITS.items():
+        if name in names:
+            return split
+    return None
+
+
+@lru_cache(maxsize=16)
+def _builtin(name: str) -> Circuit:
+    spec = BUILTIN_CIRCUITS[name]
+    dense = resample_closed(bspline_closed(np.array(spec.control, dtype=float)), SAMPLE_SPACING_M / 2)
+    closed = np.vstack([dense, dense[:1]])
+    scale = spec.length_m / float(np.hypot(*np.diff(closed, axis=0).T).sum())
+    return Circuit(name=name, centreline=resample_closed(dense * scale, SAMPLE_SPACING_M),
+                   road_width=spec.road_width, timeout_s=spec.timeout_s,
+                   description=f'{spec.description} (stands in for {spec.stands_in_for})')
+
+
+def _from_points(name: str, points: np.ndarray, source: str, road_width: float) -> Circuit:
+    pts = np.asarray(points, dtype=float)
+    # A perfect lap ends where it started: drop the overlap past the start so the loop closes once.
+    if len(pts) > 200:
+        d = np.hypot(*(pts[100:] - pts[0]).T)
+        close = np.flatnonzero(d < 1.0)
+        if close.size:
+            pts = pts[: 100 + int(close[0])]
+    length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
+    return Circuit(name=name, centreline=_smooth_closed(resample_closed(pts, SAMPLE_SPACING_M)),
+                   road_width=road_width,
+                   timeout_s=max(60.0, length / 6.5 * 1.5), description=f'centre line read from {source}',
+                   source=source)
+
+
+def _smooth_closed(pts: np.ndarray, sigma_m: float = 1.0) -> np.ndarray:
+    """Gaussian smoothing round the loop: recorded odometry is jagged at the centimetre scale, and that jitter
+    would read as sharp curvature (and a crawling expert) although the road itself is smooth."""
+    sigma = sigma_m / SAMPLE_SPACING_M
+    half = int(3 * sigma)
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.vstack([pts[-half:], pts, pts[:half]])
+    return np.column_stack([np.convolve(padded[:, k], kernel, mode='valid') for k in range(2)])
+
+
+def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
+    """A built-in circuit by name, or a circuit whose centre line is read from a file.
+
+    :param name: a built-in name (``pilotnet circuits``), a Behavior Metrics perfect-lap bag (``.bag``, a
+        rosbag2 folder, ``.mcap`` or ``.db3``; its odometry is the centre line), or a CSV with ``x,y`` columns.
+    :param road_width: road width for circuits read from files (m).
+    :raises UnknownCircuitError: for a name that is none of these.
+    """
+    if name in BUILTIN_CIRCUITS:
+        return _builtin(name)
+    path = Path(name)
+    if path.suffix in {'.bag', '.mcap', '.db3', '.csv'} or path.is_dir():
+        if not path.exists():
+            raise UnknownCircuitError(f'circuit file not found: {path}')
+        # Imported here so the simulator does not pull in rosbags unless a bag is asked for.
+        from pilotnet_optimized.laps import load_trajectory
+        try:
+            traj = load_trajectory(path)
+        except TrajectoryError as err:
+            raise UnknownCircuitError(f'cannot read a circuit from {path}: {err}') from err
+        if len(traj.xy) < 10:
+            raise UnknownCircuitError(f'{path}: only {len(traj.xy)} points, too few for a circuit')
+        return _from_points(path.stem, traj.xy, str(path), road_width)
+    close = difflib.get_close_matches(name, circuit_names(), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ''
+    raise UnknownCircuitError(
+        f"unknown circuit '{name}': choose one of {', '.join(circuit_names())}, "
+        f'or give a perfect-lap bag or an x,y CSV{hint}')

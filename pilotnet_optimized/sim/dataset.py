@@ -1,0 +1,128 @@
+"""Dataset writer in DeepLearningStudio's layout: a folder of ``N.png`` camera frames and ``data.csv`` (v, w).
+
+Frames come from the expert driving with steering disturbances and random lighting, so a learned driver sees
+off-centre positions together with the command that brings the car back. ``poses.csv`` and ``meta.json`` beside
+them say where each frame was taken and how the set was made; DeepLearningStudio's readers ignore both.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.sim.camera import Lighting
+from pilotnet_optimized.sim.circuit import Circuit
+from pilotnet_optimized.sim.circuits import split_of
+from pilotnet_optimized.sim.expert import ExpertDriver, Perturbation
+from pilotnet_optimized.sim.simulation import SimConfig, Simulator
+
+__all__ = ['DatasetInfo', 'write_dataset', 'read_labels']
+
+LABELS_FILE = 'data.csv'
+POSES_FILE = 'poses.csv'
+META_FILE = 'meta.json'
+EPISODE_SECONDS = 40.0  # a new start pose and lighting this often, for variety
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What was written."""
+
+    path: str
+    circuit: str
+    split: str | None
+    frames: int
+    episodes: int
+    seed: int
+    perturb: bool
+    lighting: bool
+    circuit_length_m: float
+    w_abs_mean: float
+    v_mean: float
+
+
+def write_dataset(circuit: Circuit, frames: int, out: str | Path, seed: int = 0, perturb: bool = True,
+                  lighting: bool = True, overwrite: bool = False, progress: bool = True,
+                  sim_config: SimConfig | None = None) -> DatasetInfo:
+    """Drive the expert on ``circuit`` and write ``frames`` labelled camera frames to ``out``.
+
+    :param perturb: disturb the steering now and then (the label stays the expert's clean command).
+    :param lighting: vary brightness, tint and fog per episode.
+    :param overwrite: replace an existing dataset in ``out``.
+    :raises PilotnetError: if ``out`` already holds a dataset and ``overwrite`` is false.
+    """
+    if frames < 1:
+        raise PilotnetError('frames must be at least 1')
+    out = Path(out)
+    if (out / LABELS_FILE).exists() and not overwrite:
+        raise PilotnetError(f'{out} already holds a dataset ({LABELS_FILE}); pass --overwrite to replace it')
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob('*.png'):
+        old.unlink()
+    rng = np.random.default_rng(seed)
+    sim = Simulator(circuit, sim_config)
+    expert = ExpertDriver(circuit)
+    disturb = Perturbation(rng) if perturb else None
+    frame = np.empty((sim.config.camera.height_px, sim.config.camera.width, 3), np.uint8)
+    episode_steps = int(EPISODE_SECONDS / sim.config.control_period)
+    episodes = 0
+    steps_left = 0
+    light: Lighting | None = None
+    v_sum = w_abs_sum = 0.0
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast to write; the frames are still lossless
+    # Rows are flushed as they are written, so an interrupted run leaves a consistent prefix.
+    with open(out / LABELS_FILE, 'w', newline='') as labels_f, open(out / POSES_FILE, 'w', newline='') as poses_f:
+        labels = csv.writer(labels_f)
+        poses = csv.writer(poses_f)
+        labels.writerow(['v', 'w'])
+        poses.writerow(['t', 'x', 'y', 'yaw', 'lateral', 'episode', 'w_disturbance'])
+        for i in tqdm(range(frames), desc=f'dataset {circuit.name}', unit='frame', disable=not progress):
+            if steps_left <= 0 or not sim.on_road:
+                sim.reset(s=float(rng.uniform(0, circuit.length)), lateral=float(rng.uniform(-1.0, 1.0)),
+                          yaw_offset=float(rng.uniform(-0.1, 0.1)))
+                expert.reset()
+                light = Lighting.random(rng) if lighting else None
+                episodes += 1
+                steps_left = episode_steps
+            st = sim.state
+            v, w = expert.command(st)
+            sim.frame(light, out=frame)
+            cv2.imwrite(str(out / f'{i}.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), png)
+            labels.writerow([f'{v:.6f}', f'{w:.6f}'])
+            offset = disturb.offset(st.t) if disturb is not None else 0.0
+            poses.writerow([f'{st.t:.3f}', f'{st.x:.4f}', f'{st.y:.4f}', f'{st.yaw:.5f}',
+                            f'{sim.projection.lateral:.4f}', episodes - 1, f'{offset:.4f}'])
+            v_sum += v
+            w_abs_sum += abs(w)
+            sim.step(v, w + offset)
+            steps_left -= 1
+    info = DatasetInfo(path=str(out), circuit=circuit.name, split=split_of(circuit.name), frames=frames,
+                       episodes=episodes, seed=seed, perturb=perturb, lighting=lighting,
+                       circuit_length_m=round(circuit.length, 2), w_abs_mean=round(w_abs_sum / frames, 4),
+                       v_mean=round(v_sum / frames, 4))
+    meta = {**asdict(info), 'camera': asdict(sim.config.camera),
+            'control_period_s': sim.config.control_period, 'layout': 'DeepLearningStudio: N.png + data.csv (v, w)'}
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + '\n')
+    return info
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """The (N, 2) array of (v, w) labels of a dataset folder, row i belonging to ``i.png``."""
+    path = Path(path)
+    labels = path / LABELS_FILE
+    if not labels.exists():
+        raise PilotnetError(f'{path}: not a dataset (no {LABELS_FILE})')
+    with open(labels, newline='') as f:
+        reader = csv.DictReader(f)
+        missing = {'v', 'w'} - set(reader.fieldnames or [])
+        if missing:
+            raise PilotnetError(f'{labels}: missing column(s) {", ".join(sorted(missing))}')
+        rows = [(float(r['v']), float(r['w'])) for r in reader]
+    return np.array(rows, dtype=float).reshape(-1, 2)

@@ -1,0 +1,100 @@
+"""Closed-loop runs: any driver in the loop with the simulator, until the laps are done or the run fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pilotnet_optimized.laps import EndReason, LapMetrics, PerfectLap, Trajectory, compute_lap_metrics
+from pilotnet_optimized.sim.circuit import Circuit
+from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
+from pilotnet_optimized.sim.simulation import SimConfig, Simulator
+
+__all__ = ['RunResult', 'run_closed_loop', 'drive_expert', 'perfect_lap_of']
+
+# A driver sees the simulator (pose for the expert, camera frames for a model) and returns (v, w).
+Driver = Callable[[Simulator], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One closed-loop run: what happened and Behavior Metrics' figures for it."""
+
+    circuit: str
+    laps_asked: int
+    end_reason: EndReason
+    trajectory: Trajectory
+    metrics: LapMetrics
+    wall_seconds: float
+    max_abs_lateral_m: float
+
+    @property
+    def sim_seconds(self) -> float:
+        return float(self.trajectory.t[-1])
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            'circuit': self.circuit,
+            'laps_asked': self.laps_asked,
+            'sim_seconds': round(self.sim_seconds, 3),
+            'wall_seconds': round(self.wall_seconds, 3),
+            'real_time_factor': round(self.sim_seconds / max(self.wall_seconds, 1e-9), 2),
+            'max_abs_lateral_m': round(self.max_abs_lateral_m, 3),
+            **self.metrics.to_dict(),
+        }
+
+
+def perfect_lap_of(circuit: Circuit) -> PerfectLap:
+    """The circuit's centre line as the perfect lap the run is judged against."""
+    return PerfectLap.from_xy(circuit.centreline)
+
+
+def run_closed_loop(sim: Simulator, driver: Driver, laps: int = 1,
+                    on_step: Callable[[Simulator], None] | None = None) -> RunResult:
+    """Drive ``driver`` from the simulator's current state until the run ends.
+
+    :param on_step: called after every control period (progress bars, recorders).
+    """
+    if laps < 1:
+        raise ValueError('laps must be at least 1')
+    monitor = sim.monitor(laps)
+    start = time.perf_counter()
+    max_lateral = abs(sim.projection.lateral)
+    while True:
+        v, w = driver(sim)
+        sim.step(v, w)
+        max_lateral = max(max_lateral, abs(sim.projection.lateral))
+        if on_step is not None:
+            on_step(sim)
+        reason = sim.check_end(monitor, laps)
+        if reason is not None:
+            break
+    wall = time.perf_counter() - start
+    traj = sim.trajectory()
+    metrics = dataclasses.replace(compute_lap_metrics(traj, perfect_lap_of(sim.circuit)),
+                                  end_reason=reason.value)
+    return RunResult(sim.circuit.name, laps, reason, traj, metrics, wall, max_lateral)
+
+
+def drive_expert(circuit: Circuit, laps: int = 1, seed: int = 0, perturb: bool = False,
+                 config: ExpertConfig | None = None, sim_config: SimConfig | None = None) -> RunResult:
+    """The expert's run of ``laps`` laps from the start line.
+
+    :param perturb: add random steering disturbances (the expert then has to recover from them).
+    """
+    sim = Simulator(circuit, sim_config)
+    expert = ExpertDriver(circuit, config)
+    disturb = Perturbation(np.random.default_rng(seed)) if perturb else None
+
+    def driver(s: Simulator) -> tuple[float, float]:
+        v, w = expert.command(s.state)
+        if disturb is not None:
+            w += disturb.offset(s.state.t)
+        return v, w
+
+    return run_closed_loop(sim, driver, laps)

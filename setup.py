@@ -1,0 +1,44 @@
+"""ament_python package: installs like any ROS 2 Python package (colcon) and with plain pip."""
+
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'pilotnet_optimized'
+HERE = Path(__file__).parent
+
+
+def requirements(name: str) -> list[str]:
+    """Pinned requirements from requirements/<name>.txt, one place for pip, colcon and the setup scripts."""
+    lines = (HERE / 'requirements' / f'{name}.txt').read_text().splitlines()
+    return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    package_data={PACKAGE: ['py.typed']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+    ],
+    # A ROS 2 distro user gets rclpy and the messages from the distro: the PyPI ROS wheels are an extra.
+    install_requires=requirements('core'),
+    extras_require={'ros-pypi': requirements('ros-pypi'), 'test': requirements('test')},
+    zip_safe=True,
+    maintainer='pilotnet_optimized developers',
+    maintainer_email='pilotnet-optimized@example.com',
+    description='Compressed PilotNet driving models for the Behavior Metrics Formula-1 car, as ROS 2 nodes.',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'pilotnet = pilotnet_optimized.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,139 @@
+"""The `pilotnet` command as a user runs it: a real subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+BAGS = Path(__file__).resolve().parents[2] / 'shared' / 'behavior_metrics' / 'perfect_bags'
+needs_bags = pytest.mark.skipif(not BAGS.is_dir(), reason=f'Behavior Metrics perfect laps not found at {BAGS}')
+
+
+def pilotnet(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'pilotnet_optimized', *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    err = proc.stderr.strip()
+    assert err.count('\n') == 0, f'expected one line, got:\n{err}'
+    assert 'Traceback' not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_help_lists_every_subcommand():
+    proc = pilotnet('--help')
+    assert proc.returncode == 0
+    for sub in ('circuits', 'drive-expert', 'render', 'dataset', 'bench-sim', 'laps'):
+        assert sub in proc.stdout
+        sub_help = pilotnet(sub, '--help')
+        assert sub_help.returncode == 0 and 'example' in sub_help.stdout
+
+
+def test_circuits_json():
+    proc = pilotnet('circuits', '--json')
+    assert proc.returncode == 0, proc.stderr
+    rows = {r['name']: r for r in json.loads(proc.stdout)}
+    assert {'simple', 'many_curves', 'long_fast', 'hairpins'} <= set(rows)
+    assert rows['simple']['length_m'] == pytest.approx(460, rel=0.02)
+
+
+def test_drive_expert_prints_lap_metrics():
+    proc = pilotnet('drive-expert', '--circuit', 'simple', '--json')
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out['end_reason'] == 'laps_done'
+    assert out['percentage_completed'] >= 100
+    assert out['lap_seconds'] > 0 and out['average_speed'] > 6.5
+    table = pilotnet('drive-expert', '--circuit', 'hairpins')
+    assert table.returncode == 0 and 'percentage_completed' in table.stdout
+
+
+def test_render_writes_a_frame(tmp_path):
+    out = tmp_path / 'f.png'
+    proc = pilotnet('render', '--circuit', 'simple', '--s', '30', '--out', str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(out)).shape == (480, 640, 3)
+
+
+def test_dataset_command(tmp_path):
+    proc = pilotnet('dataset', '--circuit', 'many_curves', '--frames', '5', '--out', str(tmp_path / 'd'), '--json')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]['frames'] == 5
+    assert len(list((tmp_path / 'd').glob('*.png'))) == 5
+    again = pilotnet('dataset', '--circuit', 'many_curves', '--frames', '5', '--out', str(tmp_path / 'd'))
+    assert_one_line_error(again, 'overwrite')
+
+
+def test_bench_sim_json():
+    proc = pilotnet('bench-sim', '--frames', '50', '--steps', '2000', '--json')
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    rows = {r['what']: r for r in result['rows']}
+    assert rows['render frame']['count'] == 50 and rows['render frame']['per_second'] > 0
+    assert rows['kinematics step']['p50_us'] <= rows['kinematics step']['p99_us']
+
+
+def test_unknown_circuit_is_one_clear_line():
+    assert_one_line_error(pilotnet('drive-expert', '--circuit', 'monza'), "unknown circuit 'monza'", 'simple')
+
+
+def test_csv_with_missing_columns_is_one_clear_line(tmp_path):
+    bad = tmp_path / 'run.csv'
+    bad.write_text('t,x\n0,1\n1,2\n')
+    good = tmp_path / 'perfect.csv'
+    good.write_text('t,x,y\n0,0,0\n1,1,0\n2,1,1\n')
+    assert_one_line_error(pilotnet('laps', '--trajectory', str(bad), '--perfect-lap', str(good)), 'y')
+
+
+def test_missing_file_is_one_clear_line(tmp_path):
+    proc = pilotnet('laps', '--trajectory', str(tmp_path / 'nope.bag'), '--perfect-lap', str(tmp_path / 'x.bag'))
+    assert_one_line_error(proc, 'nope.bag')
+
+
+@needs_bags
+def test_laps_on_each_perfect_lap_against_itself():
+    lengths = {'simple-circuit': 463.4, 'montmelo': 764.8, 'montreal': 1513.1, 'nurburgring': 586.6}
+    for name, length in lengths.items():
+        bag = str(BAGS / f'lap-{name}.bag')
+        proc = pilotnet('laps', '--trajectory', bag, '--perfect-lap', bag, '--json')
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out['percentage_completed'] == pytest.approx(100.0)
+        assert out['position_deviation_mean_m'] == pytest.approx(0.0, abs=1e-6)
+        assert out['position_deviation_max_m'] == pytest.approx(0.0, abs=1e-6)
+        assert out['completed_distance'] == pytest.approx(length, abs=0.1)
+        # Behavior Metrics' "diameter" stops at the first point within 1 m of the start.
+        assert out['circuit_diameter'] == pytest.approx(length, abs=1.0)
+
+
+@needs_bags
+def test_expert_run_judged_against_a_perfect_lap(tmp_path):
+    bag = BAGS / 'lap-nurburgring.bag'
+    run = tmp_path / 'run.csv'
+    drive = pilotnet('drive-expert', '--circuit', str(bag), '--trajectory-out', str(run), '--json')
+    assert drive.returncode == 0, drive.stderr
+    proc = pilotnet('laps', '--trajectory', str(run), '--perfect-lap', str(bag), '--json')
+    out = json.loads(proc.stdout)
+    assert out['percentage_completed'] >= 99.0
+    assert out['position_deviation_mean_m'] < 1.0
+
+
+def test_bag_without_odometry_is_one_clear_line(tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    path = tmp_path / 'no_odom'
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection('/chatter', 'std_msgs/msg/String', typestore=store)
+        msg = store.types['std_msgs/msg/String'](data='hello')
+        writer.write(conn, 1, store.serialize_cdr(msg, 'std_msgs/msg/String'))
+    proc = pilotnet('laps', '--trajectory', str(path), '--perfect-lap', str(path))
+    assert_one_line_error(proc, 'Odometry')
