@@ -28,9 +28,11 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
   echo "[setup] installing pinned requirements: ${files[*]} (first time: about 2 minutes, 3 GB)"
   reqs=()
   for f in "${files[@]}"; do reqs+=(-r "$f"); done
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${reqs[@]}"
+  # Some machines' pip configuration names local index folders that do not exist; hide that noise only.
+  quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+  quiet_pip install --quiet --disable-pip-version-check "${reqs[@]}"
   # --no-deps: every dependency is pinned above; editable so the checkout is what runs.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  quiet_pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 

@@ -133,9 +133,9 @@ class CircuitTexture:
             cv2.polylines(self.image, [_fixed(seg)], False, KERB_RGB[k % 2], kerb_t, cv2.LINE_AA, 4)
         road = np.zeros(self.image.shape[:2], np.uint8)
         cv2.polylines(road, [_fixed(closed)], True, 255, thickness(circuit.road_width), cv2.LINE_AA, 4)
-        asphalt = _asphalt(self.image.shape[:2], rng)
-        alpha = (road.astype(np.float32) / 255.0)[..., None]
-        self.image = (self.image * (1 - alpha) + asphalt * alpha).astype(np.uint8)
+        weight = road.astype(np.float32) * (1.0 / 255.0)
+        # blendLinear does the anti-aliased edge blend per pixel in C++, without float copies of the image.
+        self.image = cv2.blendLinear(_asphalt(self.image.shape[:2], rng), self.image, weight, 1.0 - weight)
         cv2.polylines(self.image, [_fixed(closed)], True, RED_LINE_RGB, thickness(line_width),
                       cv2.LINE_AA, 4)
         self.border_rgb = tuple(int(c) for c in np.median(self.image[:50, :50].reshape(-1, 3), axis=0))
@@ -224,28 +224,28 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round(points * 16).astype(np.int32).reshape(-1, 1, 2)
 
 
+def _noise_rgb(h: int, w: int, rng: np.random.Generator, base: tuple[int, int, int], feature_px: int,
+               amplitude: float) -> np.ndarray:
+    """A colour with smooth brightness variation whose features span about ``feature_px`` pixels.
+
+    Built small and enlarged by OpenCV: the features are many pixels across anyway, and a full-size float
+    image of the largest circuit would cost gigabytes and seconds.
+    """
+    noise = rng.normal(0.0, 1.0, (max(2, h // feature_px), max(2, w // feature_px))).astype(np.float32)
+    small_h, small_w = max(2, h // 4), max(2, w // 4)
+    noise = cv2.resize(noise, (small_w, small_h), interpolation=cv2.INTER_CUBIC)
+    small = np.clip(np.array(base, np.float32) * (1.0 + amplitude * noise[..., None]), 0, 255)
+    return cv2.resize(small.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _grass(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Grass with patches a few metres across: texture that moves past the camera, as in a real field."""
-    patches = rng.normal(0.0, 1.0, (max(2, h // 60), max(2, w // 60))).astype(np.float32)
-    patches = cv2.resize(patches, (w, h), interpolation=cv2.INTER_CUBIC)
-    base = np.array(GRASS_RGB, np.float32)
-    img = np.empty((h, w, 3), np.uint8)
-    # Row blocks keep the float temporaries small on the largest circuits.
-    for r0 in range(0, h, 1024):
-        p = patches[r0:r0 + 1024, :, None]
-        img[r0:r0 + 1024] = np.clip(base * (1.0 + 0.12 * p), 0, 255).astype(np.uint8)
-    return img
+    return _noise_rgb(h, w, rng, GRASS_RGB, feature_px=60, amplitude=0.12)
 
 
 def _asphalt(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    h, w = shape
-    grain = rng.normal(0.0, 1.0, (max(2, h // 8), max(2, w // 8))).astype(np.float32)
-    grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
-    base = np.array(ROAD_RGB, np.float32)
-    out = np.empty((h, w, 3), np.float32)
-    for r0 in range(0, h, 1024):
-        out[r0:r0 + 1024] = base + 6.0 * grain[r0:r0 + 1024, :, None]
-    return out
+    """Asphalt with a fine grain, so that speed is visible on straights."""
+    return _noise_rgb(shape[0], shape[1], rng, ROAD_RGB, feature_px=8, amplitude=0.07)
 
 
 def _sky(h: int, w: int, horizon: float, ground_rgb: tuple[int, ...]) -> np.ndarray:
