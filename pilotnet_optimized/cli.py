@@ -23,6 +23,8 @@ examples:
   pilotnet dataset --split train --frames 5000 --out data
   pilotnet bench-sim --json
   pilotnet laps --trajectory run.csv --perfect-lap lap-simple-circuit.bag
+  pilotnet train --data data/train --val data/val --out models/pilotnet.keras
+  pilotnet drive --model models/pilotnet.keras --circuit simple
 """
 
 
@@ -145,6 +147,33 @@ def cmd_laps(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.models.preprocess import Preprocessing
+    from pilotnet_optimized.models.train import TrainConfig, train
+    prep = Preprocessing(crop_top=None if args.no_crop else 240, normalisation=args.normalisation)
+    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                      patience=args.patience, seed=args.seed, head_units=args.head_units, preprocessing=prep)
+    result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
+                   verbose=0 if args.json else 1, limit_per_folder=args.limit)
+    summary = {k: v for k, v in result.__dict__.items() if k != 'history'}
+    _print_mapping(summary, args.json)
+    return 0
+
+
+def cmd_drive(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.backends import load_backend
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.episodes import drive_pilot
+    circuit = get_circuit(args.circuit)
+    pilot = load_backend(args.model, args.backend, num_threads=args.threads)
+    run = drive_pilot(circuit, pilot, laps=args.laps)
+    if args.trajectory_out:
+        from pilotnet_optimized.laps import save_trajectory_csv
+        save_trajectory_csv(run.result.trajectory, args.trajectory_out)
+    _print_mapping({'model': str(args.model), **pilot.describe(), **run.to_dict()}, args.json)
+    return 0 if run.result.metrics.percentage_completed >= 100 * args.laps - 1e-6 else 3
+
+
 # -- parser --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -202,6 +231,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--frames', type=int, default=2000, help='frames to render (default: 2000)')
     p.add_argument('--steps', type=int, default=100000, help='kinematics steps (default: 100000)')
     p.add_argument('--threads', type=int, default=1, help='OpenCV threads (default: 1, one core)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = add('train', cmd_train, 'Train a PilotNet on dataset folders (fixed seed, flips, photometric '
+            'augmentation, oversampled bends, early stopping).',
+            'pilotnet train --data data/train --val data/val --out models/pilotnet.keras')
+    p.add_argument('--data', nargs='+', required=True, help='dataset folders (or folders above them)')
+    p.add_argument('--val', nargs='+', help='validation dataset folders (default: hold out the last 10 %%)')
+    p.add_argument('--out', required=True, help='model file to write (.keras)')
+    p.add_argument('--arch', default='pilotnet', choices=['pilotnet', 'pilotnet-nvidia'],
+                   help="architecture (default: pilotnet, the seed's 17 M-parameter model)")
+    p.add_argument('--head-units', type=int, help='width of the first dense layer (default: the architecture\'s)')
+    p.add_argument('--epochs', type=int, default=12, help='maximum epochs (default: 12; early stopping)')
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
+    p.add_argument('--patience', type=int, default=3, help='early-stopping patience in epochs (default: 3)')
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--no-crop', action='store_true', help='use the whole frame, not rows 240:480')
+    p.add_argument('--normalisation', default='none', choices=['none', 'unit', 'imagenet'],
+                   help='input normalisation outside the model (default: none; the model has its own)')
+    p.add_argument('--limit', type=int, help='use only the first N frames of each folder (quick trials)')
+    p.add_argument('--allow-test-data', action='store_true', help='allow training on test-split folders')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress bar)')
+
+    p = add('drive', cmd_drive, 'Drive a model round a circuit in the built-in simulator (ROS-free, lock-step) '
+            "and print Behavior Metrics' figures and inference times.",
+            'pilotnet drive --model models/pilotnet.keras --circuit simple')
+    p.add_argument('--model', required=True, help='model file: .keras, SavedModel folder, .tflite, .onnx')
+    p.add_argument('--backend', default='auto', help='auto|litert|tensorflow|onnxruntime|tensorrt')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
+    p.add_argument('--laps', type=int, default=1)
+    p.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
     p = add('laps', cmd_laps, "Behavior Metrics' lap figures of a recorded run against a perfect lap.",

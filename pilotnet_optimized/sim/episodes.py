@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from pilotnet_optimized.sim.circuit import Circuit
 from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
 
-__all__ = ['RunResult', 'run_closed_loop', 'drive_expert', 'perfect_lap_of']
+__all__ = ['Pilot', 'PilotRun', 'RunResult', 'run_closed_loop', 'drive_expert', 'drive_pilot', 'perfect_lap_of']
 
 # A driver sees the simulator (pose for the expert, camera frames for a model) and returns (v, w).
 Driver = Callable[[Simulator], tuple[float, float]]
@@ -98,3 +99,43 @@ def drive_expert(circuit: Circuit, laps: int = 1, seed: int = 0, perturb: bool =
         return v, w
 
     return run_closed_loop(sim, driver, laps)
+
+
+class Pilot(Protocol):
+    """Anything that turns a camera frame into a command: every backend is one."""
+
+    def predict(self, image_rgb: np.ndarray) -> tuple[float, float]: ...
+
+
+@dataclass(frozen=True)
+class PilotRun:
+    """A learned driver's closed-loop run and the time its model took per frame."""
+
+    result: RunResult
+    inference_ms: np.ndarray
+
+    def to_dict(self) -> dict:
+        ms = self.inference_ms
+        timing = {'inference_ms_mean': float(ms.mean()), 'inference_ms_p50': float(np.percentile(ms, 50)),
+                  'inference_ms_p90': float(np.percentile(ms, 90)), 'inference_ms_p99': float(np.percentile(ms, 99)),
+                  'frames': int(len(ms))} if len(ms) else {}
+        return {**self.result.to_dict(), **{k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()}}
+
+
+def drive_pilot(circuit: Circuit, pilot: Pilot, laps: int = 1, sim_config: SimConfig | None = None,
+                on_step: Callable[[Simulator], None] | None = None) -> PilotRun:
+    """A learned driver in the loop, in lock-step: each camera frame waits for the command that answers it,
+    so the result does not depend on how fast the machine is."""
+    sim = Simulator(circuit, sim_config)
+    frame = np.empty((sim.config.camera.height_px, sim.config.camera.width, 3), np.uint8)
+    times: list[float] = []
+
+    def driver(s: Simulator) -> tuple[float, float]:
+        s.frame(out=frame)
+        t = time.perf_counter()
+        v, w = pilot.predict(frame)
+        times.append((time.perf_counter() - t) * 1e3)
+        return v, w
+
+    result = run_closed_loop(sim, driver, laps, on_step)
+    return PilotRun(result, np.array(times))

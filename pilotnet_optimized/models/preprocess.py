@@ -1,0 +1,149 @@
+"""The one preprocessing function: training, every backend and every node call exactly this.
+
+Behavior Metrics' brain takes the camera image as RGB, optionally keeps rows 240:480 (the road), resizes to
+200x66 and feeds a batch of one. The model's outputs are v and w normalised to [0, 1] over the dataset ranges.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.sim.car import V_RANGE, W_RANGE
+
+__all__ = ['Preprocessing', 'preprocess', 'preprocess_batch', 'resize_frame', 'normalise_input', 'normalise_labels',
+           'denormalise_labels', 'ImageError', 'sidecar_path']
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+
+
+class ImageError(PilotnetError):
+    """An image the model cannot take: wrong shape, type or channel count."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a camera frame becomes model input.
+
+    :param crop_top: keep rows from this one down (240 keeps the bottom half of a 480-row frame: the road);
+        ``None`` keeps the whole frame.
+    :param width: model input width (PilotNet: 200).
+    :param height: model input height (PilotNet: 66).
+    :param normalisation: ``'none'`` keeps 0..255 (the model normalises, as DeepLearningStudio's PilotNet does
+        with a BatchNormalization input layer, and integer models take pixels directly), ``'unit'`` divides by
+        255, ``'imagenet'`` subtracts ImageNet's mean and divides by its standard deviation.
+    """
+
+    crop_top: int | None = 240
+    width: int = 200
+    height: int = 66
+    normalisation: str = 'none'
+    source_width: int = 640
+    source_height: int = 480
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in ('none', 'unit', 'imagenet'):
+            raise PilotnetError(f"normalisation must be 'none', 'unit' or 'imagenet', not {self.normalisation!r}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one model input."""
+        return (self.height, self.width, 3)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, model_path: str | Path) -> Path:
+        """Write the sidecar ``<model>.preprocessing.json`` that backends read next to a model file."""
+        path = sidecar_path(model_path)
+        path.write_text(json.dumps({**self.to_dict(), 'v_range': V_RANGE, 'w_range': W_RANGE}, indent=2) + '\n')
+        return path
+
+    @classmethod
+    def for_model(cls, model_path: str | Path) -> Preprocessing:
+        """The preprocessing a model was trained with (its sidecar), or the default when it has none."""
+        path = sidecar_path(model_path)
+        if path.exists():
+            try:
+                return cls.from_dict(json.loads(path.read_text()))
+            except (ValueError, TypeError) as err:
+                raise PilotnetError(f'{path}: unreadable preprocessing sidecar ({err})') from err
+        return cls()
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """``model.tflite`` -> ``model.tflite.preprocessing.json`` (also for SavedModel folders)."""
+    p = Path(model_path)
+    return p.with_name(p.name + '.preprocessing.json')
+
+
+def resize_frame(image: np.ndarray, cfg: Preprocessing = Preprocessing()) -> np.ndarray:
+    """The geometric half: check, crop and resize one RGB frame to ``height x width x 3`` uint8.
+
+    Training caches this result (and augments its pixels); inference goes straight on to :func:`normalise_input`.
+
+    :raises ImageError: for anything but an H x W x 3 uint8 image taller than ``crop_top``.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, 'shape', None)
+        raise ImageError(f'expected an H x W x 3 RGB image, got shape {shape}')
+    if image.dtype != np.uint8:
+        raise ImageError(f'expected uint8 pixels, got {image.dtype}')
+    if cfg.crop_top is not None:
+        # Scale the crop with the image so a half-size camera still keeps the same part of the view.
+        top = int(round(cfg.crop_top * image.shape[0] / cfg.source_height))
+        if image.shape[0] - top < 2:
+            raise ImageError(f'image of {image.shape[0]} rows cannot be cropped from row {top}')
+        image = image[top:]
+    # INTER_AREA averages the pixels a target pixel covers: no aliasing of the thin far-away line.
+    return cv2.resize(image, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+
+
+def normalise_input(small: np.ndarray, cfg: Preprocessing = Preprocessing()) -> np.ndarray:
+    """The photometric half: resized uint8 pixels (one image or a batch) to float32 model input."""
+    out = np.asarray(small, dtype=np.float32)
+    if cfg.normalisation == 'unit':
+        out = out * (1.0 / 255.0)
+    elif cfg.normalisation == 'imagenet':
+        out = (out - IMAGENET_MEAN) / IMAGENET_STD
+    return out
+
+
+def preprocess(image: np.ndarray, cfg: Preprocessing = Preprocessing()) -> np.ndarray:
+    """One RGB camera frame (H x W x 3 uint8) to one model input (height x width x 3 float32).
+
+    Exactly :func:`resize_frame` then :func:`normalise_input`: training uses the same two steps.
+    """
+    return normalise_input(resize_frame(image, cfg), cfg)
+
+
+def preprocess_batch(images: list[np.ndarray] | np.ndarray, cfg: Preprocessing = Preprocessing()) -> np.ndarray:
+    """A batch of frames: N x height x width x 3 float32."""
+    return np.stack([preprocess(img, cfg) for img in images])
+
+
+def normalise_labels(vw: np.ndarray) -> np.ndarray:
+    """Physical (v m/s, w rad/s) to the model's [0, 1] targets."""
+    vw = np.asarray(vw, dtype=np.float32)
+    lo = np.array([V_RANGE[0], W_RANGE[0]], np.float32)
+    hi = np.array([V_RANGE[1], W_RANGE[1]], np.float32)
+    return (vw - lo) / (hi - lo)
+
+
+def denormalise_labels(pred: np.ndarray) -> np.ndarray:
+    """The model's [0, 1] outputs to physical (v, w): v = p0 (24 - 6.5) + 6.5, w = p1 (7.1 + 7.1) - 7.1."""
+    pred = np.asarray(pred, dtype=np.float32)
+    lo = np.array([V_RANGE[0], W_RANGE[0]], np.float32)
+    hi = np.array([V_RANGE[1], W_RANGE[1]], np.float32)
+    return pred * (hi - lo) + lo

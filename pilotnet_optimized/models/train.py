@@ -1,0 +1,204 @@
+"""Training PilotNet on simulator datasets: fixed seed, augmentation, oversampled bends, early stopping.
+
+Augmentation follows DeepLearningStudio's recipe on the resized frames: horizontal flip with w negated,
+photometric changes (brightness, contrast, per-channel tint, gamma, blur), and sharp turns repeated so that the
+long straights do not teach the model that steering never matters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.models.data import Frames, dataset_split, find_dataset_dirs, load_datasets
+from pilotnet_optimized.models.preprocess import Preprocessing, normalise_input, normalise_labels
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tf_keras
+
+__all__ = ['TrainConfig', 'TrainResult', 'augment_batch', 'oversample_indices', 'make_sequence', 'train',
+           'split_holdout']
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (saved next to the model)."""
+
+    arch: str = 'pilotnet'
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 3
+    seed: int = 42
+    flip: bool = True
+    photometric: bool = True
+    # |w| thresholds (rad/s): a frame is repeated once more for each threshold its |w| reaches.
+    oversample_thresholds: tuple[float, ...] = (0.3, 1.0, 2.0)
+    holdout_fraction: float = 0.1
+    head_units: int | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced."""
+
+    model_path: str
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    val_mae_v: float
+    val_mae_w: float
+    train_frames: int
+    val_frames: int
+    seconds: float
+    history: dict
+
+
+def oversample_indices(labels: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
+    """Frame indices with each frame repeated once, plus once per threshold its |w| reaches."""
+    repeats = 1 + sum((np.abs(labels[:, 1]) >= t).astype(int) for t in thresholds) if thresholds else \
+        np.ones(len(labels), int)
+    return np.repeat(np.arange(len(labels)), repeats)
+
+
+def augment_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, flip: bool = True,
+                  photometric: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented copies of a batch of resized uint8 frames and their physical (v, w) labels."""
+    images = images.copy()
+    labels = labels.copy()
+    if flip:
+        # Mirrored road, mirrored command: turning left becomes turning right.
+        mirror = rng.random(len(images)) < 0.5
+        images[mirror] = images[mirror, :, ::-1]
+        labels[mirror, 1] = -labels[mirror, 1]
+    if photometric:
+        levels = np.arange(256, dtype=np.float32) / 255.0
+        for i in range(len(images)):
+            if rng.random() < 0.2:
+                continue  # keep some frames as rendered
+            gain = rng.uniform(0.6, 1.4)
+            contrast = rng.uniform(0.7, 1.3)
+            gamma = rng.uniform(0.7, 1.4)
+            tint = rng.uniform(0.9, 1.1, 3)
+            lut = np.empty((256, 1, 3), np.uint8)
+            for ch in range(3):
+                curve = ((levels ** gamma - 0.5) * contrast + 0.5) * gain * tint[ch]
+                lut[:, 0, ch] = np.clip(curve * 255.0, 0, 255)
+            images[i] = cv2.LUT(images[i], lut)
+            if rng.random() < 0.2:
+                images[i] = cv2.GaussianBlur(images[i], (3, 3), 0)
+    return images, labels
+
+
+def make_sequence(frames: Frames, cfg: TrainConfig, shuffle: bool = True, augment: bool = True):
+    """A tf_keras ``Sequence`` of (normalised input, normalised label) batches over ``frames``."""
+    import tf_keras
+
+    class FrameSequence(tf_keras.utils.Sequence):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(cfg.seed)
+            self.base = oversample_indices(frames.labels, cfg.oversample_thresholds) if augment else \
+                np.arange(len(frames))
+            self.order = self.base.copy()
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.order) / cfg.batch_size)
+
+        def __getitem__(self, k: int):
+            idx = np.sort(self.order[k * cfg.batch_size:(k + 1) * cfg.batch_size])
+            images, labels = frames.images[idx], frames.labels[idx]
+            if augment:
+                images, labels = augment_batch(images, labels, self.rng, cfg.flip, cfg.photometric)
+            return normalise_input(images, cfg.preprocessing), normalise_labels(labels)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(self.base) if shuffle else self.base
+
+    return FrameSequence()
+
+
+def split_holdout(frames: Frames, fraction: float) -> tuple[Frames, Frames]:
+    """Last ``fraction`` of the frames as validation: a contiguous tail, so neighbouring (nearly identical)
+    frames do not end up on both sides."""
+    n_val = max(1, int(round(len(frames) * fraction)))
+    cut = len(frames) - n_val
+    return (Frames(frames.images[:cut], frames.labels[:cut], frames.sources),
+            Frames(frames.images[cut:], frames.labels[cut:], frames.sources))
+
+
+def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
+          val: list[str | Path] | None = None, allow_test_data: bool = False, verbose: int = 1,
+          limit_per_folder: int | None = None, model: tf_keras.Model | None = None) -> TrainResult:
+    """Train a model on the dataset folders under ``data`` and save it to ``out`` (``.keras``).
+
+    :param val: validation dataset folders; without them the last ``holdout_fraction`` of the data is held out.
+    :param allow_test_data: train on folders the dataset writer marked as the test split (refused otherwise,
+        so a test score is never on training circuits).
+    :param model: start from this model instead of a fresh ``cfg.arch`` one.
+    """
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    import tensorflow as tf
+    import tf_keras
+
+    from pilotnet_optimized.models.pilotnet import build_model, build_pilotnet
+
+    out = Path(out)
+    if out.suffix != '.keras':
+        raise PilotnetError(f'{out}: the trained model is saved in Keras format; give a .keras file name')
+    if not allow_test_data:
+        test_dirs = [str(d) for d in find_dataset_dirs(data) if dataset_split(d) == 'test']
+        if test_dirs:
+            raise PilotnetError(f"refusing to train on test-split data ({', '.join(test_dirs)}); "
+                                'pass --allow-test-data to do it anyway')
+    tf_keras.utils.set_random_seed(cfg.seed)
+    train_frames = load_datasets(data, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder)
+    if val:
+        val_frames = load_datasets(val, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder)
+    else:
+        train_frames, val_frames = split_holdout(train_frames, cfg.holdout_fraction)
+    if model is None:
+        model = build_pilotnet(cfg.preprocessing.input_shape, cfg.head_units) if cfg.head_units else \
+            build_model(cfg.arch, cfg.preprocessing.input_shape)
+    model.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate), loss='mse', metrics=['mae'])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        tf_keras.callbacks.EarlyStopping(monitor='val_loss', patience=cfg.patience, restore_best_weights=True),
+        tf_keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.3, patience=max(1, cfg.patience - 1)),
+    ]
+    if verbose:
+        print(f'training {model.name} ({model.count_params():,} parameters) on {len(train_frames)} frames '
+              f'(+ oversampled bends, flips, photometric), validating on {len(val_frames)}', flush=True)
+    start = time.perf_counter()
+    history = model.fit(make_sequence(train_frames, cfg), validation_data=make_sequence(val_frames, cfg, False, False),
+                        epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    val_pred = model.predict(normalise_input(val_frames.images, cfg.preprocessing), batch_size=256, verbose=0)
+    from pilotnet_optimized.models.preprocess import denormalise_labels
+    mae = np.abs(denormalise_labels(val_pred) - val_frames.labels).mean(axis=0)
+    tmp = out.with_name(out.stem + '.tmp.keras')
+    model.save(tmp)
+    tmp.replace(out)
+    cfg.preprocessing.save(out)
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    best_epoch = int(np.argmin(hist['val_loss'])) + 1
+    result = TrainResult(model_path=str(out), epochs_run=len(hist['val_loss']), best_epoch=best_epoch,
+                         best_val_loss=float(min(hist['val_loss'])), val_mae_v=float(mae[0]),
+                         val_mae_w=float(mae[1]), train_frames=len(train_frames), val_frames=len(val_frames),
+                         seconds=round(seconds, 1), history=hist)
+    report = {'result': asdict(result), 'config': {**asdict(cfg), 'preprocessing': cfg.preprocessing.to_dict()},
+              'train_data': list(train_frames.sources), 'val_data': list(val_frames.sources),
+              'tensorflow': tf.__version__}
+    out.with_name(out.name + '.train.json').write_text(json.dumps(report, indent=2) + '\n')
+    return result
