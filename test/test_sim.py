@@ -267,3 +267,30 @@ def test_dataset_refuses_to_overwrite(tmp_path, simple):
 
 def test_red_line_colour_is_the_scene_only_red():
     assert red_mask(np.array([[RED_LINE_RGB]], np.uint8)).all()
+
+
+def test_disturbances_start_afresh_each_episode(tmp_path, simple):
+    """Regression: a disturbance scheduled on the previous episode's clock once lasted a whole new episode,
+    and the car circled fighting it."""
+    write_dataset(simple, 90, tmp_path, seed=4, progress=False, episode_seconds=1.0)
+    poses = np.genfromtxt(tmp_path / 'poses.csv', delimiter=',', names=True)
+    starts = np.flatnonzero(np.diff(poses['episode'], prepend=-1) != 0)
+    assert len(starts) >= 4
+    assert np.all(poses['w_disturbance'][starts] == 0.0)
+    # Disturbed but recovering: on average the car stays near the line.
+    assert np.abs(poses['lateral']).mean() < 1.0
+    assert np.abs(read_labels(tmp_path)[:, 1]).mean() < 1.0
+
+
+def test_perturbation_reset_clears_a_disturbance_from_the_old_clock():
+    from pilotnet_optimized.sim import Perturbation
+    p = Perturbation(np.random.default_rng(0), rate_hz=2.0)
+    t = 0.0
+    while p.offset(t) == 0.0:  # run the old episode until a disturbance is active
+        t += 0.05
+    assert t > 0 and p.offset(t) != 0.0
+    p.reset(0.0)
+    # The new episode's clock starts at zero, before the old disturbance's end time: it must not carry over.
+    assert p.offset(0.0) == 0.0
+    offsets = [p.offset(k * 0.05) for k in range(200)]
+    assert any(o != 0.0 for o in offsets) and sum(o == 0.0 for o in offsets) > 50

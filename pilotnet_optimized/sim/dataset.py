@@ -28,7 +28,7 @@ __all__ = ['DatasetInfo', 'write_dataset', 'read_labels']
 LABELS_FILE = 'data.csv'
 POSES_FILE = 'poses.csv'
 META_FILE = 'meta.json'
-EPISODE_SECONDS = 40.0  # a new start pose and lighting this often, for variety
+EPISODE_SECONDS = 20.0  # a new start pose and lighting this often, for variety
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,13 @@ class DatasetInfo:
 
 def write_dataset(circuit: Circuit, frames: int, out: str | Path, seed: int = 0, perturb: bool = True,
                   lighting: bool = True, overwrite: bool = False, progress: bool = True,
-                  sim_config: SimConfig | None = None) -> DatasetInfo:
+                  sim_config: SimConfig | None = None, episode_seconds: float = EPISODE_SECONDS) -> DatasetInfo:
     """Drive the expert on ``circuit`` and write ``frames`` labelled camera frames to ``out``.
 
     :param perturb: disturb the steering now and then (the label stays the expert's clean command).
     :param lighting: vary brightness, tint and fog per episode.
     :param overwrite: replace an existing dataset in ``out``.
+    :param episode_seconds: a new random start pose and lighting this often.
     :raises PilotnetError: if ``out`` already holds a dataset and ``overwrite`` is false.
     """
     if frames < 1:
@@ -71,7 +72,7 @@ def write_dataset(circuit: Circuit, frames: int, out: str | Path, seed: int = 0,
     expert = ExpertDriver(circuit)
     disturb = Perturbation(rng) if perturb else None
     frame = np.empty((sim.config.camera.height_px, sim.config.camera.width, 3), np.uint8)
-    episode_steps = int(EPISODE_SECONDS / sim.config.control_period)
+    episode_steps = max(1, int(episode_seconds / sim.config.control_period))
     episodes = 0
     steps_left = 0
     light: Lighting | None = None
@@ -85,9 +86,11 @@ def write_dataset(circuit: Circuit, frames: int, out: str | Path, seed: int = 0,
         poses.writerow(['t', 'x', 'y', 'yaw', 'lateral', 'episode', 'w_disturbance'])
         for i in tqdm(range(frames), desc=f'dataset {circuit.name}', unit='frame', disable=not progress):
             if steps_left <= 0 or not sim.on_road:
-                sim.reset(s=float(rng.uniform(0, circuit.length)), lateral=float(rng.uniform(-1.0, 1.0)),
+                sim.reset(s=float(rng.uniform(0, circuit.length)), lateral=float(rng.uniform(-1.5, 1.5)),
                           yaw_offset=float(rng.uniform(-0.1, 0.1)))
                 expert.reset()
+                if disturb is not None:
+                    disturb.reset(sim.state.t)  # the new car's clock starts at zero
                 light = Lighting.random(rng) if lighting else None
                 episodes += 1
                 steps_left = episode_steps

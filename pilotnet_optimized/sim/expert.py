@@ -91,16 +91,21 @@ class Perturbation:
     :param duration: (min, max) seconds a disturbance lasts.
     """
 
-    def __init__(self, rng: np.random.Generator, rate_hz: float = 0.3,
-                 w_offset: tuple[float, float] = (0.4, 1.5),
-                 duration: tuple[float, float] = (0.2, 0.7)) -> None:
+    def __init__(self, rng: np.random.Generator, rate_hz: float = 0.25,
+                 w_offset: tuple[float, float] = (0.2, 0.8),
+                 duration: tuple[float, float] = (0.2, 0.6)) -> None:
         self.rng = rng
         self.rate_hz = rate_hz
         self.w_offset = w_offset
         self.duration = duration
-        self._until = -1.0
+        self.reset()
+
+    def reset(self, t: float = 0.0) -> None:
+        """Start afresh at time ``t``: call it whenever the simulation clock restarts (a new episode), or a
+        disturbance scheduled on the old clock would last the whole new episode."""
+        self._until = -math.inf
         self._offset = 0.0
-        self._next = float(rng.exponential(1.0 / rate_hz)) if rate_hz > 0 else math.inf
+        self._next = t + float(self.rng.exponential(1.0 / self.rate_hz)) if self.rate_hz > 0 else math.inf
 
     def offset(self, t: float) -> float:
         """The yaw-rate offset (rad/s) to add to the command at time ``t``."""
