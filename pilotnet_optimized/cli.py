@@ -25,6 +25,7 @@ examples:
   pilotnet laps --trajectory run.csv --perfect-lap lap-simple-circuit.bag
   pilotnet train --data data/train --val data/val --out models/pilotnet.keras
   pilotnet drive --model models/pilotnet.keras --circuit simple
+  pilotnet evaluate models/optimized --data data/test
 """
 
 
@@ -174,6 +175,21 @@ def cmd_drive(args: argparse.Namespace) -> int:
     return 0 if run.result.metrics.percentage_completed >= 100 * args.laps - 1e-6 else 3
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pilotnet_optimized.optimize.evaluate import evaluate_folder, markdown_table, write_reports
+    report = evaluate_folder(args.models, args.data, threads=args.threads, limit=args.limit, runs=args.runs,
+                             methods=args.methods, progress=None if args.json else print)
+    paths = write_reports(report, args.out or args.models)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['machine']}; {report['frames']} frames of {', '.join(report['data'])}; "
+              f"{report['threads']} thread(s)")
+        print(markdown_table(report))
+        print('wrote ' + ', '.join(str(p) for p in paths.values()))
+    return 0 if any(r['status'] == 'ok' for r in report['rows']) else 1
+
+
 # -- parser --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -263,6 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
     p.add_argument('--laps', type=int, default=1)
     p.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = add('evaluate', cmd_evaluate, "The seed's table for every model in a folder: size, MSE and MAE on a "
+            'held-out circuit, batch-1 latency percentiles, ratios against Keras and the TFLite baseline.',
+            'pilotnet evaluate models/optimized --data data/test --threads 1')
+    p.add_argument('models', help='folder of models (the output of pilotnet optimize)')
+    p.add_argument('--data', nargs='+', required=True, help='held-out dataset folders (e.g. data/test)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--limit', type=int, help='first N frames of each dataset folder (default: all)')
+    p.add_argument('--runs', type=int, default=300, help='timed batch-1 calls per model (default: 300)')
+    p.add_argument('--methods', nargs='+', help='only these methods (default: every model in the folder)')
+    p.add_argument('--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
     p = add('laps', cmd_laps, "Behavior Metrics' lap figures of a recorded run against a perfect lap.",

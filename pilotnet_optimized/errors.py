@@ -7,6 +7,10 @@ __all__ = [
     'UnknownCircuitError',
     'TrajectoryError',
     'BagError',
+    'ModelError',
+    'ModelOutputError',
+    'BackendUnavailableError',
+    'ConversionError',
 ]
 
 
@@ -27,3 +31,19 @@ class TrajectoryError(PilotnetError):
 
 class BagError(TrajectoryError):
     """A bag that cannot be read, is cut off, or lacks the topic asked for."""
+
+
+class ModelError(PilotnetError):
+    """A model file that cannot be used: missing, corrupt, of an unknown kind, or with the wrong input shape."""
+
+
+class ModelOutputError(PilotnetError):
+    """A model that ran but produced NaN or infinite outputs (e.g. diverged weights): never drive on those."""
+
+
+class BackendUnavailableError(PilotnetError):
+    """A runtime backend that cannot run on this machine (its package or the GPU it needs is missing)."""
+
+
+class ConversionError(PilotnetError):
+    """A model that could not be converted (TFLite, SavedModel, ONNX), or conversion inputs that make no sense."""

@@ -1,0 +1,69 @@
+"""Runtime backends: one :class:`Backend` per inference runtime, picked from the model file or by name.
+
+Importing this package is cheap: each runtime (LiteRT, TensorFlow, ONNX Runtime, TensorRT) is imported only
+when a backend of that kind is built, so the robot side never pays for TensorFlow unless it runs a Keras model.
+
+>>> backend = load_backend('model.tflite', num_threads=2)      # doctest: +SKIP
+>>> v, w = backend.predict(frame_rgb)                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from pilotnet_optimized.backends.base import Backend
+from pilotnet_optimized.backends.litert import LiteRTBackend
+from pilotnet_optimized.backends.onnxruntime_backend import OnnxRuntimeBackend
+from pilotnet_optimized.backends.tensorflow_backend import TensorFlowBackend, is_savedmodel
+from pilotnet_optimized.backends.tensorrt_backend import TensorRTBackend
+from pilotnet_optimized.errors import ModelError, PilotnetError
+from pilotnet_optimized.models.preprocess import Preprocessing
+
+__all__ = ['BACKENDS', 'Backend', 'LiteRTBackend', 'OnnxRuntimeBackend', 'TensorFlowBackend', 'TensorRTBackend',
+           'backend_for_path', 'load_backend']
+
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in
+                                      (LiteRTBackend, TensorFlowBackend, OnnxRuntimeBackend, TensorRTBackend)}
+
+
+def backend_for_path(model_path: str | Path) -> str:
+    """The backend name for a model file, from its suffix (a SavedModel folder is 'tensorflow').
+
+    :raises ModelError: for a missing path, a suffix no backend loads, or a folder that is not a SavedModel.
+    """
+    path = Path(model_path)
+    if not path.exists():
+        raise ModelError(f'{path}: model not found')
+    if path.is_dir():
+        if is_savedmodel(path):
+            return TensorFlowBackend.name
+        raise ModelError(f'{path}: a folder without saved_model.pb is not a SavedModel')
+    suffix = path.suffix.lower()
+    for name, cls in BACKENDS.items():
+        if suffix in cls.suffixes:
+            return name
+    known = ', '.join(s for cls in BACKENDS.values() for s in cls.suffixes if s != '/')
+    raise ModelError(f'{path}: unknown model type {suffix!r}: expected one of {known} or a SavedModel folder')
+
+
+def load_backend(model_path: str | Path, backend: str = 'auto', num_threads: int = 1,
+                 preprocessing: Preprocessing | None = None) -> Backend:
+    """Load a model in the named runtime, or (``'auto'``) the one its file suffix calls for.
+
+    :param backend: ``'auto'`` or one of :data:`BACKENDS` (litert, tensorflow, onnxruntime, tensorrt).
+    :param num_threads: CPU threads for one inference.
+    :param preprocessing: overrides the model's sidecar preprocessing.
+    :raises PilotnetError: for an unknown backend name (the message lists the valid ones and the nearest).
+    :raises BackendUnavailableError: when the runtime cannot run here (e.g. TensorRT without a GPU).
+    :raises ModelError: for a missing, corrupt or wrongly shaped model.
+    """
+    key = backend.strip().lower()
+    if key == 'auto':
+        key = backend_for_path(model_path)
+    if key not in BACKENDS:
+        valid = ['auto', *BACKENDS]
+        near = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ''
+        raise PilotnetError(f"unknown backend '{backend}': choose one of {', '.join(valid)}{hint}")
+    return BACKENDS[key](model_path, num_threads=num_threads, preprocessing=preprocessing)

@@ -1,0 +1,161 @@
+"""The one interface every runtime backend implements (Donkeycar's interpreter pattern).
+
+A backend owns one loaded model. :meth:`Backend.predict` takes a camera frame and returns physical (v, w);
+:meth:`Backend.predict_normalised` takes an already preprocessed batch and returns the model's [0, 1] outputs,
+which is what offline evaluation compares. Preprocessing is always
+:func:`~pilotnet_optimized.models.preprocess.preprocess` with the model's sidecar settings: no backend crops,
+resizes or normalises on its own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pilotnet_optimized.errors import BackendUnavailableError, ModelError, ModelOutputError, PilotnetError
+from pilotnet_optimized.models.preprocess import ImageError, Preprocessing, denormalise_labels, preprocess
+
+__all__ = ['Backend', 'quantise', 'dequantise', 'error_text']
+
+
+class Backend(ABC):
+    """One model loaded in one runtime.
+
+    :param model_path: the model file (or SavedModel folder).
+    :param num_threads: CPU threads the runtime may use for one inference (set explicitly: runtimes differ in
+        their defaults, and the robot shares its cores with ROS).
+    :param preprocessing: how camera frames become model input; by default the model's sidecar
+        ``<model>.preprocessing.json``, or the project default when there is none.
+    :raises BackendUnavailableError: when this runtime cannot run on this machine (see :meth:`unavailable_reason`).
+    :raises ModelError: for a missing, unreadable or corrupt model, or one whose input shape is not the
+        preprocessing's output shape.
+    """
+
+    name: ClassVar[str]
+    #: File suffixes (lower case) this backend loads; a folder is ``'/'``.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1,
+                 preprocessing: Preprocessing | None = None) -> None:
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise BackendUnavailableError(reason)
+        self.model_path = Path(model_path)
+        if int(num_threads) < 1:
+            raise PilotnetError(f'num_threads must be at least 1, not {num_threads}')
+        self.num_threads = int(num_threads)
+        if not self.model_path.exists():
+            raise ModelError(f'{self.model_path}: model not found')
+        self.preprocessing = preprocessing if preprocessing is not None else Preprocessing.for_model(self.model_path)
+        self._load()
+        expected = self.preprocessing.input_shape
+        if tuple(self.input_shape) != expected:
+            raise ModelError(f'{self.model_path}: model takes {_shape_str(self.input_shape)} input but its '
+                             f'preprocessing makes {_shape_str(expected)} (wrong model, or wrong sidecar)')
+
+    # -- what each runtime implements ------------------------------------------------------------------------
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this runtime cannot run here (a missing package, no GPU), or ``None`` when it can."""
+        return None
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Load ``self.model_path``; wrap every runtime error in :class:`ModelError` naming the file."""
+
+    @abstractmethod
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run an N x H x W x 3 float32 batch; return the raw N x 2 outputs as float (dequantised)."""
+
+    @property
+    @abstractmethod
+    def precision(self) -> str:
+        """What the weights and arithmetic are: 'float32', 'float16', 'dynamic-range int8', 'int8 (uint8 I/O)'..."""
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one model input, as the model file declares it."""
+
+    # -- shared behaviour ------------------------------------------------------------------------------------
+
+    @property
+    def file_size_bytes(self) -> int:
+        """Bytes on disk: the file, or every file below a SavedModel folder."""
+        if self.model_path.is_dir():
+            return sum(p.stat().st_size for p in self.model_path.rglob('*') if p.is_file())
+        return self.model_path.stat().st_size
+
+    def predict_normalised(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed model input (N x H x W x 3 float32) to the model's outputs (N x 2 float32, [0, 1] space).
+
+        :raises ImageError: for a batch of the wrong shape.
+        :raises ModelOutputError: when any output is NaN or infinite.
+        """
+        batch = np.asarray(batch)
+        expected = self.preprocessing.input_shape
+        if batch.ndim != 4 or batch.shape[1:] != expected or batch.shape[0] < 1:
+            raise ImageError(f'expected a preprocessed batch N x {_shape_str(expected)}, got shape {batch.shape}')
+        out = np.asarray(self._infer(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
+        out = out.reshape(len(batch), -1)
+        if not np.isfinite(out).all():
+            raise ModelOutputError(f'{self.model_path}: the model produced NaN or infinite outputs')
+        return out
+
+    def predict(self, image_rgb: np.ndarray) -> tuple[float, float]:
+        """One RGB camera frame (H x W x 3 uint8) to physical (v m/s, w rad/s).
+
+        :raises ImageError: for anything but an RGB uint8 frame the preprocessing can crop.
+        """
+        x = preprocess(image_rgb, self.preprocessing)
+        v, w = denormalise_labels(self.predict_normalised(x[None])[0])
+        return float(v), float(w)
+
+    def describe(self) -> dict:
+        """One row for tables and logs: backend name, precision, size, path and threads."""
+        size = self.file_size_bytes
+        return {'backend': self.name, 'precision': self.precision, 'size_bytes': size, 'size_mb': size / 2 ** 20,
+                'path': str(self.model_path), 'threads': self.num_threads}
+
+    def close(self) -> None:
+        """Release the runtime's resources (most runtimes free them with the object)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({str(self.model_path)!r}, precision={self.precision!r}, ' \
+               f'threads={self.num_threads})'
+
+
+def quantise(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Float values to an integer tensor's values: ``round(x / scale) + zero_point``, clipped to the type.
+
+    Behavior Metrics fed raw floats to uint8 inputs and read uint8 outputs as if they were [0, 1]: that is the
+    seed's MSE of 28157 for its integer-only model.
+    """
+    info = np.iinfo(dtype)
+    q = np.round(x / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantise(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """An integer tensor's values back to floats: ``(q - zero_point) * scale``."""
+    return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+def error_text(err: BaseException) -> str:
+    """A runtime's exception as one line (some print multi-line C++ traces) for a :class:`ModelError`."""
+    text = ' '.join(str(err).split())
+    return text[:300] + ' ...' if len(text) > 300 else text or type(err).__name__
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return 'x'.join(str(d) for d in shape)

@@ -1,0 +1,94 @@
+"""ONNX Runtime backend for ``.onnx`` files (CPU, or CUDA where onnxruntime-gpu and a GPU are present)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from pilotnet_optimized.backends.base import Backend, error_text
+from pilotnet_optimized.errors import ModelError
+
+__all__ = ['OnnxRuntimeBackend']
+
+_FLOAT_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64}
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ONNX model in an ``onnxruntime.InferenceSession`` with ``intra_op_num_threads`` set."""
+
+    name: ClassVar[str] = 'onnxruntime'
+    suffixes: ClassVar[tuple[str, ...]] = ('.onnx',)
+
+    def _load(self) -> None:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.num_threads
+        # One inference is a chain of ops: a second pool of threads between ops would only compete for cores.
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: the session's warnings would go to stderr on every load
+        providers = ['CPUExecutionProvider']
+        if 'CUDAExecutionProvider' in ort.get_available_providers():
+            providers.insert(0, 'CUDAExecutionProvider')
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)
+        except Exception as err:  # ORT raises its own pybind error types (InvalidProtobuf, Fail, ...)
+            raise ModelError(f'{self.model_path}: not a loadable ONNX model ({error_text(err)})') from err
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f'{self.model_path}: expected one input and one output, '
+                             f'found {len(inputs)} and {len(outputs)}')
+        if inputs[0].type not in _FLOAT_TYPES:
+            raise ModelError(f'{self.model_path}: input type {inputs[0].type} is not supported (float inputs only)')
+        self._input_name, self._output_name = inputs[0].name, outputs[0].name
+        self._input_dtype = np.dtype(_FLOAT_TYPES[inputs[0].type])
+        self._shape = tuple(inputs[0].shape[1:])
+        self.providers = self._session.get_providers()
+        self._precision: str | None = None  # read from the graph on first use: it needs the onnx package
+
+    @property
+    def threads(self) -> int:
+        """The intra-op thread count the session really runs with (read back from the session)."""
+        return int(self._session.get_session_options().intra_op_num_threads)
+
+    @property
+    def precision(self) -> str:
+        if self._precision is None:
+            fp16_io = self._input_dtype == np.float16
+            self._precision = 'float16' if fp16_io else _weight_precision(self.model_path) or 'float32'
+        return self._precision
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        # Symbolic dimensions (strings such as 'unk__32') take whatever the preprocessing makes.
+        expected = self.preprocessing.input_shape
+        if len(self._shape) != len(expected):
+            return tuple(self._shape)
+        return tuple(d if isinstance(d, int) else e for d, e in zip(self._shape, expected))
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.dtype != self._input_dtype:
+            batch = batch.astype(self._input_dtype)
+        return self._session.run([self._output_name], {self._input_name: batch})[0]
+
+    def describe(self) -> dict:
+        return {**super().describe(), 'providers': self.providers}
+
+
+def _weight_precision(path: object) -> str | None:
+    """'int8' / 'float16' / 'mixed' from the initialisers' types, or None when onnx is missing or all are float32.
+
+    ONNX Runtime does not expose the weights, so read the graph (without external data) with the onnx package.
+    """
+    try:
+        import onnx
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # onnx missing or the file unreadable: precision is a label, not worth failing over
+        return None
+    names = {onnx.TensorProto.DataType.Name(t.data_type).lower() for t in graph.initializer}
+    names &= {'float', 'float16', 'int8', 'uint8'}
+    if names <= {'float'}:
+        return None
+    if names & {'int8', 'uint8'}:
+        return 'int8' if 'float' not in names else 'mixed (int8 weights)'
+    return 'float16' if names == {'float16'} else 'mixed'

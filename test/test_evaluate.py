@@ -1,0 +1,93 @@
+"""`pilotnet evaluate`: the seed's table over a folder of real converted models."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.models.train import TrainConfig, train
+from pilotnet_optimized.optimize.evaluate import evaluate_folder, find_models, markdown_table, write_reports
+from pilotnet_optimized.sim import get_circuit
+from pilotnet_optimized.sim.dataset import write_dataset
+
+
+@pytest.fixture(scope='module')
+def model_folder(tmp_path_factory):
+    import tf_keras
+
+    from pilotnet_optimized.models.data import load_datasets
+    from pilotnet_optimized.models.preprocess import normalise_input
+    from pilotnet_optimized.optimize.tflite import to_tflite
+    root = tmp_path_factory.mktemp('eval')
+    write_dataset(get_circuit('simple'), 40, root / 'train', seed=1, progress=False)
+    write_dataset(get_circuit('long_fast'), 24, root / 'test', seed=2, progress=False)
+    keras_path = root / 'models' / 'keras.keras'
+    train([root / 'train'], keras_path, TrainConfig(epochs=1, batch_size=8, head_units=32), verbose=0)
+    model = tf_keras.models.load_model(keras_path, compile=False)
+    rep = normalise_input(load_datasets([root / 'train'], progress=False).images)
+    to_tflite(model, root / 'models' / 'baseline.tflite')
+    to_tflite(model, root / 'models' / 'dynamic.tflite', 'dynamic')
+    to_tflite(model, root / 'models' / 'int8.tflite', 'int8', representative=rep)
+    return root
+
+
+def test_find_models_without_manifest(model_folder):
+    names = [m for m, _ in find_models(model_folder / 'models')]
+    assert names == ['baseline', 'dynamic', 'int8', 'keras']
+
+
+def test_find_models_follows_the_manifest(model_folder, tmp_path):
+    folder = tmp_path / 'm'
+    shutil.copytree(model_folder / 'models', folder)
+    (folder / 'manifest.json').write_text(json.dumps({
+        'keras': {'file': 'keras.keras', 'status': 'ok'}, 'int8': {'file': 'int8.tflite', 'status': 'ok'},
+        'qat': {'file': 'qat.tflite', 'status': 'error', 'error': 'boom'}}))
+    assert [m for m, _ in find_models(folder)] == ['keras', 'int8']
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(PilotnetError, match='not found'):
+        find_models(tmp_path / 'nope')
+    with pytest.raises(PilotnetError, match='no models'):
+        find_models(tmp_path)
+
+
+def test_evaluate_table_and_reports(model_folder, tmp_path):
+    report = evaluate_folder(model_folder / 'models', [model_folder / 'test'], runs=20, warmup=5, progress=None)
+    rows = {r['method']: r for r in report['rows']}
+    assert set(rows) == {'keras', 'baseline', 'dynamic', 'int8'}
+    assert all(r['status'] == 'ok' for r in rows.values())
+    assert report['frames'] == 24
+    # The float32 TFLite model computes what Keras computes.
+    assert rows['baseline']['mse'] == pytest.approx(rows['keras']['mse'], rel=1e-3, abs=1e-6)
+    # Integer-only with proper (de)quantisation stays near the float model (the seed's was 28157).
+    assert rows['int8']['mse'] < 2 * rows['baseline']['mse'] + 0.01
+    assert rows['dynamic']['size_mb'] < rows['baseline']['size_mb'] / 3
+    assert rows['baseline']['size_ratio_vs_baseline'] == pytest.approx(1.0)
+    assert rows['dynamic']['size_ratio_vs_baseline'] > 3
+    for r in rows.values():
+        assert r['p50_ms'] <= r['p90_ms'] <= r['p99_ms']
+        assert np.isfinite(r['mae_v']) and np.isfinite(r['mae_w'])
+    paths = write_reports(report, tmp_path)
+    with open(paths['csv'], newline='') as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert json.loads(paths['json'].read_text())['rows'][0]['method']
+    md = paths['md'].read_text()
+    assert '| int8 |' in md and 'p50 ms' in md
+    assert paths['png'].stat().st_size > 10_000
+    assert markdown_table(report).count('\n') == 5
+
+
+def test_a_corrupt_model_is_a_row_with_its_error(model_folder, tmp_path):
+    folder = tmp_path / 'm'
+    shutil.copytree(model_folder / 'models', folder)
+    (folder / 'broken.tflite').write_bytes(b'not a flatbuffer' * 100)
+    report = evaluate_folder(folder, [model_folder / 'test'], runs=5, warmup=1, progress=None)
+    broken = next(r for r in report['rows'] if r['method'] == 'broken')
+    assert broken['status'] == 'error' and 'broken.tflite' in broken['error']
+    assert sum(r['status'] == 'ok' for r in report['rows']) == 4
