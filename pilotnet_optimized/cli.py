@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--arch', default='pilotnet', choices=['pilotnet', 'pilotnet-nvidia'],
                    help="architecture (default: pilotnet, the seed's 17 M-parameter model)")
     p.add_argument('--head-units', type=int, help='width of the first dense layer (default: the architecture\'s)')
-    p.add_argument('--epochs', type=int, default=12, help='maximum epochs (default: 12; early stopping)')
+    p.add_argument('--epochs', type=int, default=8, help='maximum epochs (default: 8; early stopping)')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
     p.add_argument('--patience', type=int, default=3, help='early-stopping patience in epochs (default: 3)')

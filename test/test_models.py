@@ -134,6 +134,7 @@ def test_tiny_training_run_saves_a_model_that_loads(tiny_data, tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=16, head_units=8, patience=1)
     result = train([tiny_data / 'train'], out, cfg, val=[tiny_data / 'val'], verbose=0)
     assert out.is_file() and result.epochs_run >= 1
+    assert not (tmp_path / 'tiny.best.keras').exists()  # the per-epoch checkpoint is folded into OUT
     assert result.train_frames == 48 and result.val_frames == 16
     assert np.isfinite(result.best_val_loss)
     report = json.loads((tmp_path / 'tiny.keras.train.json').read_text())

@@ -34,7 +34,7 @@ class TrainConfig:
     """Everything that decides a training run (saved next to the model)."""
 
     arch: str = 'pilotnet'
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 3
@@ -173,8 +173,11 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
             build_model(cfg.arch, cfg.preprocessing.input_shape)
     model.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate), loss='mse', metrics=['mae'])
     out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = out.with_name(out.stem + '.best.keras')
     callbacks = [
         tf_keras.callbacks.EarlyStopping(monitor='val_loss', patience=cfg.patience, restore_best_weights=True),
+        # The best model so far is on disk after every epoch: an interrupted run still leaves a usable model.
+        tf_keras.callbacks.ModelCheckpoint(str(checkpoint), monitor='val_loss', save_best_only=True),
         tf_keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.3, patience=max(1, cfg.patience - 1)),
     ]
     if verbose:
@@ -190,6 +193,7 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
     tmp = out.with_name(out.stem + '.tmp.keras')
     model.save(tmp)
     tmp.replace(out)
+    checkpoint.unlink(missing_ok=True)
     cfg.preprocessing.save(out)
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     best_epoch = int(np.argmin(hist['val_loss'])) + 1
