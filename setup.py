@@ -39,6 +39,8 @@ setup(
     entry_points={
         'console_scripts': [
             'pilotnet = pilotnet_optimized.cli:main',
+            'inference_node = pilotnet_optimized.nodes.inference_node:main',
+            'simulator_node = pilotnet_optimized.nodes.simulator_node:main',
         ],
     },
 )

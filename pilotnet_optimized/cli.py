@@ -25,7 +25,9 @@ examples:
   pilotnet laps --trajectory run.csv --perfect-lap lap-simple-circuit.bag
   pilotnet train --data data/train --val data/val --out models/pilotnet.keras
   pilotnet drive --model models/pilotnet.keras --circuit simple
+  pilotnet optimize models/pilotnet.keras --methods all --data data/train --val data/val --out models/optimized
   pilotnet evaluate models/optimized --data data/test
+  pilotnet run model:=dynamic circuit:=simple
 """
 
 
@@ -281,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
+    from pilotnet_optimized.optimize import pipeline
+    p = add('optimize', pipeline.cmd_optimize, 'Write every optimised variant of a trained model (TFLite float32, '
+            'dynamic range, float16, int8, QAT, pruning, clustering, SavedModel, ONNX, slim, ...), one line each.',
+            'pilotnet optimize models/pilotnet.keras --methods all --data data/train --val data/val '
+            '--out models/optimized')
+    pipeline.add_arguments(p)
+
     p = add('evaluate', cmd_evaluate, "The seed's table for every model in a folder: size, MSE and MAE on a "
             'held-out circuit, batch-1 latency percentiles, ratios against Keras and the TFLite baseline.',
             'pilotnet evaluate models/optimized --data data/test --threads 1')
@@ -292,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--methods', nargs='+', help='only these methods (default: every model in the folder)')
     p.add_argument('--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    from pilotnet_optimized.nodes import runner
+    p = add('run', runner.cmd_run, 'Start the ROS 2 graph (simulator + inference node) like `ros2 launch '
+            'pilotnet_optimized sim.launch.py`, from the same graph description, on machines without launch_ros.',
+            'pilotnet run model:=models/optimized/dynamic.tflite circuit:=simple laps:=1')
+    runner.add_run_arguments(p)
 
     p = add('laps', cmd_laps, "Behavior Metrics' lap figures of a recorded run against a perfect lap.",
             'pilotnet laps --trajectory run.bag --perfect-lap lap-simple-circuit.bag --json')

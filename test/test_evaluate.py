@@ -44,9 +44,11 @@ def test_find_models_without_manifest(model_folder):
 def test_find_models_follows_the_manifest(model_folder, tmp_path):
     folder = tmp_path / 'm'
     shutil.copytree(model_folder / 'models', folder)
+    # The layout `pilotnet optimize` writes: run settings beside a table of methods, in the order they ran.
     (folder / 'manifest.json').write_text(json.dumps({
-        'keras': {'file': 'keras.keras', 'status': 'ok'}, 'int8': {'file': 'int8.tflite', 'status': 'ok'},
-        'qat': {'file': 'qat.tflite', 'status': 'error', 'error': 'boom'}}))
+        'model': 'x.keras', 'settings': {'seed': 1}, 'methods': {
+            'keras': {'file': 'keras.keras', 'status': 'ok'}, 'int8': {'file': 'int8.tflite', 'status': 'ok'},
+            'qat': {'file': 'qat.tflite', 'status': 'error', 'error': 'boom'}}}))
     assert [m for m, _ in find_models(folder)] == ['keras', 'int8']
 
 

@@ -63,9 +63,10 @@ def find_models(folder: str | Path) -> list[tuple[str, Path]]:
             entries = json.loads(manifest.read_text())
         except ValueError as err:
             raise PilotnetError(f'{manifest}: not valid JSON ({err})') from err
-        items = entries.items() if isinstance(entries, dict) else ((e.get('method'), e) for e in entries)
-        for method, entry in items:
-            if entry.get('status', 'ok') == 'ok' and entry.get('file'):
+        # `pilotnet optimize` writes {"methods": {name: entry}} beside its settings; a bare {name: entry} works too.
+        methods = entries.get('methods', entries) if isinstance(entries, dict) else {}
+        for method, entry in methods.items():
+            if isinstance(entry, dict) and entry.get('status', 'ok') == 'ok' and entry.get('file'):
                 path = folder / entry['file']
                 if path.exists():
                     found.append((str(method), path))

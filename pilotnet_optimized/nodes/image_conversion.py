@@ -1,0 +1,77 @@
+"""``sensor_msgs/Image`` <-> numpy for the camera encodings the car uses, with cv_bridge's semantics.
+
+cv_bridge (ROS 2) is not installable without a distro, and the brain only needs ``rgb8`` and ``bgr8``, so this is
+the few lines of numpy that ``CvBridge().imgmsg_to_cv2(msg, 'rgb8')`` amounts to for those encodings:
+
+- rows are ``step`` bytes apart; bytes past ``width * 3`` in a row are padding and are dropped;
+- ``bgr8`` is turned into RGB (cv_bridge's ``cvtColor(BGR2RGB)``); ``rgb8`` is taken as it is;
+- ``is_bigendian`` does not matter for 8-bit channels (cv_bridge only byte-swaps multi-byte types);
+- every other encoding is an error (cv_bridge would convert ``mono8`` or ``bgra8``; a PilotNet trained on RGB road
+  frames should not silently get grey or alpha images, so we refuse and say what we got).
+"""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from sensor_msgs.msg import Image
+
+from pilotnet_optimized.models.preprocess import ImageError
+
+__all__ = ['SUPPORTED_ENCODINGS', 'image_to_rgb', 'rgb_to_image', 'ImageError']
+
+#: Encodings :func:`image_to_rgb` accepts.
+SUPPORTED_ENCODINGS = ('rgb8', 'bgr8')
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """A camera ``Image`` as an ``height x width x 3`` RGB uint8 array (a copy: the message may be reused).
+
+    :raises ImageError: for an encoding other than ``rgb8``/``bgr8``, a ``step`` shorter than a row, or a data
+        buffer shorter than ``step * height``.
+    """
+    encoding = msg.encoding.lower()
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageError(f"unsupported image encoding '{msg.encoding}': expected one of "
+                         f"{', '.join(SUPPORTED_ENCODINGS)}")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height < 1 or width < 1:
+        raise ImageError(f'empty image ({width}x{height})')
+    row_bytes = width * 3
+    if step < row_bytes:
+        raise ImageError(f'image step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)')
+    # rclpy keeps uint8[] as array.array('B'): frombuffer reads it without a copy.
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size < step * height:
+        raise ImageError(f'image data has {data.size} bytes, {encoding} {width}x{height} with step {step} needs '
+                         f'{step * height}')
+    rows = data[:step * height].reshape(height, step)[:, :row_bytes]
+    pixels = rows.reshape(height, width, 3)
+    # Both branches copy, so the result owns its memory and is C-contiguous (what the preprocessing expects).
+    return pixels[:, :, ::-1].copy() if encoding == 'bgr8' else pixels.copy()
+
+
+def rgb_to_image(rgb: np.ndarray, encoding: str = 'rgb8', msg: Image | None = None) -> Image:
+    """An ``H x W x 3`` RGB uint8 array as an unpadded ``Image`` (``step = width * 3``) in ``encoding``.
+
+    :param msg: a message to fill (the simulator reuses one; header is left to the caller).
+    :raises ImageError: for anything but an H x W x 3 uint8 array, or an encoding other than rgb8/bgr8.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageError(f'expected an H x W x 3 uint8 RGB array, got {rgb.dtype} of shape {rgb.shape}')
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageError(f"cannot write encoding '{encoding}': expected one of {', '.join(SUPPORTED_ENCODINGS)}")
+    out = msg if msg is not None else Image()
+    pixels = rgb[:, :, ::-1] if encoding == 'bgr8' else rgb
+    out.height, out.width = int(rgb.shape[0]), int(rgb.shape[1])
+    out.encoding = encoding
+    out.is_bigendian = 0
+    out.step = int(rgb.shape[1]) * 3
+    # The generated setter takes an array.array('B') as it is; bytes or a list would be checked element by element
+    # (about 0.1 s for one 640x480 frame). frombytes on a memoryview is a single copy.
+    data = array.array('B')
+    data.frombytes(memoryview(np.ascontiguousarray(pixels)).cast('B'))
+    out.data = data
+    return out

@@ -1,0 +1,398 @@
+"""The brain: camera ``Image`` in, ``Twist`` out, through any :mod:`~pilotnet_optimized.backends` model.
+
+Topics (names are parameters; defaults are Behavior Metrics' ROS 2 Formula-1 car):
+
+| topic | type | QoS | |
+|---|---|---|---|
+| ``image_topic`` (``/cam_f1_left/image_raw``) | sensor_msgs/Image | :data:`~.qos.CAMERA` | in: rgb8 or bgr8 |
+| ``cmd_topic`` (``/cmd_vel``) | geometry_msgs/Twist | :data:`~.qos.COMMAND` | out: linear.x = v, angular.z = w |
+| ``stamped_cmd_topic`` (``/cmd_vel_stamped``) | geometry_msgs/TwistStamped | :data:`~.qos.COMMAND` | out: the
+  same command stamped with the image's stamp, so a lock-step simulator can tell which frame it answers ('' = off) |
+| ``~/timing`` | std_msgs/Float64MultiArray | :data:`~.qos.TIMING` | out: one per frame, :data:`TIMING_FIELDS` |
+| ``~/status`` | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: ``model_loaded`` / ``model_error`` events |
+
+Timing, per frame, in :data:`TIMING_FIELDS` order: ``inference_ms`` (the model call only, as Behavior Metrics
+measures it), ``end_to_end_ms`` (image header stamp to command publish on the node clock: with ``use_sim_time``
+that is simulated time, 0 in lock-step by construction), ``preprocess_ms`` (Image to model input: conversion, crop,
+resize), ``callback_ms`` (image callback start to command published, steady clock) and ``image_stamp_s`` (to pair a
+sample with its frame). The names are also in ``layout.dim[0].label``.
+
+Model swap: ``ros2 param set /inference_node model_path drq`` (or ``backend``, ``num_threads``) is accepted at once
+and the model loads on a worker thread, while the old one keeps driving; when it has loaded (and answered one
+blank frame) it replaces the old one between two frames. A model that cannot be loaded is refused: an error is
+logged, a ``model_error`` event goes out on ``~/status``, the old model keeps driving, and the parameters are set
+back to the model in use (so ``ros2 param get`` always tells the truth).
+
+Safety: a NaN or infinite model output, or any failure in the model call, is answered with a zero command and an
+error log. A watchdog on the steady clock (simulated time stops when the simulator does) publishes a zero command
+every 0.1 s while the newest usable image is older than ``input_timeout``. On SIGINT or SIGTERM the node publishes
+a last zero command and waits (at most 1 s) for it to be acknowledged before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist, TwistStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
+from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+
+from pilotnet_optimized.backends import Backend, load_backend
+from pilotnet_optimized.errors import ModelOutputError, PilotnetError
+from pilotnet_optimized.models.preprocess import ImageError, denormalise_labels, preprocess
+from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DEFAULT_MODELS_DIR, ParamSpec, declare_parameters,
+                                            resolve_model)
+from pilotnet_optimized.nodes.image_conversion import image_to_rgb
+
+__all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
+
+TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
+WATCHDOG_PERIOD_S = 0.1
+#: Errors that stop the node at start with one line: bad model, bad parameter value or topic name.
+STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec('model_path', '', 'model file or SavedModel folder, or a model name looked up in models_dir; set it '
+              'at run time to swap models (loaded in the background; a bad one is refused and this is set back)'),
+    ParamSpec('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up (drq -> <dir>/drq.tflite)'),
+    ParamSpec('backend', 'auto', 'inference runtime; auto picks it from the model file', choices=BACKEND_CHOICES),
+    ParamSpec('num_threads', 1, 'CPU threads for one inference', int_range=(1, 64)),
+    ParamSpec('image_topic', '/cam_f1_left/image_raw', 'camera topic (sensor_msgs/Image, rgb8 or bgr8)',
+              read_only=True),
+    ParamSpec('cmd_topic', '/cmd_vel', 'command topic (geometry_msgs/Twist)', read_only=True),
+    ParamSpec('stamped_cmd_topic', '/cmd_vel_stamped', "the same commands as TwistStamped with the answered image's "
+              "stamp, for lock-step simulators ('' = off)", read_only=True),
+    ParamSpec('input_timeout', 0.5, 'seconds without a usable image before the watchdog publishes zero commands',
+              float_range=(0.05, 60.0)),
+    ParamSpec('stats_period', 10.0, 'seconds between timing summaries in the log (0 = none)',
+              float_range=(0.0, 3600.0)),
+)
+_RELOAD_KEYS = ('model_path', 'backend', 'num_threads')
+
+#: Builds a ready backend from (path, backend name, threads); tests pass their own.
+Loader = Callable[[str, str, int], Backend]
+
+
+def load_model(path: str, backend: str = 'auto', num_threads: int = 1) -> Backend:
+    """Load a model and run it once on a blank frame, so the first camera frame does not pay for the runtime's
+    lazy set-up and a model that loads but cannot run (or answers NaN) is refused before it drives.
+
+    :raises PilotnetError: for a missing, corrupt or broken model, or an unknown backend.
+    """
+    model = load_backend(path, backend, num_threads=num_threads)
+    prep = model.preprocessing
+    try:
+        model.predict(np.zeros((prep.source_height, prep.source_width, 3), np.uint8))
+    except Exception:
+        model.close()
+        raise
+    return model
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A model to load: what the parameters asked for."""
+
+    generation: int
+    model_path: str
+    models_dir: str
+    backend: str
+    num_threads: int
+
+    def params(self) -> dict[str, Any]:
+        return {'model_path': self.model_path, 'backend': self.backend, 'num_threads': self.num_threads}
+
+
+class InferenceNode(Node):
+    """Drives with one model at a time; see the module documentation for topics, timing, swaps and safety.
+
+    :param loader: builds backends (default :func:`load_model`); called on a worker thread for swaps.
+    :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
+    :raises PilotnetError: when the initial model cannot be loaded, or a parameter has a bad value.
+    """
+
+    def __init__(self, node_name: str = 'inference_node', *, loader: Loader = load_model, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self, PARAMETERS)
+        value = self._param
+        backend = str(value('backend')).strip().lower()
+        if backend not in BACKEND_CHOICES:
+            raise PilotnetError(f"backend '{backend}': choose one of {', '.join(BACKEND_CHOICES)}")
+        self._loader = loader
+        self._input_timeout = float(value('input_timeout'))
+        first = _Request(0, str(value('model_path')), str(value('models_dir')), backend, int(value('num_threads')))
+        self._backend: Backend = loader(str(resolve_model(first.model_path, first.models_dir)), first.backend,
+                                        first.num_threads)
+        self._active = first
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._loaded: list[tuple[_Request, Backend | None, BaseException | None, float]] = []
+        self._reverting = False
+        self._last_image: float | None = None   # time.monotonic() of the newest usable image
+        self._stale = True
+        self._times: deque[tuple[float, float]] = deque(maxlen=2000)   # (inference_ms, callback_ms)
+        self._frames_since_stats = 0
+
+        self._cmd_pub = self.create_publisher(Twist, str(value('cmd_topic')), qos.COMMAND)
+        stamped = str(value('stamped_cmd_topic')).strip()
+        self._stamped_pub = self.create_publisher(TwistStamped, stamped, qos.COMMAND) if stamped else None
+        self._timing_pub = self.create_publisher(Float64MultiArray, '~/timing', qos.TIMING)
+        self._status_pub = self.create_publisher(String, '~/status', qos.STATUS)
+        self._image_sub = self.create_subscription(Image, str(value('image_topic')), self._on_image, qos.CAMERA)
+        # Steady clock: with use_sim_time the ROS clock stops when the simulator does, and so would a watchdog on it.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._watchdog = self.create_timer(WATCHDOG_PERIOD_S, self._on_watchdog, clock=self._steady)
+        period = float(value('stats_period'))
+        self._stats_timer = self.create_timer(period, self._on_stats, clock=self._steady) if period > 0 else None
+        # Worker threads hand loaded models to the executor thread through this, so the swap happens between frames.
+        self._loaded_gc = self.create_guard_condition(self._on_model_loaded)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        info = self._backend.describe()
+        self.get_logger().info(f"driving with {info['path']} ({info['backend']}, {info['precision']}, "
+                               f"{info['size_mb']:.2f} MB, {info['threads']} thread(s)); camera "
+                               f'{self._image_sub.topic_name}, commands {self._cmd_pub.topic_name}')
+        self._publish_status({'event': 'model_loaded', 'requested': first.model_path, **info, 'load_seconds': None})
+
+    # -- parameters and model swaps ------------------------------------------------------------------------------
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    @property
+    def backend(self) -> Backend:
+        """The model driving now."""
+        return self._backend
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Validate a change; start loading a new model in the background when one is asked for."""
+        if self._reverting:
+            return SetParametersResult(successful=True)
+        changes = {p.name: p.value for p in params}
+        if 'backend' in changes and str(changes['backend']).strip().lower() not in BACKEND_CHOICES:
+            return SetParametersResult(successful=False, reason=f"backend '{changes['backend']}': choose one of "
+                                       f"{', '.join(BACKEND_CHOICES)}")
+        if 'model_path' in changes and not str(changes['model_path']).strip():
+            return SetParametersResult(successful=False, reason='model_path must not be empty')
+        if 'input_timeout' in changes:
+            self._input_timeout = float(changes['input_timeout'])
+        if any(key in changes for key in _RELOAD_KEYS):
+            current = {key: self._param(key) for key in (*_RELOAD_KEYS, 'models_dir')}
+            current.update(changes)
+            self._generation += 1
+            request = _Request(self._generation, str(current['model_path']), str(current['models_dir']),
+                               str(current['backend']).strip().lower(), int(current['num_threads']))
+            self.get_logger().info(f'loading {request.model_path} ({request.backend}, {request.num_threads} '
+                                   f'thread(s)) in the background; still driving with {self._active.model_path}')
+            threading.Thread(target=self._load_worker, args=(request,), name=f'model-load-{request.generation}',
+                             daemon=True).start()
+        return SetParametersResult(successful=True)
+
+    def _load_worker(self, request: _Request) -> None:
+        """Off the executor: resolve, load and warm up; hand the result over through the guard condition."""
+        start = time.perf_counter()
+        model: Backend | None = None
+        error: BaseException | None = None
+        try:
+            path = resolve_model(request.model_path, request.models_dir)
+            model = self._loader(str(path), request.backend, request.num_threads)
+        except Exception as err:  # noqa: BLE001 - whatever a runtime raises, the model is refused, not the node
+            error = err
+        with self._lock:
+            self._loaded.append((request, model, error, time.perf_counter() - start))
+        try:
+            self._loaded_gc.trigger()
+        except Exception:  # noqa: BLE001 - the node was destroyed while loading: nothing left to hand over to
+            if model is not None:
+                model.close()
+
+    def _on_model_loaded(self) -> None:
+        """On the executor thread: swap in a loaded model, or refuse a failed one and set the parameters back."""
+        with self._lock:
+            results, self._loaded = self._loaded, []
+        for request, model, error, seconds in results:
+            if request.generation != self._generation:
+                # A newer request was made while this one loaded: only the newest one counts.
+                if model is not None:
+                    model.close()
+                continue
+            if model is not None:
+                old, self._backend, self._active = self._backend, model, request
+                old.close()
+                info = model.describe()
+                self.get_logger().info(f"swapped model in {seconds:.2f} s: now driving with {info['path']} "
+                                       f"({info['backend']}, {info['precision']}, {info['threads']} thread(s))")
+                self._publish_status({'event': 'model_loaded', 'requested': request.model_path, **info,
+                                      'load_seconds': round(seconds, 3)})
+            else:
+                text = ' '.join(str(error).split()) or type(error).__name__
+                self.get_logger().error(f'cannot use model {request.model_path}: {text}; still driving with '
+                                        f'{self._active.model_path}')
+                self._publish_status({'event': 'model_error', 'requested': request.model_path, 'error': text,
+                                      'path': str(self._backend.model_path), 'active': self._active.model_path})
+                self._revert_parameters()
+
+    def _revert_parameters(self) -> None:
+        self._reverting = True
+        try:
+            self.set_parameters([Parameter(k, value=v) for k, v in self._active.params().items()])
+        finally:
+            self._reverting = False
+
+    def _publish_status(self, event: dict[str, Any]) -> None:
+        self._status_pub.publish(String(data=json.dumps(event, default=str)))
+
+    # -- frames ----------------------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        try:
+            rgb = image_to_rgb(msg)
+        except ImageError as err:
+            # Not a usable image: no command, and the watchdog is not fed, so a wrong camera stops the car.
+            self.get_logger().warning(f'ignoring camera image: {err}', throttle_duration_sec=5.0)
+            return
+        self._last_image = time.monotonic()
+        if self._stale:
+            self._stale = False
+            self.get_logger().info('camera images arriving: driving')
+        model = self._backend  # read once: a swap lands between frames, never inside one
+        try:
+            x = preprocess(rgb, model.preprocessing)
+            t_model = time.perf_counter()
+            out = model.predict_normalised(x[None])[0]
+            t_done = time.perf_counter()
+            v, w = (float(z) for z in denormalise_labels(out))
+        except ModelOutputError as err:
+            self.get_logger().error(f'{err}: publishing a zero command', throttle_duration_sec=1.0)
+            self._publish_command(0.0, 0.0, msg)
+            return
+        except Exception as err:  # noqa: BLE001 - a failing model must stop the car, not kill the node
+            self.get_logger().error(f'inference failed ({type(err).__name__}: {err}): publishing a zero command',
+                                    throttle_duration_sec=1.0)
+            self._publish_command(0.0, 0.0, msg)
+            return
+        self._publish_command(v, w, msg)
+        end = time.perf_counter()
+        stamp = Time.from_msg(msg.header.stamp, clock_type=self.get_clock().clock_type)
+        end_to_end_ms = (self.get_clock().now() - stamp).nanoseconds / 1e6
+        inference_ms, callback_ms = (t_done - t_model) * 1e3, (end - start) * 1e3
+        timing = Float64MultiArray(data=[inference_ms, end_to_end_ms, (t_model - start) * 1e3, callback_ms,
+                                         msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9])
+        timing.layout.dim = [MultiArrayDimension(label=','.join(TIMING_FIELDS), size=len(TIMING_FIELDS),
+                                                 stride=len(TIMING_FIELDS))]
+        self._timing_pub.publish(timing)
+        self._times.append((inference_ms, callback_ms))
+        self._frames_since_stats += 1
+
+    def _publish_command(self, v: float, w: float, image: Image | None = None) -> None:
+        cmd = Twist()
+        cmd.linear.x, cmd.angular.z = float(v), float(w)
+        self._cmd_pub.publish(cmd)
+        if self._stamped_pub is not None and image is not None:
+            # Only answers to frames go here: a watchdog zero stamped 'now' could carry the stamp of the frame a
+            # frozen lock-step simulator is waiting on, and be taken for its answer.
+            self._stamped_pub.publish(TwistStamped(header=image.header, twist=cmd))
+
+    # -- timers ----------------------------------------------------------------------------------------------
+    def _on_watchdog(self) -> None:
+        age = math.inf if self._last_image is None else time.monotonic() - self._last_image
+        if age <= self._input_timeout:
+            return
+        if not self._stale:
+            self._stale = True
+            self.get_logger().warning(f'no camera image for {self._input_timeout:g} s: publishing zero commands')
+        self._publish_command(0.0, 0.0)
+
+    def _on_stats(self) -> None:
+        n, self._frames_since_stats = self._frames_since_stats, 0
+        if n == 0 or not self._times:
+            return
+        recent = np.array(list(self._times)[-n:])
+        p50, p99 = np.percentile(recent[:, 0], [50, 99])
+        c50, c99 = np.percentile(recent[:, 1], [50, 99])
+        period = float(self._param('stats_period'))
+        self.get_logger().info(f'{n} frames in {period:g} s ({n / period:.1f} Hz): inference p50 {p50:.2f} ms, '
+                               f'p99 {p99:.2f} ms; image to command p50 {c50:.2f} ms, p99 {c99:.2f} ms')
+
+    # -- shutdown --------------------------------------------------------------------------------------------
+    def publish_final_zero(self, timeout_s: float = 1.0) -> None:
+        """Stop the car: publish a zero command and wait (at most ``timeout_s``) until subscribers have it."""
+        self._publish_command(0.0, 0.0)
+        self._cmd_pub.wait_for_all_acked(Duration(seconds=timeout_s))
+        self.get_logger().info('published a final zero command')
+
+    def destroy_node(self) -> None:
+        # Also called by the context's shutdown for a node whose constructor failed before it had a model.
+        model = getattr(self, '_backend', None)
+        if model is not None:
+            model.close()
+        super().destroy_node()
+
+
+_stop = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    # Only a flag. Raising KeyboardInterrupt from here (Python's default) can land inside rclpy's C++ message
+    # conversion, which then surfaces as a RuntimeError instead, and the node dies without its final zero.
+    _stop.set()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run pilotnet_optimized inference_node --ros-args -p model_path:=...``: spin until SIGINT/SIGTERM.
+
+    :returns: 0 after a clean stop, 2 when the node cannot start (one line on stderr says why).
+    """
+    # rclpy's own SIGINT handler would shut the context down before we can publish the final zero (rclpy#1287).
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager sends only it.
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        node = InferenceNode()
+    except STARTUP_ERRORS as err:
+        print(f'inference_node: error: {err}', file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        # The watchdog timer wakes the executor every 0.1 s, so a stop request is seen within that.
+        while rclpy.ok() and not _stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        # Nothing may cut the final zero short now.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if rclpy.ok():
+            node.publish_final_zero()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

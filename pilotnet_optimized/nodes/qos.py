@@ -1,0 +1,36 @@
+"""Every QoS profile of the node suite, in one place, each chosen for what its topic carries.
+
+- :data:`CAMERA`: best effort, keep last 1, volatile. A late frame is worthless: drive on the newest
+  (sensor-data QoS with depth 1).
+- :data:`COMMAND`: reliable, keep last 1, volatile. The newest command must arrive (the final zero above all);
+  an older one may be replaced by a newer one.
+- :data:`ODOMETRY`: reliable, keep last 10, volatile. Metrics and recorders want every pose.
+- :data:`CLOCK`: best effort, keep last 1, volatile. As rclcpp's ``ClockQoS`` and rclpy's time source subscribe.
+- :data:`TIMING`: reliable, keep last 50, volatile. One sample per frame for a metrics node; a burst must not drop
+  samples.
+- :data:`STATUS`: reliable, keep last 1, transient local. Events (model swaps, end of run): a late subscriber still
+  gets the latest one.
+
+A reliable publisher also serves best-effort subscribers, not the other way round: so the camera publisher is best
+effort only because the camera is (Gazebo's camera plugin and ``qos_profile_sensor_data`` are), and every subscriber
+here asks for no more than its publisher offers.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+__all__ = ['CAMERA', 'COMMAND', 'ODOMETRY', 'CLOCK', 'TIMING', 'STATUS']
+
+CAMERA = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                    durability=DurabilityPolicy.VOLATILE)
+COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.VOLATILE)
+ODOMETRY = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+CLOCK = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                   durability=DurabilityPolicy.VOLATILE)
+TIMING = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)
+STATUS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)

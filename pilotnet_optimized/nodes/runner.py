@@ -1,0 +1,231 @@
+"""``pilotnet run``: start the graph of :mod:`.graph` as subprocesses, where ``ros2 launch`` is not available.
+
+``pilotnet run model:=drq circuit:=simple laps:=1`` takes the launch file's arguments (``name:=value``), asks
+:func:`~.graph.describe_graph` for the nodes, and starts each as ``python -m <module> --ros-args -r __node:=<name>
+--params-file config/<name>.yaml -p key:=value ...`` with the graph's environment (the Fast DDS large-data
+transport): the same executables, parameters and environment as ``ros2 launch pilotnet_optimized sim.launch.py``.
+Each node's output is streamed with a ``[name]`` prefix.
+
+The run ends when:
+
+- a node marked ``ends_run`` exits (the simulator, when its run is over): the rest are stopped and ``pilotnet run``
+  exits with its code (0: laps done, 3: the run ended early);
+- any other node exits: the rest are stopped; exit code the node's, or 1 if it exited 0;
+- Ctrl-C or SIGTERM: every node is stopped; exit code 0 when all stop cleanly.
+
+Stopping is SIGINT to each node in reverse start order (the brain before the simulator, so its final zero command
+reaches the car), a wait of ``--stop-timeout`` seconds, then SIGTERM, and SIGKILL for anything still running after
+two more seconds. Each node runs in its own process group, so a terminal's Ctrl-C reaches it once, from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import IO
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.nodes.graph import ARGUMENTS, NodeSpec, describe_graph, parse_arguments, resolve_model
+
+__all__ = ['add_run_arguments', 'cmd_run', 'parse_assignments', 'GraphRunner', 'main']
+
+KILL_AFTER_TERM_S = 2.0
+EXAMPLE = 'pilotnet run model:=models/optimized/drq.tflite circuit:=simple laps:=1'
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet run`` arguments: ``NAME:=VALUE`` assignments (the launch file's), ``--dry-run``,
+    ``--stop-timeout``."""
+    lines = [f"  {a.name}:={a.default or '<required>'}  {a.description}" for a in ARGUMENTS.values()]
+    parser.add_argument('assignments', nargs='*', metavar='NAME:=VALUE',
+                        help='launch arguments, as for ros2 launch pilotnet_optimized sim.launch.py:\n'
+                        + '\n'.join(lines))
+    parser.add_argument('--dry-run', action='store_true', help='print each node\'s command line and exit')
+    parser.add_argument('--stop-timeout', type=float, default=5.0, metavar='S',
+                        help='seconds a node gets to stop after SIGINT before SIGTERM (default: 5)')
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, str]:
+    """``['model:=drq', 'laps:=2']`` -> ``{'model': 'drq', 'laps': '2'}``.
+
+    :raises PilotnetError: for an item without ``:=`` or an empty name.
+    """
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(':=')
+        if not sep or not name.strip():
+            raise PilotnetError(f"expected NAME:=VALUE (as in ros2 launch), got '{item}'; e.g. {EXAMPLE}")
+        values[name.strip()] = value
+    return values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the graph the assignments describe; see the module documentation for the exit codes.
+
+    :raises PilotnetError: for bad arguments or a model that cannot be found (before anything starts).
+    """
+    values = parse_assignments(args.assignments)
+    graph_args = parse_arguments(values)
+    resolve_model(graph_args.model, graph_args.models_dir)  # fail here with one line, not in a node's log
+    specs = describe_graph(values)
+    if args.dry_run:
+        for spec in specs:
+            words = [f'{k}={v}' for k, v in spec.env.items()] + spec.command(sys.executable)
+            print(f'{spec.name}: {shlex.join(words)}')
+        return 0
+    return GraphRunner(specs, stop_timeout=args.stop_timeout).run()
+
+
+class GraphRunner:
+    """Start nodes as subprocesses, relay their output, and stop them all together.
+
+    :param specs: the nodes, in start order.
+    :param python: interpreter that runs ``python -m <module>`` (default: this one, so the same venv).
+    :param stop_timeout: seconds between SIGINT and SIGTERM when stopping.
+    :param out: where the prefixed output goes.
+    """
+
+    def __init__(self, specs: Sequence[NodeSpec], python: str = sys.executable, stop_timeout: float = 5.0,
+                 out: IO[str] | None = None) -> None:
+        self.specs = list(specs)
+        self.python = python
+        self.stop_timeout = stop_timeout
+        self.out = out or sys.stdout
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._print_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pumps: list[threading.Thread] = []
+
+    def say(self, name: str, text: str) -> None:
+        with self._print_lock:
+            self.out.write(f'[{name}] {text.rstrip()}\n')
+            self.out.flush()
+
+    def request_stop(self, *_: object) -> None:
+        """Ask the run to stop (signal handler; also callable from another thread)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Start every node, wait for the end of the run, stop the rest; return the exit code."""
+        in_main = threading.current_thread() is threading.main_thread()
+        old = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+        try:
+            code = self._run()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        for pump in self._pumps:
+            pump.join(timeout=2.0)
+        return code
+
+    def _run(self) -> int:
+        for spec in self.specs:
+            if self._stop.is_set():
+                break
+            self._start(spec)
+        code: int | None = None
+        while code is None:
+            if self._stop.wait(0.1):
+                self.say('runner', 'stopping every node')
+                code = 0
+                break
+            for spec in self.specs:
+                proc = self.procs.get(spec.name)
+                rc = proc.poll() if proc is not None else None
+                if rc is None:
+                    continue
+                if spec.ends_run:
+                    self.say('runner', f'{spec.name} ended the run (exit code {rc}): stopping the rest')
+                    code = rc
+                else:
+                    self.say('runner', f'{spec.name} exited (code {rc}): stopping the graph')
+                    code = rc if rc != 0 else 1
+                break
+        failed = self._stop_all()
+        if code == 0 and failed:
+            code = 1
+        self.say('runner', f'done (exit code {code})')
+        return code
+
+    def _start(self, spec: NodeSpec) -> None:
+        env = {**os.environ, **spec.env_additions(os.environ)}
+        env['PYTHONUNBUFFERED'] = '1'   # node prints reach the terminal as they happen
+        cmd = spec.command(self.python)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+        self.procs[spec.name] = proc
+        self.say('runner', f'started {spec.name} (pid {proc.pid}): {shlex.join(cmd)}')
+        pump = threading.Thread(target=self._pump, args=(spec.name, proc), name=f'out-{spec.name}', daemon=True)
+        pump.start()
+        self._pumps.append(pump)
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            self.say(name, raw.decode(errors='replace'))
+
+    def _stop_all(self) -> list[str]:
+        """SIGINT (reverse start order), wait, SIGTERM, wait, SIGKILL. Returns the nodes that did not stop cleanly:
+        a non-zero exit after our SIGINT, or one that needed SIGKILL."""
+        running = [(n, p) for n, p in reversed(list(self.procs.items())) if p.poll() is None]
+        for _, proc in running:
+            self._signal(proc, signal.SIGINT)
+        self._wait(running, self.stop_timeout)
+        failed: list[str] = []
+        for sig, wait_s in ((signal.SIGTERM, KILL_AFTER_TERM_S), (signal.SIGKILL, 5.0)):
+            left = [(n, p) for n, p in running if p.poll() is None]
+            for name, proc in left:
+                self.say('runner', f'{name} still running: sending {signal.Signals(sig).name}')
+                self._signal(proc, sig)
+                if sig == signal.SIGKILL:
+                    failed.append(name)
+            self._wait(left, wait_s)
+        end_codes = {spec.name: spec.end_codes for spec in self.specs}
+        for name, proc in running:
+            rc = proc.poll()
+            # A simulator may end its run (code 3: ended early) just as we stop it: that is a result, not a failure.
+            if rc != 0 and rc not in end_codes.get(name, ()) and name not in failed:
+                self.say('runner', f'{name} stopped with exit code {rc}')
+                failed.append(name)
+        return failed
+
+    @staticmethod
+    def _wait(procs: list[tuple[str, subprocess.Popen]], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for _, proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)  # its own process group: the node and anything it started
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pilotnet_optimized.nodes.runner model:=... circuit:=...`` (what ``pilotnet run`` calls)."""
+    parser = argparse.ArgumentParser(prog='pilotnet run', description='Start the node graph (simulator and '
+                                     'inference node) without ros2 launch.', epilog=f'example:\n  {EXAMPLE}',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return cmd_run(args)
+    except PilotnetError as err:
+        print(f'pilotnet run: error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""The built-in simulator as a ROS 2 node, on the topics of Behavior Metrics' Formula-1 car.
+
+| topic | type | QoS | |
+|---|---|---|---|
+| ``image_topic`` (``/cam_f1_left/image_raw``) | sensor_msgs/Image | :data:`~.qos.CAMERA` | out: rgb8 640x480,
+  stamped in simulated time |
+| ``odom_topic`` (``/odom``) | nav_msgs/Odometry | :data:`~.qos.ODOMETRY` | out: pose and applied (v, w), every step |
+| ``/clock`` | rosgraph_msgs/Clock | :data:`~.qos.CLOCK` | out: simulated time, every step |
+| ``cmd_topic`` (``/cmd_vel``) | geometry_msgs/Twist | :data:`~.qos.COMMAND` | in: linear.x = v, angular.z = w |
+| ``stamped_cmd_topic`` (``/cmd_vel_stamped``) | geometry_msgs/TwistStamped | :data:`~.qos.COMMAND` | in: answers
+  to frames, stamped with the frame's stamp (lock-step matching) |
+| ``status_topic`` (``/sim/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: ``ready``, ``start``,
+  ``end`` events; ``end`` carries the end reason and Behavior Metrics' lap figures |
+
+Two modes:
+
+- lock-step (``realtime:=false``, the default): publish a frame, wait for the command that answers it, step one
+  control period with it, publish the next frame. Results do not depend on how fast or loaded the machine is. An
+  answer is recognised by its stamp on ``stamped_cmd_topic`` (``match:=stamp``; a lost frame is sent again every
+  0.2 s) or, for brains that only publish ``Twist``, as the next ``Twist`` after the frame (``match:=order``: a stray
+  command, such as a watchdog's zero, can then be taken for an answer). ``match:=auto`` uses stamps when
+  ``stamped_cmd_topic`` has a publisher at start. No answer within ``command_timeout`` (for the first frame of a
+  run: ``start_timeout``): step with a zero command.
+- real time (``realtime:=true``): a steady-clock timer steps every control period with the newest command (zero
+  when it is older than ``command_timeout``), as Gazebo does.
+
+Either way the run starts when the brain is there (a camera subscriber and a command publisher) or after
+``start_timeout``; it ends as Behavior Metrics' simulator ends it (laps done, timeout, trapped, back at start,
+off track), with an ``end`` event, and then ``on_end``: ``stop`` (stop publishing frames), ``exit`` (exit 0 when
+the laps were done, 3 otherwise) or ``restart`` (put the car back on the start line and drive on; the clock keeps
+going forward).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
+from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.laps import EndReason, compute_lap_metrics
+from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters
+from pilotnet_optimized.nodes.image_conversion import rgb_to_image
+from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
+from pilotnet_optimized.sim.episodes import RunResult, perfect_lap_of
+
+__all__ = ['SimulatorNode', 'PARAMETERS', 'main']
+
+CAMERA_FRAME = 'cam_f1_left'
+LOCKSTEP_TICK_S = 0.01   # how often lock-step checks for lost frames and timeouts
+RESEND_AFTER_S = 0.2     # a best-effort frame with no answer after this long is sent again (match:=stamp only)
+BRAIN_SETTLE_S = 0.5     # the brain must be in the graph this long before the first frame goes out
+STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
+MATCH_CHOICES = ('auto', 'stamp', 'order')
+ON_END_CHOICES = ('stop', 'exit', 'restart')
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV', read_only=True),
+    ParamSpec('laps', 1, 'laps to drive; the run ends when they are done', int_range=(1, 1000), read_only=True),
+    ParamSpec('realtime', False, 'step on a steady timer every control period (true) or in lock-step with the '
+              'brain (false)', read_only=True),
+    ParamSpec('control_period', 0.05, 'seconds of simulated time per step: one frame and one command',
+              float_range=(0.005, 1.0), read_only=True),
+    ParamSpec('seed', 0, 'seed of the random lighting', int_range=(0, 2 ** 31 - 1), read_only=True),
+    ParamSpec('lighting', 0.0, 'strength of a random lighting, tint and fog for the run (0 = neutral)',
+              float_range=(0.0, 1.0), read_only=True),
+    ParamSpec('command_timeout', 1.0, 'lock-step: wall seconds to wait for the answer to a frame before stepping '
+              'with a zero command; real time: a command older than this counts as zero',
+              float_range=(0.01, 600.0)),
+    ParamSpec('start_timeout', 30.0, 'wall seconds to wait for the brain (camera subscriber and command publisher) '
+              'before starting anyway', float_range=(0.0, 3600.0), read_only=True),
+    ParamSpec('match', 'auto', 'lock-step: how an answer is matched to its frame', choices=MATCH_CHOICES,
+              read_only=True),
+    ParamSpec('on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True),
+    ParamSpec('image_topic', '/cam_f1_left/image_raw', 'camera topic', read_only=True),
+    ParamSpec('odom_topic', '/odom', 'odometry topic', read_only=True),
+    ParamSpec('cmd_topic', '/cmd_vel', 'command topic (geometry_msgs/Twist)', read_only=True),
+    ParamSpec('stamped_cmd_topic', '/cmd_vel_stamped', "stamped answers (geometry_msgs/TwistStamped; '' = none)",
+              read_only=True),
+    ParamSpec('status_topic', '/sim/status', 'run events as JSON (std_msgs/String, latched)', read_only=True),
+)
+
+
+def _stamp(seconds: float) -> TimeMsg:
+    # Whole nanoseconds from a rounded count, so that the stamp of step k is exactly k * period on every machine.
+    ns = int(round(seconds * 1e9))
+    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class SimulatorNode(Node):
+    """The simulator with its camera, odometry and clock; see the module documentation.
+
+    :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
+    :raises PilotnetError: for an unknown circuit or a parameter value outside its choices.
+    """
+
+    def __init__(self, node_name: str = 'simulator_node', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self, PARAMETERS)
+        value = self._param
+        for name, choices in (('match', MATCH_CHOICES), ('on_end', ON_END_CHOICES)):
+            if value(name) not in choices:
+                raise PilotnetError(f"{name} '{value(name)}': choose one of {', '.join(choices)}")
+        circuit = get_circuit(str(value('circuit')))
+        self._sim = Simulator(circuit, SimConfig(control_period=float(value('control_period'))))
+        self._laps = int(value('laps'))
+        self._realtime = bool(value('realtime'))
+        self._on_end = str(value('on_end'))
+        self._command_timeout = float(value('command_timeout'))
+        self._start_timeout = float(value('start_timeout'))
+        strength = float(value('lighting'))
+        rng = np.random.default_rng(int(value('seed')))
+        self._lighting = Lighting.random(rng, strength) if strength > 0 else None
+        cam = self._sim.config.camera
+        self._frame = np.empty((cam.height_px, cam.width, 3), np.uint8)
+        self._sim.frame(self._lighting, out=self._frame)  # paints the circuit texture now, not on the first frame
+        self._image = Image()
+        self._image.header.frame_id = CAMERA_FRAME
+
+        self._image_topic = str(value('image_topic'))
+        self._cmd_topic = str(value('cmd_topic'))
+        self._stamped_topic = str(value('stamped_cmd_topic')).strip()
+        self._match = str(value('match'))
+        self._image_pub = self.create_publisher(Image, self._image_topic, qos.CAMERA)
+        self._odom_pub = self.create_publisher(Odometry, str(value('odom_topic')), qos.ODOMETRY)
+        self._clock_pub = self.create_publisher(ClockMsg, '/clock', qos.CLOCK)
+        self._status_pub = self.create_publisher(String, str(value('status_topic')), qos.STATUS)
+        self.create_subscription(Twist, self._cmd_topic, self._on_twist, qos.COMMAND)
+        if self._stamped_topic:
+            self.create_subscription(TwistStamped, self._stamped_topic, self._on_stamped, qos.COMMAND)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._state = 'waiting'          # waiting (for the brain) -> running -> ended
+        self._created = time.monotonic()
+        self._brain_seen: float | None = None
+        self._latest: tuple[float, float, float] | None = None   # newest (v, w, monotonic arrival)
+        self._awaiting: tuple[int, int] | None = None             # lock-step: stamp of the unanswered frame
+        self._first_sent = self._last_sent = 0.0
+        self._first_frame_timeout = self._command_timeout
+        self._time_offset = 0.0          # simulated seconds of earlier episodes (on_end:=restart)
+        self._episode = 0
+        self._reset_run_counters()
+        self.exit_code = 0
+        # Steady clock: this node is the source of simulated time, so nothing it does may wait on it.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        period = float(value('control_period')) if self._realtime else LOCKSTEP_TICK_S
+        self._tick = self.create_timer(period, self._on_tick, clock=steady)
+        self._publish_state()
+        self._publish_status({'event': 'ready', **self._describe()})
+        self.get_logger().info(f"{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), "
+                               f"{'real time' if self._realtime else 'lock-step'}: waiting for a brain on "
+                               f'{self._image_topic} -> {self._cmd_topic}')
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    @property
+    def finished(self) -> bool:
+        """The run has ended and ``on_end`` is ``exit``: :func:`main` returns :attr:`exit_code`."""
+        return self._state == 'ended' and self._on_end == 'exit'
+
+    @property
+    def simulator(self) -> Simulator:
+        return self._sim
+
+    def _describe(self) -> dict[str, Any]:
+        return {'circuit': self._sim.circuit.name, 'laps': self._laps, 'episode': self._episode,
+                'mode': 'realtime' if self._realtime else 'lockstep',
+                'match': None if self._realtime else self._match, 'on_end': self._on_end}
+
+    def _reset_run_counters(self) -> None:
+        self._frames = 0
+        self._timeouts = 0
+        self._max_lateral = abs(self._sim.projection.lateral)
+        self._monitor = self._sim.monitor(self._laps)
+        self._started_wall = time.perf_counter()
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            if p.name == 'command_timeout':
+                self._command_timeout = float(p.value)
+        return SetParametersResult(successful=True)
+
+    # -- commands in ------------------------------------------------------------------------------------------
+    def _on_twist(self, msg: Twist) -> None:
+        self._latest = (msg.linear.x, msg.angular.z, time.monotonic())
+        if self._state == 'running' and not self._realtime and self._match == 'order' \
+                and self._awaiting is not None:
+            self._answer(msg.linear.x, msg.angular.z)
+
+    def _on_stamped(self, msg: TwistStamped) -> None:
+        if self._state != 'running' or self._realtime or self._match != 'stamp' or self._awaiting is None:
+            return
+        if (msg.header.stamp.sec, msg.header.stamp.nanosec) == self._awaiting:
+            self._answer(msg.twist.linear.x, msg.twist.angular.z)
+        # Anything else answers an older frame (a resent one answered twice): ignored.
+
+    def _answer(self, v: float, w: float) -> None:
+        self._awaiting = None
+        self._advance(v, w)
+        if self._state == 'running':
+            self._send_frame()
+
+    # -- timer ------------------------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if self._state == 'waiting':
+            if not self._brain_present():
+                self._brain_seen = None
+            elif self._brain_seen is None:
+                self._brain_seen = now
+            # Seen in the graph is not yet matched for data: give the matching a moment before the first frame.
+            settled = self._brain_seen is not None and now - self._brain_seen >= BRAIN_SETTLE_S
+            if settled or now - self._created >= self._start_timeout:
+                self._start()
+            return
+        if self._state != 'running':
+            return
+        if self._realtime:
+            fresh = self._latest is not None and now - self._latest[2] <= self._command_timeout
+            v, w = (self._latest[0], self._latest[1]) if fresh else (0.0, 0.0)
+            self._advance(v, w)
+            if self._state == 'running':
+                self._send_frame()
+            return
+        if self._awaiting is None:
+            return
+        # The first frame of a run waits as long as the brain may take to start: a subscription that has not matched
+        # yet loses frames (resent below), and an answer that never came would make the run start differently.
+        limit = self._first_frame_timeout if self._frames == 1 else self._command_timeout
+        if now - self._first_sent > limit:
+            self._timeouts += 1
+            self.get_logger().warning(f'no command for the frame at t={self._sim.state.t:.2f} s within '
+                                      f'{limit:g} s: stepping with a zero command',
+                                      throttle_duration_sec=5.0)
+            self._answer(0.0, 0.0)
+        elif self._match == 'stamp' and now - self._last_sent > RESEND_AFTER_S:
+            # Best-effort frames can be lost (or sent before the brain's subscription matched): send it again.
+            self._image_pub.publish(self._image)
+            self._last_sent = now
+
+    def _brain_present(self) -> bool:
+        commands = self.count_publishers(self._cmd_topic) + (
+            self.count_publishers(self._stamped_topic) if self._stamped_topic else 0)
+        return self.count_subscribers(self._image_topic) > 0 and commands > 0
+
+    def _start(self) -> None:
+        if not self._realtime and self._match == 'auto':
+            stamped = bool(self._stamped_topic) and self.count_publishers(self._stamped_topic) > 0
+            self._match = 'stamp' if stamped else 'order'
+        present = self._brain_present()
+        if not present:
+            self.get_logger().warning(f'no brain after {self._start_timeout:g} s: starting anyway')
+        self._first_frame_timeout = self._start_timeout if present else self._command_timeout
+        self._state = 'running'
+        self._reset_run_counters()
+        self._publish_status({'event': 'start', **self._describe()})
+        mode = 'real time' if self._realtime else f'lock-step, answers matched by {self._match}'
+        self.get_logger().info(f'run started ({mode})')
+        self._send_frame()
+
+    # -- stepping and publishing ------------------------------------------------------------------------------
+    def _advance(self, v: float, w: float) -> None:
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self.get_logger().warning(f'non-finite command v={v} w={w}: using zero', throttle_duration_sec=5.0)
+            v = w = 0.0
+        self._sim.step(float(v), float(w))
+        self._max_lateral = max(self._max_lateral, abs(self._sim.projection.lateral))
+        self._publish_state()
+        reason = self._sim.check_end(self._monitor, self._laps)
+        if reason is not None:
+            self._end(reason)
+
+    def _now(self) -> TimeMsg:
+        return _stamp(self._time_offset + self._sim.state.t)
+
+    def _send_frame(self) -> None:
+        self._sim.frame(self._lighting, out=self._frame)
+        self._image.header.stamp = self._now()
+        rgb_to_image(self._frame, msg=self._image)
+        self._image_pub.publish(self._image)
+        self._frames += 1
+        if not self._realtime:
+            self._awaiting = (self._image.header.stamp.sec, self._image.header.stamp.nanosec)
+            self._first_sent = self._last_sent = time.monotonic()
+
+    def _publish_state(self) -> None:
+        """``/clock`` then odometry, for the pose the car has now."""
+        stamp = self._now()
+        self._clock_pub.publish(ClockMsg(clock=stamp))
+        st = self._sim.state
+        odom = Odometry()
+        odom.header.stamp = stamp
+        odom.header.frame_id = 'odom'
+        odom.child_frame_id = 'base_link'
+        odom.pose.pose.position.x, odom.pose.pose.position.y = float(st.x), float(st.y)
+        odom.pose.pose.orientation.z = math.sin(st.yaw / 2)
+        odom.pose.pose.orientation.w = math.cos(st.yaw / 2)
+        odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(st.v), float(st.w)
+        self._odom_pub.publish(odom)
+
+    def _publish_status(self, event: dict[str, Any]) -> None:
+        self._status_pub.publish(String(data=json.dumps(event, default=str)))
+
+    def _end(self, reason: EndReason) -> None:
+        """Publish the ``end`` event with Behavior Metrics' lap figures, then stop, exit or restart."""
+        self._state = 'ended'
+        self._awaiting = None
+        traj = self._sim.trajectory()
+        metrics = dataclasses.replace(compute_lap_metrics(traj, perfect_lap_of(self._sim.circuit)),
+                                      end_reason=reason.value)
+        result = RunResult(self._sim.circuit.name, self._laps, reason, traj, metrics,
+                           time.perf_counter() - self._started_wall, self._max_lateral)
+        summary = {'event': 'end', **self._describe(), 'frames': self._frames, 'command_timeouts': self._timeouts,
+                   **result.to_dict()}
+        self._publish_status(summary)
+        self.exit_code = 0 if reason is EndReason.LAPS_DONE else 3
+        self.get_logger().info(f'run ended: {reason}; {json.dumps(summary, default=str)}')
+        if self._on_end == 'restart':
+            self._time_offset += self._sim.state.t + self._sim.config.control_period
+            self._episode += 1
+            self._sim.reset()
+            self._state = 'running'
+            self._reset_run_counters()
+            self._publish_state()
+            self._publish_status({'event': 'start', **self._describe()})
+            # The caller sends the next frame, as after any step that did not end the run.
+
+    def flush_status(self, timeout_s: float = 2.0) -> None:
+        """Wait until subscribers have the last status event (before exiting)."""
+        self._status_pub.wait_for_all_acked(Duration(seconds=timeout_s))
+
+
+_stop = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    # Only a flag: a KeyboardInterrupt raised inside rclpy's C++ calls comes out as a RuntimeError instead.
+    _stop.set()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run pilotnet_optimized simulator_node --ros-args -p circuit:=simple``: run until the end or a signal.
+
+    :returns: 0 after a signal or a completed run, 3 when ``on_end:=exit`` and the run ended early, 2 when the node
+        cannot start (one line on stderr says why).
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        node = SimulatorNode()
+    except STARTUP_ERRORS as err:
+        print(f'simulator_node: error: {err}', file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    code = 0
+    try:
+        while rclpy.ok() and not node.finished and not _stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        if node.finished:
+            code = node.exit_code
+            node.flush_status()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

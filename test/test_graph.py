@@ -1,0 +1,265 @@
+"""The graph description, the launch file built from it, the config files and the runner's command lines: one
+description, two launchers, no drift."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pilotnet_optimized.errors import ModelError, PilotnetError
+from pilotnet_optimized.nodes import graph
+from pilotnet_optimized.nodes.graph import ARGUMENTS, PACKAGE, describe_graph, resolve_model, ros_arg_value
+from pilotnet_optimized.nodes.runner import add_run_arguments, cmd_run, parse_assignments
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = ROOT / 'launch' / 'sim.launch.py'
+ARG_SETS = [
+    {'model': '/m/a.tflite'},
+    {'model': '/m/a.tflite', 'circuit': 'hairpins', 'laps': '2', 'realtime': 'true', 'num_threads': '4',
+     'backend': 'litert'},
+    {'model': '/m/a.tflite', 'sim': 'gazebo'},
+]
+
+
+# -- describe_graph ----------------------------------------------------------------------------------------------
+def test_builtin_graph_is_simulator_then_inference_node():
+    specs = describe_graph({'model': '/m/a.tflite', 'circuit': 'many_curves', 'laps': '3'})
+    assert [s.name for s in specs] == ['simulator_node', 'inference_node']
+    sim, brain = specs
+    assert sim.ends_run and not brain.ends_run
+    assert sim.parameters == {'circuit': 'many_curves', 'laps': 3, 'realtime': False, 'on_end': 'exit'}
+    assert brain.parameters['model_path'] == '/m/a.tflite' and brain.parameters['use_sim_time'] is True
+    assert 'use_sim_time' not in sim.parameters  # the simulator is the clock: it must not wait on itself
+    for spec in specs:
+        assert spec.env == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+        assert spec.param_files == (str(ROOT / 'config' / f'{spec.name}.yaml'),)
+        assert importlib.util.find_spec(spec.module) is not None
+
+
+def test_gazebo_graph_has_no_simulator():
+    specs = describe_graph({'model': '/m/a.tflite', 'sim': 'gazebo'})
+    assert [s.name for s in specs] == ['inference_node']
+    assert specs[0].parameters['use_sim_time'] is True
+
+
+def test_executables_are_the_console_scripts_of_setup_py():
+    scripts = dict(re.findall(r"'(\w+) = ([\w.]+):main'", (ROOT / 'setup.py').read_text()))
+    for spec in describe_graph({'model': '/m/a.tflite'}):
+        assert scripts[spec.executable] == spec.module
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'model': 'x', 'circiut': 'simple'}, "unknown argument 'circiut' (did you mean 'circuit'?)"),
+    ({'model': 'x', 'sim': 'carla'}, 'sim:=carla: choose one of builtin, gazebo'),
+    ({'model': 'x', 'num_threads': '0'}, 'num_threads:=0: expected 1..64'),
+    ({'model': 'x', 'laps': 'two'}, 'laps:=two: expected a whole number'),
+    ({'model': 'x', 'realtime': 'maybe'}, 'realtime:=maybe: choose one of true, false'),
+    ({'model': 'x', 'record': 'true'}, 'recorder_node is not part of this version yet'),
+])
+def test_bad_arguments_are_one_clear_error(args, message):
+    with pytest.raises(PilotnetError) as err:
+        describe_graph(args)
+    assert message in str(err.value)
+
+
+def test_planned_nodes_join_the_graph_when_their_module_exists(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(graph.importlib.util, 'find_spec',
+                        lambda name: object() if name.endswith(('metrics_node', 'recorder_node')) else real(name))
+    names = [s.name for s in describe_graph({'model': 'x', 'record': 'true'})]
+    assert names == ['simulator_node', 'inference_node', 'metrics_node', 'recorder_node']
+
+
+# -- model names ---------------------------------------------------------------------------------------------------
+def test_model_names_resolve_in_the_models_folder(tmp_path, monkeypatch):
+    folder = tmp_path / 'models' / 'optimized'
+    folder.mkdir(parents=True)
+    for name in ('drq.tflite', 'fp16.tflite', 'keras.keras', 'int8.onnx'):
+        (folder / name).write_bytes(b'x')
+    (folder / 'sm').mkdir()
+    (folder / 'sm' / 'saved_model.pb').write_bytes(b'x')
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model('drq') == (folder / 'drq.tflite').resolve()          # default models_dir, relative to cwd
+    assert resolve_model('int8', folder) == (folder / 'int8.onnx').resolve()
+    assert resolve_model('sm', folder) == (folder / 'sm').resolve()
+    assert resolve_model('models/optimized/fp16.tflite') == (folder / 'fp16.tflite').resolve()  # a path
+    # The manifest of `pilotnet optimize` decides when it names the method.
+    (folder / 'manifest.json').write_text(json.dumps({'drq': {'file': 'fp16.tflite', 'status': 'ok'}}))
+    assert resolve_model('drq', folder) == (folder / 'fp16.tflite').resolve()
+    with pytest.raises(ModelError, match=r"model 'dqr' not found in .* \(models there: drq, fp16, int8, keras, sm\) "
+                                         r"\(did you mean 'drq'\?\)"):
+        resolve_model('dqr', folder)
+    with pytest.raises(ModelError, match='model not found: nope/x.tflite'):
+        resolve_model('nope/x.tflite', folder)
+    with pytest.raises(ModelError, match='no model given'):
+        resolve_model('', folder)
+    spec = describe_graph({'model': 'drq', 'models_dir': str(folder)})[-1]
+    assert spec.parameters['model_path'] == str((folder / 'fp16.tflite').resolve())
+
+
+# -- config files and --ros-args ----------------------------------------------------------------------------------
+@pytest.mark.parametrize('node', ['inference_node', 'simulator_node'])
+def test_config_files_set_declared_parameters_with_their_types(node):
+    module = pytest.importorskip(f'pilotnet_optimized.nodes.{node}', reason='needs rclpy')
+    data = yaml.safe_load((ROOT / 'config' / f'{node}.yaml').read_text())
+    assert list(data) == [node]
+    params = data[node]['ros__parameters']
+    declared = {p.name: p for p in module.PARAMETERS}
+    assert set(params) <= set(declared), set(params) - set(declared)
+    for name, value in params.items():
+        # rcl types a YAML value by how it is written (1.0 is a double, 1 an integer): a mismatch stops the node.
+        assert type(value) is type(declared[name].default), name
+        if declared[name].choices:
+            assert value in declared[name].choices
+    overridden = {k for s in describe_graph({'model': 'x'}) if s.name == node for k in s.parameters}
+    assert overridden - {'use_sim_time'} <= set(declared)
+
+
+@pytest.mark.parametrize('value', ['simple', 'true', '1', '0.5', 'a: b', "it's", '/m/x y.tflite', '', ' x',
+                                   'null', '~', 3, 0.5, True, False])
+def test_ros_arg_values_read_back_as_the_same_value(value):
+    assert yaml.safe_load(ros_arg_value(value)) == value
+
+
+def test_ros_args_of_a_spec():
+    spec = describe_graph({'model': '/m/a.tflite', 'realtime': 'true'})[0]
+    args = spec.ros_args()
+    assert args[:3] == ['--ros-args', '-r', '__node:=simulator_node']
+    assert args[3:5] == ['--params-file', str(ROOT / 'config' / 'simulator_node.yaml')]
+    assert '-p' in args and 'realtime:=true' in args and 'circuit:=simple' in args
+    assert spec.command('py')[:3] == ['py', '-m', 'pilotnet_optimized.nodes.simulator_node']
+
+
+def test_users_environment_wins_over_the_graphs():
+    spec = describe_graph({'model': 'x'})[0]
+    assert spec.env_additions({}) == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    assert spec.env_additions({'FASTDDS_BUILTIN_TRANSPORTS': 'SHM'}) == {}
+
+
+# -- the launch file -----------------------------------------------------------------------------------------------
+class _Fake:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration(_Fake):
+    def perform(self, context: dict[str, str]) -> str:
+        return context[self.args[0]]
+
+
+def _fake_launch(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
+    """Just enough of launch and launch_ros to build the description: each class records its arguments."""
+    classes = {name: type(name, (_Fake,), {}) for name in
+               ('LaunchDescription', 'DeclareLaunchArgument', 'OpaqueFunction', 'Shutdown', 'Node')}
+    classes['LaunchConfiguration'] = _LaunchConfiguration
+    layout = {'launch': ['LaunchDescription'], 'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction',
+                                                                  'Shutdown'],
+              'launch.substitutions': ['LaunchConfiguration'], 'launch_ros': [], 'launch_ros.actions': ['Node']}
+    for module_name, names in layout.items():
+        module = types.ModuleType(module_name)
+        for name in names:
+            setattr(module, name, classes[name])
+        monkeypatch.setitem(sys.modules, module_name, module)
+    return classes
+
+
+def _load_launch_file() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location('sim_launch', LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launch_file_imports_without_launch_installed(monkeypatch):
+    for name in ('launch', 'launch_ros'):
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import launch` fail, as on a machine without a distro
+    module = _load_launch_file()
+    with pytest.raises(ImportError):
+        module.generate_launch_description()
+
+
+def test_launch_file_declares_the_graph_arguments(monkeypatch):
+    fake = _fake_launch(monkeypatch)
+    description = _load_launch_file().generate_launch_description()
+    entities = description.args[0]
+    declared = [e for e in entities if isinstance(e, fake['DeclareLaunchArgument'])]
+    assert [d.args[0] for d in declared] == list(ARGUMENTS)
+    for d in declared:
+        arg = ARGUMENTS[d.args[0]]
+        assert d.kwargs.get('default_value') == (arg.default or None)   # model:= is required
+        assert d.kwargs.get('choices') == (list(arg.choices) if arg.choices else None)
+        assert d.kwargs['description'] == arg.description
+    assert isinstance(entities[-1], fake['OpaqueFunction'])
+
+
+@pytest.mark.parametrize('args', ARG_SETS)
+def test_launch_file_starts_what_the_runner_starts(monkeypatch, args):
+    fake = _fake_launch(monkeypatch)
+    entities = _load_launch_file().generate_launch_description().args[0]
+    context = {d.args[0]: d.kwargs.get('default_value') for d in entities
+               if isinstance(d, fake['DeclareLaunchArgument'])}
+    context.update(args)
+    nodes = entities[-1].kwargs['function'](context)
+    specs = describe_graph(args)
+    assert len(nodes) == len(specs)
+    for node, spec in zip(nodes, specs):
+        assert isinstance(node, fake['Node'])
+        kw = dict(node.kwargs)
+        on_exit = kw.pop('on_exit', None)
+        assert kw == {'package': PACKAGE, 'executable': spec.executable, 'name': spec.name, 'output': 'screen',
+                      'parameters': [*spec.param_files, spec.parameters], 'remappings': list(spec.remappings),
+                      'additional_env': spec.env_additions(os.environ)}
+        assert (on_exit is not None) == spec.ends_run
+        if on_exit is not None:
+            assert isinstance(on_exit, fake['Shutdown'])
+
+
+def test_launch_file_with_real_launch_ros():
+    pytest.importorskip('launch_ros', reason='launch_ros comes with a ROS 2 distro (not on PyPI); the launch file is '
+                        'checked against stubs above')
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch_ros.actions import Node
+
+    description = _load_launch_file().generate_launch_description()
+    context = LaunchContext()
+    context.launch_configurations['model'] = '/m/a.tflite'
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.execute(context)
+    opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)]
+    nodes = [a for o in opaque for a in o.execute(context)]
+    assert all(isinstance(n, Node) for n in nodes)
+    assert [n.node_executable for n in nodes] == [s.executable for s in describe_graph({'model': '/m/a.tflite'})]
+
+
+# -- the runner's arguments -------------------------------------------------------------------------------------------
+def test_parse_assignments():
+    parsed = parse_assignments(['model:=drq', 'laps:=2', 'circuit:=a:=b'])
+    assert parsed == {'model': 'drq', 'laps': '2', 'circuit': 'a:=b'}
+    with pytest.raises(PilotnetError, match="expected NAME:=VALUE .* got 'model=drq'"):
+        parse_assignments(['model=drq'])
+
+
+def test_dry_run_prints_each_nodes_command(tmp_path, capsys):
+    model = tmp_path / 'm.tflite'
+    model.write_bytes(b'x')
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    assert cmd_run(parser.parse_args([f'model:={model}', 'realtime:=true', '--dry-run'])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    specs = describe_graph({'model': str(model), 'realtime': 'true'})
+    assert len(lines) == len(specs)
+    for line, spec in zip(lines, specs):
+        assert line.startswith(f'{spec.name}: FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA {sys.executable} -m {spec.module}')
+        assert ' '.join(spec.ros_args()) in line

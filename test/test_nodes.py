@@ -1,0 +1,531 @@
+"""The nodes: Image <-> numpy, the inference node's safety paths in-process, and a real graph of node processes
+(simulator + inference node, as `pilotnet run` starts them) watched and driven from a probe node in this process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
+
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+
+from pilotnet_optimized.errors import ModelOutputError  # noqa: E402
+from pilotnet_optimized.laps import EndReason  # noqa: E402
+from pilotnet_optimized.models.preprocess import ImageError, Preprocessing  # noqa: E402
+from pilotnet_optimized.nodes import qos  # noqa: E402
+from pilotnet_optimized.nodes.graph import describe_graph  # noqa: E402
+from pilotnet_optimized.nodes.image_conversion import image_to_rgb, rgb_to_image  # noqa: E402
+from pilotnet_optimized.nodes.inference_node import TIMING_FIELDS, InferenceNode  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- image conversion --------------------------------------------------------------------------------------------
+def _pattern(h: int = 7, w: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_rgb8_round_trip():
+    rgb = _pattern()
+    msg = rgb_to_image(rgb)
+    assert (msg.encoding, msg.height, msg.width, msg.step) == ('rgb8', 7, 5, 15)
+    assert bytes(msg.data) == rgb.tobytes()
+    back = image_to_rgb(msg)
+    assert back.dtype == np.uint8 and back.flags.c_contiguous
+    np.testing.assert_array_equal(back, rgb)
+
+
+def test_bgr8_with_padded_step_matches_cv_bridge_semantics():
+    rgb = _pattern()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    pad = 9  # bytes of padding at the end of each row: step 24, not a multiple of 3 (cv_bridge's int() would break)
+    rows = np.concatenate([bgr.reshape(7, 15), np.full((7, pad), 255, np.uint8)], axis=1)
+    msg = Image(height=7, width=5, encoding='bgr8', step=15 + pad, is_bigendian=1)
+    msg.data = rows.tobytes()
+    # cv_bridge: rows step bytes apart, padding dropped, BGR -> RGB; endianness irrelevant for 8-bit channels.
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+    np.testing.assert_array_equal(image_to_rgb(rgb_to_image(rgb, 'bgr8')), rgb)
+    assert bytes(rgb_to_image(rgb, 'bgr8').data) == bgr.tobytes()
+
+
+def test_conversion_agrees_with_cv_bridge_where_it_exists():
+    cv_bridge = pytest.importorskip('cv_bridge', reason="cv_bridge (ROS 2) comes with a distro; here it isn't")
+    rgb = _pattern()
+    msg = rgb_to_image(rgb, 'bgr8')
+    np.testing.assert_array_equal(image_to_rgb(msg), cv_bridge.CvBridge().imgmsg_to_cv2(msg, 'rgb8'))
+
+
+@pytest.mark.parametrize('encoding', ['mono16', 'mono8', 'rgba8', '16UC1'])
+def test_other_encodings_are_rejected_by_name(encoding):
+    msg = Image(height=2, width=2, encoding=encoding, step=8)
+    msg.data = bytes(16)
+    with pytest.raises(ImageError, match=f"unsupported image encoding '{encoding}'.*rgb8, bgr8"):
+        image_to_rgb(msg)
+
+
+def test_short_step_or_data_is_an_error():
+    msg = Image(height=2, width=4, encoding='rgb8', step=10)
+    msg.data = bytes(24)
+    with pytest.raises(ImageError, match='step 10 is shorter'):
+        image_to_rgb(msg)
+    msg.step = 12
+    msg.data = bytes(20)
+    with pytest.raises(ImageError, match='has 20 bytes'):
+        image_to_rgb(msg)
+
+
+# -- a tiny trained model, converted twice, and a corrupt one ---------------------------------------------------------
+@pytest.fixture(scope='module')
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import tf_keras
+
+    from pilotnet_optimized.models.train import TrainConfig, train
+    from pilotnet_optimized.optimize import to_tflite
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.dataset import write_dataset
+    root = tmp_path_factory.mktemp('node_models')
+    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
+    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
+    model = tf_keras.models.load_model(root / 'tiny.keras', compile=False)
+    paths = {'a': to_tflite(model, root / 'a.tflite'), 'b': to_tflite(model, root / 'b.tflite', 'dynamic')}
+    paths['corrupt'] = root / 'corrupt.tflite'
+    paths['corrupt'].write_bytes(b'not a flatbuffer at all' * 100)
+    return paths
+
+
+# -- ROS set-up: a private domain, the large-data transport, a probe node spinning in a thread ------------------------
+def _free_domain() -> int:
+    """A random ROS domain (1..101, the range whose ports are safe on Linux) that no Fast DDS shared-memory port
+    file in /dev/shm belongs to: a process killed on that domain leaves its ports behind, and its ghost slows down
+    or blocks discovery for seconds (seen here)."""
+    used = set()
+    for path in Path('/dev/shm').glob('fastdds_port*'):
+        match = re.match(r'fastdds_port(\d+)', path.name)
+        if match:
+            used.add((int(match.group(1)) - 7400) // 250)  # port = 7400 + 250 * domain + offset (< 250)
+    free = [d for d in range(1, 102) if d not in used] or list(range(1, 102))
+    return random.Random(os.getpid() ^ time.time_ns()).choice(free)
+
+
+@pytest.fixture(scope='module')
+def ros_env() -> Iterator[dict[str, str]]:
+    """A domain of our own (no cross-talk with other test runs on this machine) and the graph's transport."""
+    saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'FASTDDS_BUILTIN_TRANSPORTS')}
+    os.environ['ROS_DOMAIN_ID'] = str(_free_domain())
+    os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
+    yield {k: os.environ[k] for k in saved}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+class Probe:
+    """An rclpy node in this process that records what the graph publishes and calls its services."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('graph_probe', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.twists: list[tuple[float, float, float]] = []
+        self.timing: list[list[float]] = []
+        self.odom: list[tuple[float, float]] = []
+        self.inference_status: list[dict] = []
+        self.sim_status: list[dict] = []
+        n = self.node
+        n.create_subscription(Twist, '/cmd_vel', lambda m: self.twists.append((time.monotonic(), m.linear.x,
+                                                                               m.angular.z)), qos.COMMAND)
+        n.create_subscription(Float64MultiArray, '/inference_node/timing', lambda m: self.timing.append(list(m.data)),
+                              qos.TIMING)
+        n.create_subscription(Odometry, '/odom', lambda m: self.odom.append((m.pose.pose.position.x,
+                                                                             m.pose.pose.position.y)), qos.ODOMETRY)
+        n.create_subscription(String, '/inference_node/status', lambda m: self.inference_status.append(
+            json.loads(m.data)), qos.STATUS)
+        n.create_subscription(String, '/sim/status', lambda m: self.sim_status.append(json.loads(m.data)), qos.STATUS)
+        self.image_pub = n.create_publisher(Image, '/cam_f1_left/image_raw', qos.CAMERA)
+        self.set_client = n.create_client(SetParameters, '/inference_node/set_parameters')
+        self.get_client = n.create_client(GetParameters, '/inference_node/get_parameters')
+        self._spin = threading.Thread(target=self._spin_loop, daemon=True)
+        self._spin.start()
+
+    def _spin_loop(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - the context was shut down under us at the end
+                break
+
+    def call(self, client: Any, request: Any, timeout: float = 10.0) -> Any:
+        assert client.wait_for_service(timeout_sec=timeout), f'{client.srv_name} not available'
+        future = client.call_async(request)
+        wait_for(future.done, timeout, f'{client.srv_name} answered')
+        return future.result()
+
+    def set_model(self, path: Path) -> bool:
+        param = ParameterMsg(name='model_path', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                                     string_value=str(path)))
+        return self.call(self.set_client, SetParameters.Request(parameters=[param])).results[0].successful
+
+    def model_path(self) -> str:
+        return self.call(self.get_client, GetParameters.Request(names=['model_path'])).values[0].string_value
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._spin.join(timeout=2)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for: {what}')
+        time.sleep(0.02)
+
+
+class NodeProcess:
+    """One node started from its graph spec, its output collected in the background."""
+
+    def __init__(self, spec: Any) -> None:
+        self.name = spec.name
+        env = {**os.environ, **spec.env, 'PYTHONUNBUFFERED': '1'}
+        self.proc = subprocess.Popen(spec.command(sys.executable), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return ''.join(self.lines)
+
+    def interrupt(self, timeout: float = 15.0) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=2)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+# -- the inference node in-process: NaN, bad encodings, parameter validation ------------------------------------------
+class _FakeBackend:
+    """Stands in for a model (duck-typed as a Backend): returns ``outputs`` in normalised units."""
+
+    def __init__(self, path: str, outputs: tuple[float, float]) -> None:
+        self.model_path = Path(path)
+        self.preprocessing = Preprocessing()
+        self.outputs = np.array([outputs], np.float32)
+
+    def predict_normalised(self, batch: np.ndarray) -> np.ndarray:
+        if not np.isfinite(self.outputs).all():
+            raise ModelOutputError(f'{self.model_path}: the model produced NaN or infinite outputs')
+        return self.outputs
+
+    def describe(self) -> dict:
+        return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
+                'path': str(self.model_path), 'threads': 1}
+
+    def close(self) -> None:
+        pass
+
+
+class _Captured:
+    def __init__(self) -> None:
+        self.msgs: list[Any] = []
+
+    def publish(self, msg: Any) -> None:
+        self.msgs.append(msg)
+
+    def wait_for_all_acked(self, timeout: Any) -> bool:
+        return True
+
+
+@pytest.fixture()
+def inference_factory(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., InferenceNode]]:
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(ros_env['ROS_DOMAIN_ID']))
+    made: list[InferenceNode] = []
+    model = tmp_path / 'fake.tflite'
+    model.write_bytes(b'')
+
+    def make(outputs: tuple[float, float] = (0.5, 0.5)) -> InferenceNode:
+        node = InferenceNode(context=context, loader=lambda path, backend, threads: _FakeBackend(path, outputs),
+                             parameter_overrides=[Parameter('model_path', value=str(model))])
+        node._cmd_pub = _Captured()  # what it publishes, without waiting for DDS
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def _frame_msg(encoding: str = 'rgb8') -> Image:
+    msg = rgb_to_image(np.full((480, 640, 3), 90, np.uint8), 'rgb8')
+    msg.encoding = encoding
+    return msg
+
+
+def test_nan_output_publishes_zero_and_logs_an_error(inference_factory, capfd):
+    node = inference_factory(outputs=(math.nan, 0.5))
+    node._on_image(_frame_msg())
+    cmds = node._cmd_pub.msgs
+    assert len(cmds) == 1 and cmds[0].linear.x == 0.0 and cmds[0].angular.z == 0.0
+    assert 'NaN or infinite outputs: publishing a zero command' in capfd.readouterr().err
+
+
+def test_a_good_frame_gives_the_denormalised_command(inference_factory):
+    node = inference_factory(outputs=(0.0, 0.5))
+    node._on_image(_frame_msg())
+    cmd = node._cmd_pub.msgs[-1]
+    assert cmd.linear.x == pytest.approx(6.5) and cmd.angular.z == pytest.approx(0.0, abs=1e-6)
+
+
+def test_wrong_encoding_is_ignored_with_a_throttled_warning(inference_factory, capfd):
+    node = inference_factory()
+    for _ in range(3):
+        node._on_image(_frame_msg('mono16'))
+    assert node._cmd_pub.msgs == []  # no command: only the watchdog answers a camera it cannot use
+    err = capfd.readouterr().err
+    assert err.count("unsupported image encoding 'mono16'") == 1, err
+
+
+def test_watchdog_publishes_zero_only_while_images_are_stale(inference_factory):
+    node = inference_factory()
+    node._on_watchdog()  # no image yet
+    assert len(node._cmd_pub.msgs) == 1 and node._cmd_pub.msgs[0].linear.x == 0.0
+    node._on_image(_frame_msg())
+    node._on_watchdog()  # fresh image: nothing from the watchdog
+    assert len(node._cmd_pub.msgs) == 2 and node._cmd_pub.msgs[1].linear.x != 0.0
+    node._last_image -= 1.0  # older than input_timeout (0.5 s)
+    node._on_watchdog()
+    assert len(node._cmd_pub.msgs) == 3 and node._cmd_pub.msgs[2].linear.x == 0.0
+
+
+def test_parameter_changes_are_validated(inference_factory):
+    node = inference_factory()
+    bad_backend = node.set_parameters([Parameter('backend', value='tensorflw')])[0]
+    assert not bad_backend.successful and 'choose one of' in bad_backend.reason
+    assert not node.set_parameters([Parameter('num_threads', value=0)])[0].successful      # range 1..64
+    assert not node.set_parameters([Parameter('image_topic', value='/x')])[0].successful   # read-only
+    assert node.set_parameters([Parameter('input_timeout', value=2.0)])[0].successful
+    assert node._input_timeout == 2.0
+
+
+def test_a_bad_initial_model_is_one_line_and_a_non_zero_exit(ros_env, tmp_path):
+    cmds = {
+        'inference_node': [sys.executable, '-m', 'pilotnet_optimized.nodes.inference_node', '--ros-args', '-p',
+                           f'model_path:={tmp_path / "missing.tflite"}'],
+        'simulator_node': [sys.executable, '-m', 'pilotnet_optimized.nodes.simulator_node', '--ros-args', '-p',
+                           'circuit:=no_such_circuit'],
+    }
+    procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, cmd in cmds.items()}
+    errors = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, (out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f'{name}: error: '), err
+        errors[name] = lines[0]
+    assert 'missing.tflite' in errors['inference_node'] and 'not found' in errors['inference_node']
+    assert "unknown circuit 'no_such_circuit'" in errors['simulator_node']
+
+
+# -- the real graph ------------------------------------------------------------------------------------------------
+def _nonzero(twists: list[tuple[float, float, float]], since: float = 0.0) -> list[tuple[float, float, float]]:
+    return [t for t in twists if t[0] >= since and (t[1] != 0.0 or t[2] != 0.0)]
+
+
+def test_real_graph(models, ros_env, tmp_path):
+    """Simulator (lock-step, simple) and inference node as processes, from the graph's own specs, for a few seconds:
+    commands, timing, odometry, the end-of-run event, two model swaps, the watchdog, and the final zero."""
+    specs = {s.name: s for s in describe_graph({'model': str(models['a']), 'circuit': 'simple'})}
+    # The tiny model leaves the road within a second: restart instead of exiting, so commands keep flowing.
+    sim_spec = dataclasses.replace(specs['simulator_node'],
+                                   parameters={**specs['simulator_node'].parameters, 'on_end': 'restart'})
+    probe = Probe(int(ros_env['ROS_DOMAIN_ID']))
+    sim = NodeProcess(sim_spec)
+    brain = NodeProcess(specs['inference_node'])
+    feeding = threading.Event()
+    try:
+        # 1. Driving: finite commands at a steady rate, timing per frame, the car moving, runs ending and restarting.
+        wait_for(lambda: len(_nonzero(probe.twists)) >= 40, 60, '40 commands from the model')
+        t0, n0 = time.monotonic(), len(_nonzero(probe.twists))
+        time.sleep(2.0)
+        rate = (len(_nonzero(probe.twists)) - n0) / (time.monotonic() - t0)
+        assert all(math.isfinite(v) and math.isfinite(w) for _, v, w in probe.twists)
+        wait_for(lambda: len(probe.timing) >= 20, 10, 'timing samples')
+        timing = np.array(probe.timing)
+        assert timing.shape[1] == len(TIMING_FIELDS) and np.isfinite(timing).all()
+        inference_ms, callback_ms = timing[:, 0], timing[:, 3]
+        assert (inference_ms > 0).all() and (callback_ms >= inference_ms).all()
+        wait_for(lambda: len(probe.odom) > 20, 15, 'odometry')
+        xy = np.array(probe.odom)
+        assert np.hypot(*(xy - xy[0]).T).max() > 2.0, 'the car did not move'
+        wait_for(lambda: any(e['event'] == 'end' for e in probe.sim_status), 30, 'an end-of-run event')
+        end = next(e for e in probe.sim_status if e['event'] == 'end')
+        assert end['end_reason'] in {r.value for r in EndReason} and end['match'] == 'stamp'
+        assert {'percentage_completed', 'completed_distance', 'average_speed', 'frames'} <= set(end)
+
+        # 2. Swap to another valid model: accepted, loaded in the background, reported; commands keep coming.
+        assert probe.set_model(models['b'])
+        wait_for(lambda: any(e['event'] == 'model_loaded' and e['requested'] == str(models['b'])
+                             for e in probe.inference_status), 30, 'model_loaded for b')
+        swapped_at = time.monotonic()
+        assert probe.model_path() == str(models['b'])
+        wait_for(lambda: len(_nonzero(probe.twists, swapped_at)) >= 20, 20, 'commands after the swap')
+
+        # 3. Swap to a corrupt file: accepted, refused in the background, reported, parameter set back; still driving.
+        assert probe.set_model(models['corrupt'])
+        wait_for(lambda: any(e['event'] == 'model_error' and e['requested'] == str(models['corrupt'])
+                             for e in probe.inference_status), 30, 'model_error for the corrupt file')
+        refused_at = time.monotonic()
+        error = next(e for e in probe.inference_status if e['event'] == 'model_error')
+        assert error['path'] == str(models['b']) and error['error']
+        wait_for(lambda: probe.model_path() == str(models['b']), 10, 'model_path set back')
+        wait_for(lambda: len(_nonzero(probe.twists, refused_at)) >= 20, 20, 'commands after the refused swap')
+
+        # 4. The simulator stops: no more images -> zero commands from the watchdog.
+        assert sim.interrupt() == 0, sim.output[-2000:]
+        stopped_at = time.monotonic()
+        wait_for(lambda: len([t for t in probe.twists if t[0] > stopped_at + 0.6]) >= 3, 10, 'watchdog zeros')
+        late = [t for t in probe.twists if t[0] > stopped_at + 0.6]
+        assert all(v == 0.0 and w == 0.0 for _, v, w in late), late[:5]
+
+        # 5. Images again (from the probe): the model drives again.
+        frame = rgb_to_image(np.full((480, 640, 3), 100, np.uint8))
+
+        def feed() -> None:
+            while not feeding.is_set():
+                frame.header.stamp = probe.node.get_clock().now().to_msg()
+                probe.image_pub.publish(frame)
+                time.sleep(0.05)
+
+        fed_at = time.monotonic()
+        threading.Thread(target=feed, daemon=True).start()
+        wait_for(lambda: len(_nonzero(probe.twists, fed_at)) >= 5, 10, 'commands once images are back')
+
+        # 6. SIGINT to the inference node while it drives: its last command is a zero.
+        interrupted_at = time.monotonic()
+        assert brain.interrupt() == 0, brain.output[-2000:]
+        time.sleep(0.3)
+        assert _nonzero(probe.twists, fed_at), 'no commands before the interrupt'
+        last = probe.twists[-1]
+        assert last[0] > interrupted_at and last[1:] == (0.0, 0.0), probe.twists[-3:]
+        out = brain.output
+        assert 'published a final zero command' in out
+        assert 'swapped model' in out and 'cannot use model' in out
+        assert 'no camera image for 0.5 s' in out
+        print(f'\nreal graph: {rate:.0f} commands/s in lock-step; inference p50 {np.median(inference_ms):.2f} ms, '
+              f'image to command p50 {np.median(callback_ms):.2f} ms, p99 {np.percentile(callback_ms, 99):.2f} ms; '
+              f"first run: {end['end_reason']} after {end['frames']} frames")
+        assert rate > 5, f'only {rate:.1f} commands/s'
+    finally:
+        feeding.set()
+        sim.kill()
+        brain.kill()
+        probe.close()
+
+
+# -- the runner ------------------------------------------------------------------------------------------------------
+def _runner(*assignments: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, '-m', 'pilotnet_optimized.nodes.runner', *assignments],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+
+
+def _assert_children_gone(output: str) -> None:
+    pids = [int(p) for p in re.findall(r'started \w+ \(pid (\d+)\)', output)]
+    assert len(pids) == 2, output
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize('realtime', ['false', 'true'])
+def test_runner_run_ends_by_itself_when_the_simulator_ends_it(models, ros_env, realtime):
+    proc = _runner(f'model:={models["a"]}', 'circuit:=simple', 'laps:=1', f'realtime:={realtime}')
+    out, _ = proc.communicate(timeout=120)
+    # 0: the laps were done; 3: the run ended early (the tiny model leaves the road).
+    assert proc.returncode in (0, 3), out[-3000:]
+    assert '[simulator_node]' in out and '[inference_node]' in out
+    assert 'run ended:' in out and 'simulator_node ended the run' in out
+    assert 'published a final zero command' in out
+    _assert_children_gone(out)
+    end = json.loads(re.search(r'run ended: \w+; (\{.*\})', out).group(1))
+    assert end['mode'] == ('realtime' if realtime == 'true' else 'lockstep') and end['frames'] > 0
+    if realtime == 'true':
+        return
+    # Lock-step makes the graph's run the ROS-free closed loop's run, frame for frame, however loaded the machine.
+    from pilotnet_optimized.backends import load_backend
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.episodes import drive_pilot
+    alone = drive_pilot(get_circuit('simple'), load_backend(models['a']), laps=1).to_dict()
+    assert end['frames'] == alone['frames']
+    for key in ('end_reason', 'sim_seconds', 'completed_distance', 'percentage_completed', 'max_abs_lateral_m'):
+        assert end[key] == alone[key], key
+    assert proc.returncode == (0 if alone['end_reason'] == 'laps_done' else 3)
+
+
+def test_runner_sigterm_stops_every_node(models, ros_env):
+    proc = _runner(f'model:={models["a"]}', 'realtime:=true')
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        # Both nodes up; the simulator waits 0.5 s more before its run (which the tiny model ends within a second).
+        wait_for(lambda: any('driving with' in line for line in lines)
+                 and any('waiting for a brain' in line for line in lines), 60, 'both nodes to start')
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, ''.join(lines)[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=5)
+    out = ''.join(lines)
+    assert 'stopping every node' in out and 'published a final zero command' in out
+    _assert_children_gone(out)
+
+
+def test_runner_refuses_a_missing_model_before_starting_anything(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'pilotnet_optimized.nodes.runner', 'model:=drq',
+                           f'models_dir:={tmp_path}'], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"pilotnet run: error: model 'drq' not found in {tmp_path} (models there: none)"
+    assert 'started' not in proc.stdout
