@@ -234,6 +234,24 @@ def test_manifest_lists_every_method(optimized):
             assert (out / (m.filename + '.preprocessing.json')).is_file(), m.name
 
 
+def test_rerunning_one_method_keeps_the_rest_of_the_table(optimized, tiny, data, tmp_path):
+    import shutil
+
+    from pilotnet_optimized.optimize.pipeline import optimize_model
+    out, rows, _ = optimized
+    copy = tmp_path / 'out'
+    shutil.copytree(out, copy)
+    optimize_model(tiny, copy, ['float16'], progress=None, **FAST)
+    methods = json.loads((copy / 'manifest.json').read_text())['methods']
+    ok_before = {name for name, row in rows.items() if row['status'] == 'ok'}
+    assert ok_before <= set(methods)
+    # A different source model starts a fresh table.
+    other = copy / 'other.keras'
+    shutil.copy(tiny, other)
+    optimize_model(other, copy, ['float16'], progress=None, **FAST)
+    assert list(json.loads((copy / 'manifest.json').read_text())['methods']) == ['float16']
+
+
 # -- beyond the seed: structured pruning ----------------------------------------------------------------------------
 def test_slim_is_much_smaller_than_dynamic_range(data):
     from pilotnet_optimized.optimize.pipeline import optimize_model

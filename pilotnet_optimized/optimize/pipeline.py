@@ -201,9 +201,24 @@ def _write_manifest(ctx: OptimizeContext, rows: list[dict], seconds: float) -> P
         'settings': asdict(ctx.settings),
         'machine': f'{platform.machine()} {platform.system()}, {os.cpu_count()} cores',
         'seconds': round(seconds, 1),
-        'methods': {row['method']: {k: v for k, v in row.items() if k != 'method'} for row in rows},
+        'methods': {**_earlier_methods(ctx),
+                    **{row['method']: {k: v for k, v in row.items() if k != 'method'} for row in rows}},
     }
     return write_bytes_atomic(ctx.out_dir / MANIFEST, (json.dumps(manifest, indent=2) + '\n').encode())
+
+
+def _earlier_methods(ctx: OptimizeContext) -> dict:
+    """Entries of an existing manifest from the same source model whose files are still there, so that
+    re-running one method (``--methods int8``) adds to the folder's table instead of replacing it."""
+    path = ctx.out_dir / MANIFEST
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict) or old.get('model') != str(ctx.keras_path):
+        return {}
+    return {name: entry for name, entry in old.get('methods', {}).items()
+            if isinstance(entry, dict) and entry.get('file') and (ctx.out_dir / entry['file']).exists()}
 
 
 def _progress_line(row: dict) -> str:
