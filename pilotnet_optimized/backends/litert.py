@@ -75,11 +75,15 @@ class LiteRTBackend(Backend):
         if np.dtype(np.float16) in dtypes:
             return 'float16'
         if np.dtype(np.int8) in dtypes:
-            # Full-integer models with float I/O quantise the input at once (an int8 tensor of the input's
-            # shape); dynamic-range models keep every activation in float and only store int8 weights.
+            # Dynamic-range models keep every activation in float and store only weights as int8; integer
+            # models with float I/O (post-training or QAT, which may leave the first layers in float) also
+            # have int8 activations: tensors whose leading dimension is the batch, which no weight has.
             shape = list(self._in['shape'])
             if any(np.dtype(t['dtype']) == np.int8 and list(t['shape']) == shape for t in tensors):
                 return 'int8 (float I/O)'
+            if any(np.dtype(t['dtype']) == np.int8 and len(t['shape']) >= 2 and t['shape'][0] == shape[0]
+                   for t in tensors):
+                return 'int8 activations (float I/O, some layers float)'
             return 'dynamic-range int8'
         return 'float32'
 
