@@ -56,6 +56,10 @@ def test_colcon_build_installs_ros2_run_executables(tmp_path):
     assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'pilotnet_optimized').is_file()
     # The installed executable runs (its package comes from the workspace's site-packages).
     site = next(install.glob('lib/python3*/site-packages'))
+    # Every sub-package is installed: one without __init__.py is skipped by find_packages, and an editable
+    # install next to the test would hide that.
+    for sub in sorted(p.parent for p in (ROOT / 'pilotnet_optimized').glob('*/*.py')):
+        assert (site / 'pilotnet_optimized' / sub.name / '__init__.py').is_file(), f'{sub.name} not installed'
     run = subprocess.run([sys.executable, str(exe), 'circuits', '--json'], capture_output=True, text=True,
                          env={**env, 'PYTHONPATH': f'{site}{os.pathsep}{env.get("PYTHONPATH", "")}'}, timeout=120)
     assert run.returncode == 0, run.stderr
