@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
 import threading
 import time
@@ -43,16 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
@@ -61,6 +56,7 @@ from pilotnet_optimized.backends import Backend, load_backend
 from pilotnet_optimized.errors import ModelOutputError, PilotnetError
 from pilotnet_optimized.models.preprocess import ImageError, denormalise_labels, preprocess
 from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DEFAULT_MODELS_DIR, ParamSpec, declare_parameters,
                                             resolve_model)
 from pilotnet_optimized.nodes.image_conversion import image_to_rgb
@@ -69,8 +65,6 @@ __all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
 
 TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
 WATCHDOG_PERIOD_S = 0.1
-#: Errors that stop the node at start with one line: bad model, bad parameter value or topic name.
-STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('model_path', '', 'model file or SavedModel folder, or a model name looked up in models_dir; set it '
@@ -349,49 +343,12 @@ class InferenceNode(Node):
         super().destroy_node()
 
 
-_stop = threading.Event()
-
-
-def _request_stop(signum: int, frame: object) -> None:
-    # Only a flag. Raising KeyboardInterrupt from here (Python's default) can land inside rclpy's C++ message
-    # conversion, which then surfaces as a RuntimeError instead, and the node dies without its final zero.
-    _stop.set()
-
-
 def main(args: list[str] | None = None) -> int:
     """``ros2 run pilotnet_optimized inference_node --ros-args -p model_path:=...``: spin until SIGINT/SIGTERM.
 
     :returns: 0 after a clean stop, 2 when the node cannot start (one line on stderr says why).
     """
-    # rclpy's own SIGINT handler would shut the context down before we can publish the final zero (rclpy#1287).
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager sends only it.
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    try:
-        node = InferenceNode()
-    except STARTUP_ERRORS as err:
-        print(f'inference_node: error: {err}', file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        # The watchdog timer wakes the executor every 0.1 s, so a stop request is seen within that.
-        while rclpy.ok() and not _stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # Nothing may cut the final zero short now.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if rclpy.ok():
-            node.publish_final_zero()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node('inference_node', InferenceNode, args, on_stop=InferenceNode.publish_final_zero)
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -36,25 +36,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -62,6 +56,7 @@ from std_msgs.msg import String
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.laps import EndReason, compute_lap_metrics
 from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters
 from pilotnet_optimized.nodes.image_conversion import rgb_to_image
 from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
@@ -73,7 +68,6 @@ CAMERA_FRAME = 'cam_f1_left'
 LOCKSTEP_TICK_S = 0.01   # how often lock-step checks for lost frames and timeouts
 RESEND_AFTER_S = 0.2     # a best-effort frame with no answer after this long is sent again (match:=stamp only)
 BRAIN_SETTLE_S = 0.5     # the brain must be in the graph this long before the first frame goes out
-STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
 MATCH_CHOICES = ('auto', 'stamp', 'order')
 ON_END_CHOICES = ('stop', 'exit', 'restart')
 
@@ -355,12 +349,9 @@ class SimulatorNode(Node):
         self._status_pub.wait_for_all_acked(Duration(seconds=timeout_s))
 
 
-_stop = threading.Event()
-
-
-def _request_stop(signum: int, frame: object) -> None:
-    # Only a flag: a KeyboardInterrupt raised inside rclpy's C++ calls comes out as a RuntimeError instead.
-    _stop.set()
+def _end_of_run(node: SimulatorNode) -> int:
+    node.flush_status()
+    return node.exit_code
 
 
 def main(args: list[str] | None = None) -> int:
@@ -369,33 +360,8 @@ def main(args: list[str] | None = None) -> int:
     :returns: 0 after a signal or a completed run, 3 when ``on_end:=exit`` and the run ended early, 2 when the node
         cannot start (one line on stderr says why).
     """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    try:
-        node = SimulatorNode()
-    except STARTUP_ERRORS as err:
-        print(f'simulator_node: error: {err}', file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    code = 0
-    try:
-        while rclpy.ok() and not node.finished and not _stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        if node.finished:
-            code = node.exit_code
-            node.flush_status()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node('simulator_node', SimulatorNode, args, finished=lambda node: node.finished,
+                     on_finished=_end_of_run)
 
 
 if __name__ == '__main__':  # pragma: no cover

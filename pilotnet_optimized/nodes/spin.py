@@ -1,0 +1,77 @@
+"""How every node of the suite starts, spins and stops: one place for the signal handling that the car's
+safety depends on."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import rclpy
+from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from pilotnet_optimized.errors import PilotnetError
+
+__all__ = ['STARTUP_ERRORS', 'spin_node']
+
+# What a bad model, circuit or parameter raises while a node is built: one line and exit code 2, no traceback.
+STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
+
+NodeT = TypeVar('NodeT', bound=Node)
+_stop = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    # Only a flag. Raising KeyboardInterrupt from here (Python's default) can land inside rclpy's C++ message
+    # conversion, which then surfaces as a RuntimeError instead, and the node dies without its final words.
+    _stop.set()
+
+
+def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] | None = None,
+              finished: Callable[[NodeT], bool] = lambda node: False,
+              on_finished: Callable[[NodeT], int] = lambda node: 0,
+              on_stop: Callable[[NodeT], None] | None = None) -> int:
+    """Build a node and spin it until SIGINT/SIGTERM or until ``finished(node)``.
+
+    :param executable: name for the one-line startup error.
+    :param on_finished: run when the node finished by itself; its result is the exit code.
+    :param on_stop: run last while the context is still up, whatever ended the spin (the final zero Twist).
+    :returns: 0 after a signal, ``on_finished``'s code, or 2 when the node cannot start.
+    """
+    # rclpy's own SIGINT handler would shut the context down before a final message can go out (rclpy#1287).
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager sends only it.
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        node = make_node()
+    except STARTUP_ERRORS as err:
+        print(f'{executable}: error: {err}', file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    code = 0
+    try:
+        # The nodes' timers wake the executor at least every 0.1 s, so a stop request is seen within that.
+        while rclpy.ok() and not finished(node) and not _stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        if finished(node):
+            code = on_finished(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        # Nothing may cut the last message short now.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if on_stop is not None and rclpy.ok():
+            on_stop(node)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
