@@ -43,7 +43,8 @@ _INPUT_RANGES = {'none': (0.0, 255.0), 'unit': (0.0, 1.0), 'imagenet': (-2.2, 2.
 
 def to_tflite(model: tf_keras.Model, out_path: str | Path, quantization: str = 'none',
               representative: np.ndarray | None = None, num_calibration: int = 200,
-              preprocessing: Preprocessing | None = None, log: Callable[[str], None] | None = None) -> Path:
+              preprocessing: Preprocessing | None = None, log: Callable[[str], None] | None = None,
+              bias_correction: bool = True) -> Path:
     """Convert ``model`` to a ``.tflite`` file (written atomically) and its preprocessing sidecar.
 
     :param quantization: one of :data:`QUANTIZATIONS`. ``'int8'`` takes and returns uint8 tensors (as the
@@ -54,6 +55,8 @@ def to_tflite(model: tf_keras.Model, out_path: str | Path, quantization: str = '
     :param num_calibration: use at most this many samples, evenly spaced through ``representative``.
     :param preprocessing: the model's preprocessing, written beside the file (default: the project's).
     :param log: called with one line per step; nothing is printed otherwise.
+    :param bias_correction: for the int8 modes, remove the mean output shift that quantisation causes on the
+        calibration samples (:mod:`~pilotnet_optimized.optimize.bias_correction`; the seed had none).
     :returns: ``out_path``.
     :raises PilotnetError: (:class:`ConversionError`) for an unknown mode, missing or malformed
         representative data, a model whose input does not match the preprocessing, or a failed conversion.
@@ -92,6 +95,14 @@ def to_tflite(model: tf_keras.Model, out_path: str | Path, quantization: str = '
     except Exception as err:  # the MLIR converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(f"TFLite conversion '{quantization}' failed: {' '.join(str(err).split())[:500]}") \
             from err
+    if samples is not None and bias_correction:
+        from pilotnet_optimized.optimize.bias_correction import correct_output_bias
+        reference = np.concatenate([model(samples[i:i + 64], training=False).numpy()
+                                    for i in range(0, len(samples), 64)])
+        flatbuffer, correction = correct_output_bias(flatbuffer, samples, reference)
+        if log:
+            log(f'bias correction: mean output shift {np.round(correction.shift_before, 5).tolist()} -> '
+                f'{np.round(correction.shift_after, 5).tolist()} on {correction.samples} calibration samples')
     path = write_bytes_atomic(out_path, flatbuffer)
     preprocessing.save(path)
     if log:
