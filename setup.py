@@ -41,6 +41,8 @@ setup(
             'pilotnet = pilotnet_optimized.cli:main',
             'inference_node = pilotnet_optimized.nodes.inference_node:main',
             'simulator_node = pilotnet_optimized.nodes.simulator_node:main',
+            'metrics_node = pilotnet_optimized.nodes.metrics_node:main',
+            'recorder_node = pilotnet_optimized.nodes.recorder_node:main',
         ],
     },
 )

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import types
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +18,35 @@ import pytest
 import yaml
 
 from pilotnet_optimized.errors import ModelError, PilotnetError
-from pilotnet_optimized.nodes import graph
-from pilotnet_optimized.nodes.graph import ARGUMENTS, PACKAGE, describe_graph, resolve_model, ros_arg_value
+from pilotnet_optimized.nodes.graph import (ARGUMENTS, PACKAGE, describe_graph, output_dir_of, resolve_model,
+                                            resolve_output_dir, ros_arg_value)
 from pilotnet_optimized.nodes.runner import add_run_arguments, cmd_run, parse_assignments
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / 'launch' / 'sim.launch.py'
+# output_dir given: its default holds the time, which two calls a second apart would see differently.
 ARG_SETS = [
-    {'model': '/m/a.tflite'},
+    {'model': '/m/a.tflite', 'output_dir': '/r/one'},
     {'model': '/m/a.tflite', 'circuit': 'hairpins', 'laps': '2', 'realtime': 'true', 'num_threads': '4',
-     'backend': 'litert'},
-    {'model': '/m/a.tflite', 'sim': 'gazebo'},
+     'backend': 'litert', 'record': 'true', 'output_dir': '/r/two'},
+    {'model': '/m/a.tflite', 'sim': 'gazebo', 'output_dir': '/r/three'},
 ]
+NOW = datetime(2025, 1, 31, 12, 0, 5, tzinfo=timezone.utc)
 
 
 # -- describe_graph ----------------------------------------------------------------------------------------------
-def test_builtin_graph_is_simulator_then_inference_node():
-    specs = describe_graph({'model': '/m/a.tflite', 'circuit': 'many_curves', 'laps': '3'})
-    assert [s.name for s in specs] == ['simulator_node', 'inference_node']
-    sim, brain = specs
-    assert sim.ends_run and not brain.ends_run
-    assert sim.parameters == {'circuit': 'many_curves', 'laps': 3, 'realtime': False, 'on_end': 'exit'}
+def test_builtin_graph_is_metrics_simulator_then_inference_node():
+    specs = describe_graph({'model': '/m/a.tflite', 'circuit': 'many_curves', 'laps': '3', 'output_dir': '/r/x'})
+    # The observers first: listening before the run starts, and stopped last.
+    assert [s.name for s in specs] == ['metrics_node', 'simulator_node', 'inference_node']
+    metrics, sim, brain = specs
+    assert sim.ends_run and not brain.ends_run and not metrics.ends_run
+    # The simulator waits for the observer started before it (metrics_node), not only for the brain.
+    assert sim.parameters == {'circuit': 'many_curves', 'laps': 3, 'realtime': False, 'on_end': 'exit',
+                              'wait_for_observers': 1}
     assert brain.parameters['model_path'] == '/m/a.tflite' and brain.parameters['use_sim_time'] is True
     assert 'use_sim_time' not in sim.parameters  # the simulator is the clock: it must not wait on itself
+    assert metrics.parameters == {'circuit': 'many_curves', 'output_dir': '/r/x', 'use_sim_time': True}
     for spec in specs:
         assert spec.env == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
         assert spec.param_files == (str(ROOT / 'config' / f'{spec.name}.yaml'),)
@@ -48,13 +55,13 @@ def test_builtin_graph_is_simulator_then_inference_node():
 
 def test_gazebo_graph_has_no_simulator():
     specs = describe_graph({'model': '/m/a.tflite', 'sim': 'gazebo'})
-    assert [s.name for s in specs] == ['inference_node']
-    assert specs[0].parameters['use_sim_time'] is True
+    assert [s.name for s in specs] == ['metrics_node', 'inference_node']
+    assert all(s.parameters['use_sim_time'] is True for s in specs)
 
 
 def test_executables_are_the_console_scripts_of_setup_py():
     scripts = dict(re.findall(r"'(\w+) = ([\w.]+):main'", (ROOT / 'setup.py').read_text()))
-    for spec in describe_graph({'model': '/m/a.tflite'}):
+    for spec in describe_graph({'model': '/m/a.tflite', 'record': 'true'}):
         assert scripts[spec.executable] == spec.module
 
 
@@ -64,7 +71,8 @@ def test_executables_are_the_console_scripts_of_setup_py():
     ({'model': 'x', 'num_threads': '0'}, 'num_threads:=0: expected 1..64'),
     ({'model': 'x', 'laps': 'two'}, 'laps:=two: expected a whole number'),
     ({'model': 'x', 'realtime': 'maybe'}, 'realtime:=maybe: choose one of true, false'),
-    ({'model': 'x', 'record': 'true'}, 'recorder_node is not part of this version yet'),
+    ({'model': 'x', 'record': 'yes'}, 'record:=yes: choose one of true, false'),
+    ({'model': 'x', 'output_dir': 'runs/{date}'}, 'output_dir:=runs/{date}: the only placeholder is {time}'),
 ])
 def test_bad_arguments_are_one_clear_error(args, message):
     with pytest.raises(PilotnetError) as err:
@@ -72,12 +80,33 @@ def test_bad_arguments_are_one_clear_error(args, message):
     assert message in str(err.value)
 
 
-def test_planned_nodes_join_the_graph_when_their_module_exists(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(graph.importlib.util, 'find_spec',
-                        lambda name: object() if name.endswith(('metrics_node', 'recorder_node')) else real(name))
-    names = [s.name for s in describe_graph({'model': 'x', 'record': 'true'})]
-    assert names == ['simulator_node', 'inference_node', 'metrics_node', 'recorder_node']
+def test_record_adds_the_recorder_and_one_output_folder_for_all(tmp_path):
+    specs = describe_graph({'model': 'x', 'record': 'true', 'output_dir': str(tmp_path / 'run')})
+    assert [s.name for s in specs] == ['metrics_node', 'recorder_node', 'simulator_node', 'inference_node']
+    recorder = specs[1]
+    assert recorder.parameters == {'output_dir': str(tmp_path / 'run'), 'use_sim_time': True}
+    assert recorder.env == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    assert recorder.param_files == (str(ROOT / 'config' / 'recorder_node.yaml'),)
+    assert output_dir_of(specs) == str(tmp_path / 'run') == specs[0].parameters['output_dir']
+    assert [s.name for s in describe_graph({'model': 'x', 'record': 'false'})] == [
+        'metrics_node', 'simulator_node', 'inference_node']
+    # Two observers now: the simulator starts the run once both are subscribed.
+    assert specs[2].parameters['wait_for_observers'] == 2
+
+
+def test_output_dir_time_template(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ARGUMENTS['output_dir'].default == 'runs/{time}'
+    first = resolve_output_dir('runs/{time}', NOW)
+    assert first == tmp_path / 'runs' / '20250131T120005Z'     # absolute: every node writes to the same place
+    first.mkdir(parents=True)
+    assert resolve_output_dir('runs/{time}', NOW) == tmp_path / 'runs' / '20250131T120005Z-2'   # no clash
+    assert resolve_output_dir('out/fixed') == tmp_path / 'out' / 'fixed'
+    assert resolve_output_dir('') == resolve_output_dir('runs/{time}')  # '' (a node run on its own) = default
+    # The same arguments and time give the same graph.
+    args = {'model': 'x', 'record': 'true', 'output_dir': 'res/drq-{time}'}
+    assert describe_graph(args, now=NOW) == describe_graph(args, now=NOW)
+    assert output_dir_of(describe_graph(args, now=NOW)) == str(tmp_path / 'res' / 'drq-20250131T120005Z')
 
 
 # -- model names ---------------------------------------------------------------------------------------------------
@@ -94,7 +123,8 @@ def test_model_names_resolve_in_the_models_folder(tmp_path, monkeypatch):
     assert resolve_model('sm', folder) == (folder / 'sm').resolve()
     assert resolve_model('models/optimized/fp16.tflite') == (folder / 'fp16.tflite').resolve()  # a path
     # The manifest of `pilotnet optimize` decides when it names the method.
-    (folder / 'manifest.json').write_text(json.dumps({'drq': {'file': 'fp16.tflite', 'status': 'ok'}}))
+    (folder / 'manifest.json').write_text(json.dumps({'model': 'pilotnet.keras', 'methods': {
+        'drq': {'file': 'fp16.tflite', 'status': 'ok'}, 'keras': {'file': 'keras.keras', 'status': 'failed'}}}))
     assert resolve_model('drq', folder) == (folder / 'fp16.tflite').resolve()
     with pytest.raises(ModelError, match=r"model 'dqr' not found in .* \(models there: drq, fp16, int8, keras, sm\) "
                                          r"\(did you mean 'drq'\?\)"):
@@ -108,7 +138,7 @@ def test_model_names_resolve_in_the_models_folder(tmp_path, monkeypatch):
 
 
 # -- config files and --ros-args ----------------------------------------------------------------------------------
-@pytest.mark.parametrize('node', ['inference_node', 'simulator_node'])
+@pytest.mark.parametrize('node', ['inference_node', 'simulator_node', 'metrics_node', 'recorder_node'])
 def test_config_files_set_declared_parameters_with_their_types(node):
     module = pytest.importorskip(f'pilotnet_optimized.nodes.{node}', reason='needs rclpy')
     data = yaml.safe_load((ROOT / 'config' / f'{node}.yaml').read_text())
@@ -121,7 +151,8 @@ def test_config_files_set_declared_parameters_with_their_types(node):
         assert type(value) is type(declared[name].default), name
         if declared[name].choices:
             assert value in declared[name].choices
-    overridden = {k for s in describe_graph({'model': 'x'}) if s.name == node for k in s.parameters}
+    overridden = {k for s in describe_graph({'model': 'x', 'record': 'true'}) if s.name == node
+                  for k in s.parameters}
     assert overridden - {'use_sim_time'} <= set(declared)
 
 
@@ -132,7 +163,7 @@ def test_ros_arg_values_read_back_as_the_same_value(value):
 
 
 def test_ros_args_of_a_spec():
-    spec = describe_graph({'model': '/m/a.tflite', 'realtime': 'true'})[0]
+    spec = next(s for s in describe_graph({'model': '/m/a.tflite', 'realtime': 'true'}) if s.name == 'simulator_node')
     args = spec.ros_args()
     assert args[:3] == ['--ros-args', '-r', '__node:=simulator_node']
     assert args[3:5] == ['--params-file', str(ROOT / 'config' / 'simulator_node.yaml')]
@@ -256,9 +287,11 @@ def test_dry_run_prints_each_nodes_command(tmp_path, capsys):
     model.write_bytes(b'x')
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
-    assert cmd_run(parser.parse_args([f'model:={model}', 'realtime:=true', '--dry-run'])) == 0
+    out_dir = tmp_path / 'run'
+    args = parser.parse_args([f'model:={model}', 'realtime:=true', f'output_dir:={out_dir}', '--dry-run'])
+    assert cmd_run(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    specs = describe_graph({'model': str(model), 'realtime': 'true'})
+    specs = describe_graph({'model': str(model), 'realtime': 'true', 'output_dir': str(out_dir)})
     assert len(lines) == len(specs)
     for line, spec in zip(lines, specs):
         assert line.startswith(f'{spec.name}: FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA {sys.executable} -m {spec.module}')

@@ -24,11 +24,13 @@ Two modes:
 - real time (``realtime:=true``): a steady-clock timer steps every control period with the newest command (zero
   when it is older than ``command_timeout``), as Gazebo does.
 
-Either way the run starts when the brain is there (a camera subscriber and a command publisher) or after
-``start_timeout``; it ends as Behavior Metrics' simulator ends it (laps done, timeout, trapped, back at start,
-off track), with an ``end`` event, and then ``on_end``: ``stop`` (stop publishing frames), ``exit`` (exit 0 when
-the laps were done, 3 otherwise) or ``restart`` (put the car back on the start line and drive on; the clock keeps
-going forward).
+Either way the run starts when the brain is there (a node that subscribes to the camera and publishes commands)
+and, with ``wait_for_observers`` > 0, that many observers (the metrics and recorder nodes of the graph) are
+subscribed to both odometry and status, so that they see the run from its first step; or, failing that, after
+``start_timeout`` (with a warning). It ends as Behavior Metrics' simulator ends it (laps done, timeout, trapped,
+back at start, off track), with an ``end`` event, and then ``on_end``: ``stop`` (stop publishing frames), ``exit``
+(exit 0 when the laps were done, 3 otherwise) or ``restart`` (put the car back on the start line and drive on; the
+clock keeps going forward).
 """
 
 from __future__ import annotations
@@ -84,8 +86,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('command_timeout', 1.0, 'lock-step: wall seconds to wait for the answer to a frame before stepping '
               'with a zero command; real time: a command older than this counts as zero',
               float_range=(0.01, 600.0)),
-    ParamSpec('start_timeout', 30.0, 'wall seconds to wait for the brain (camera subscriber and command publisher) '
-              'before starting anyway', float_range=(0.0, 3600.0), read_only=True),
+    ParamSpec('start_timeout', 30.0, 'wall seconds to wait for the brain (a node that subscribes to the camera '
+              'and publishes commands) and the observers before starting anyway',
+              float_range=(0.0, 3600.0), read_only=True),
+    ParamSpec('wait_for_observers', 0, 'the run starts only once the odometry and status topics each have at least '
+              'this many matched subscribers (observers such as the metrics and recorder nodes, which must see the '
+              'run from its start), besides the brain; bounded by start_timeout', int_range=(0, 100),
+              read_only=True),
     ParamSpec('match', 'auto', 'lock-step: how an answer is matched to its frame', choices=MATCH_CHOICES,
               read_only=True),
     ParamSpec('on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True),
@@ -102,6 +109,14 @@ def _stamp(seconds: float) -> TimeMsg:
     # Whole nanoseconds from a rounded count, so that the stamp of step k is exactly k * period on every machine.
     ns = int(round(seconds * 1e9))
     return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _endpoint_owner(info: Any) -> tuple[Any, ...]:
+    """Which node a graph endpoint belongs to: its namespace and name, or, while its node's name has not been
+    discovered yet, its participant (the first 12 bytes of a DDS GUID)."""
+    if info.node_name and not info.node_name.startswith('_'):   # rmw's '_NODE_NAME_UNKNOWN_'
+        return ('node', info.node_namespace, info.node_name)
+    return ('participant', bytes(info.endpoint_gid[:12]))
 
 
 class SimulatorNode(Node):
@@ -125,6 +140,7 @@ class SimulatorNode(Node):
         self._on_end = str(value('on_end'))
         self._command_timeout = float(value('command_timeout'))
         self._start_timeout = float(value('start_timeout'))
+        self._wait_for_observers = int(value('wait_for_observers'))
         strength = float(value('lighting'))
         rng = np.random.default_rng(int(value('seed')))
         self._lighting = Lighting.random(rng, strength) if strength > 0 else None
@@ -149,7 +165,7 @@ class SimulatorNode(Node):
 
         self._state = 'waiting'          # waiting (for the brain) -> running -> ended
         self._created = time.monotonic()
-        self._brain_seen: float | None = None
+        self._ready_since: float | None = None   # brain and observers present since (monotonic)
         self._latest: tuple[float, float, float] | None = None   # newest (v, w, monotonic arrival)
         self._awaiting: tuple[int, int] | None = None             # lock-step: stamp of the unanswered frame
         self._first_sent = self._last_sent = 0.0
@@ -162,11 +178,11 @@ class SimulatorNode(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         period = float(value('control_period')) if self._realtime else LOCKSTEP_TICK_S
         self._tick = self.create_timer(period, self._on_tick, clock=steady)
-        self._publish_state()
         self._publish_status({'event': 'ready', **self._describe()})
         self.get_logger().info(f"{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), "
                                f"{'real time' if self._realtime else 'lock-step'}: waiting for a brain on "
-                               f'{self._image_topic} -> {self._cmd_topic}')
+                               f'{self._image_topic} -> {self._cmd_topic}'
+                               + (f' and {self._wait_for_observers} observer(s)' if self._wait_for_observers else ''))
 
     # -- state ------------------------------------------------------------------------------------------------
     def _param(self, name: str) -> Any:
@@ -223,12 +239,13 @@ class SimulatorNode(Node):
     def _on_tick(self) -> None:
         now = time.monotonic()
         if self._state == 'waiting':
-            if not self._brain_present():
-                self._brain_seen = None
-            elif self._brain_seen is None:
-                self._brain_seen = now
-            # Seen in the graph is not yet matched for data: give the matching a moment before the first frame.
-            settled = self._brain_seen is not None and now - self._brain_seen >= BRAIN_SETTLE_S
+            if not (self._brain_present() and self._observers_present()):
+                self._ready_since = None
+            elif self._ready_since is None:
+                self._ready_since = now
+            # Seen in the graph is not yet matched for data (the brain's publishers with the observers' subscriptions
+            # above all): give the matching a moment before the first frame.
+            settled = self._ready_since is not None and now - self._ready_since >= BRAIN_SETTLE_S
             if settled or now - self._created >= self._start_timeout:
                 self._start()
             return
@@ -258,9 +275,23 @@ class SimulatorNode(Node):
             self._last_sent = now
 
     def _brain_present(self) -> bool:
-        commands = self.count_publishers(self._cmd_topic) + (
-            self.count_publishers(self._stamped_topic) if self._stamped_topic else 0)
-        return self.count_subscribers(self._image_topic) > 0 and commands > 0
+        """A node both subscribes to the camera and publishes commands: a recorder subscribes to the camera too, and
+        a probe may publish commands, but neither is a brain."""
+        commands = self.get_publishers_info_by_topic(self._cmd_topic)
+        if self._stamped_topic:
+            commands += self.get_publishers_info_by_topic(self._stamped_topic)
+        if not commands:
+            return False
+        cameras = {_endpoint_owner(e) for e in self.get_subscriptions_info_by_topic(self._image_topic)}
+        return any(_endpoint_owner(e) in cameras for e in commands)
+
+    def _observer_count(self) -> int:
+        """Observers that would see the run from its start: subscriptions matched with both the odometry and the
+        status publisher (matched, not merely seen in the graph: a message published now reaches them)."""
+        return min(self._odom_pub.get_subscription_count(), self._status_pub.get_subscription_count())
+
+    def _observers_present(self) -> bool:
+        return self._observer_count() >= self._wait_for_observers
 
     def _start(self) -> None:
         if not self._realtime and self._match == 'auto':
@@ -269,9 +300,16 @@ class SimulatorNode(Node):
         present = self._brain_present()
         if not present:
             self.get_logger().warning(f'no brain after {self._start_timeout:g} s: starting anyway')
+        if not self._observers_present():
+            self.get_logger().warning(f'only {self._observer_count()} of {self._wait_for_observers} observer(s) '
+                                      f'subscribed to odometry and status after {self._start_timeout:g} s: '
+                                      'starting anyway (they miss the start of the run)')
         self._first_frame_timeout = self._start_timeout if present else self._command_timeout
         self._state = 'running'
         self._reset_run_counters()
+        # The start pose (and /clock at 0), now that the observers are there to receive it: nobody was yet when the
+        # node started.
+        self._publish_state()
         self._publish_status({'event': 'start', **self._describe()})
         mode = 'real time' if self._realtime else f'lock-step, answers matched by {self._match}'
         self.get_logger().info(f'run started ({mode})')

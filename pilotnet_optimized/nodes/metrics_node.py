@@ -1,0 +1,210 @@
+"""The metrics node: follows a run and writes its report (Behavior Metrics' figures plus the brain's timing).
+
+| topic | type | QoS | |
+|---|---|---|---|
+| ``odom_topic`` (``/odom``) | nav_msgs/Odometry | :data:`~.qos.ODOMETRY` | in: the car's poses (header stamps) |
+| ``timing_topic`` (``/inference_node/timing``) | std_msgs/Float64MultiArray | :data:`~.qos.TIMING` | in: one row
+  per answered frame (fields named by ``layout.dim[0].label``) |
+| ``inference_status_topic`` (``/inference_node/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | in: the
+  model that drives (``model_loaded``) |
+| ``sim_status_topic`` (``/sim/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | in: the simulator's
+  ``end`` event ends the run |
+| ``~/progress`` | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: every ``progress_period``: percentage,
+  distance, simulated seconds, frames, inference p50 so far (latched: a late subscriber gets the newest) |
+
+The report (:mod:`pilotnet_optimized.laps.report`) is written to ``output_dir``/``metrics.json`` and
+``metrics.md`` once: when the simulator's ``end`` event has arrived (and the odometry and timing up to it: at most
+:data:`SETTLE_S` later), with the simulator's own end fields under ``simulator``; or at SIGINT/SIGTERM with
+``end_reason: interrupted`` (Gazebo runs, which have no end event, end this way). Later episodes of a simulator
+that restarts are not reported. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, String
+
+from pilotnet_optimized.laps import PerfectLap, load_perfect_lap
+from pilotnet_optimized.laps.report import TIMING_FIELDS, RunReport, write_report
+from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters, drain_node, resolve_output_dir
+from pilotnet_optimized.nodes.spin import spin_node
+
+__all__ = ['MetricsNode', 'PARAMETERS', 'main']
+
+#: Seconds to wait after the simulator's end event for the odometry and timing it raced with.
+SETTLE_S = 1.0
+SETTLE_TICK_S = 0.05
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV: its centre line is the '
+              'perfect lap (as the simulator reads it)', read_only=True),
+    ParamSpec('perfect_lap', '', "perfect-lap bag or CSV to judge the run against instead of circuit's centre line "
+              "(Behavior Metrics' lap-<circuit>.bag for a Gazebo world); '' = use circuit", read_only=True),
+    ParamSpec('output_dir', '', "folder for metrics.json and metrics.md; {time} becomes the UTC start time; '' = "
+              'runs/{time}', read_only=True),
+    ParamSpec('odom_topic', '/odom', 'odometry topic (nav_msgs/Odometry)', read_only=True),
+    ParamSpec('timing_topic', '/inference_node/timing', "the inference node's timing rows", read_only=True),
+    ParamSpec('inference_status_topic', '/inference_node/status', "the inference node's events (model_loaded)",
+              read_only=True),
+    ParamSpec('sim_status_topic', '/sim/status', "the simulator's events (end: the run is over; '' = none)",
+              read_only=True),
+    ParamSpec('progress_period', 1.0, 'seconds between ~/progress messages and log lines (0 = none)',
+              float_range=(0.0, 3600.0), read_only=True),
+)
+
+
+def _load_perfect(circuit: str, perfect_lap: str) -> tuple[PerfectLap, str]:
+    if perfect_lap.strip():
+        return load_perfect_lap(perfect_lap.strip()), perfect_lap.strip()
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.episodes import perfect_lap_of
+    return perfect_lap_of(get_circuit(circuit)), circuit
+
+
+class MetricsNode(Node):
+    """Follows odometry and timing, publishes progress, writes the report once; see the module documentation.
+
+    :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
+    :raises PilotnetError: for an unknown circuit or an unreadable perfect lap.
+    """
+
+    def __init__(self, node_name: str = 'metrics_node', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self, PARAMETERS)
+        value = self._param
+        circuit = str(value('circuit'))
+        perfect, source = _load_perfect(circuit, str(value('perfect_lap')))
+        self.output_dir = resolve_output_dir(str(value('output_dir')))
+        self.report = RunReport(perfect, circuit=circuit, perfect_source=source)
+        self.written: tuple[Path, Path] | None = None
+        self._end_event: dict[str, Any] | None = None
+        self._end_seen_at = 0.0
+        self._fields = TIMING_FIELDS
+
+        self.create_subscription(Odometry, str(value('odom_topic')), self._on_odom, qos.ODOMETRY)
+        self.create_subscription(Float64MultiArray, str(value('timing_topic')), self._on_timing, qos.TIMING)
+        self.create_subscription(String, str(value('inference_status_topic')), self._on_inference_status, qos.STATUS)
+        sim_status = str(value('sim_status_topic')).strip()
+        if sim_status:
+            self.create_subscription(String, sim_status, self._on_sim_status, qos.STATUS)
+        self._progress_pub = self.create_publisher(String, '~/progress', qos.STATUS)
+        # Steady clock: simulated time stops with the simulator, and the report must still be written.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._settle_timer = self.create_timer(SETTLE_TICK_S, self._on_settle, clock=steady)
+        period = float(value('progress_period'))
+        self._progress_timer = self.create_timer(period, self._on_progress, clock=steady) if period > 0 else None
+        self.get_logger().info(f'judging against {source} ({len(perfect)} checkpoints, '
+                               f'{perfect.circuit_diameter:.1f} m); report to {self.output_dir}')
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # -- input ------------------------------------------------------------------------------------------------
+    def _on_odom(self, msg: Odometry) -> None:
+        q = msg.pose.pose.orientation
+        yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        p = msg.pose.pose.position
+        self.report.add_odometry(t, p.x, p.y, yaw)
+
+    def _on_timing(self, msg: Float64MultiArray) -> None:
+        if msg.layout.dim and msg.layout.dim[0].label:
+            names = tuple(msg.layout.dim[0].label.split(','))
+            if names != self._fields:
+                self._fields = names
+        self.report.add_timing(dict(zip(self._fields, msg.data, strict=False)))
+
+    def _on_inference_status(self, msg: String) -> None:
+        event = self._json(msg)
+        if event.get('event') == 'model_loaded':
+            self.report.set_model(event)
+
+    def _on_sim_status(self, msg: String) -> None:
+        event = self._json(msg)
+        if event.get('event') == 'end' and self._end_event is None and not self.report.ended:
+            self._end_event = event
+            self._end_seen_at = time.monotonic()
+            self._on_settle()
+
+    def _json(self, msg: String) -> dict[str, Any]:
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            self.get_logger().warning(f'ignoring a status message that is not JSON: {msg.data[:80]!r}')
+            return {}
+        return event if isinstance(event, dict) else {}
+
+    # -- output -----------------------------------------------------------------------------------------------
+    def _caught_up(self, event: dict[str, Any]) -> bool:
+        """The odometry and timing of the run's last step are in (they race with the end event)."""
+        end_t = event.get('sim_seconds')
+        odom_ok = end_t is None or (self.report.last_t is not None and self.report.last_t >= float(end_t) - 1e-6)
+        frames = event.get('frames')
+        return odom_ok and (frames is None or self.report.frames >= int(frames))
+
+    def _on_settle(self) -> None:
+        event = self._end_event
+        if event is None or self.report.ended:
+            return
+        if self._caught_up(event) or time.monotonic() - self._end_seen_at >= SETTLE_S:
+            self.finish(str(event.get('end_reason') or 'ended'), event)
+
+    def _on_progress(self) -> None:
+        if self.report.ended:
+            return
+        progress = self.report.progress()
+        self._progress_pub.publish(String(data=json.dumps(progress)))
+        if progress['frames'] or self.report.poses:
+            pct = progress['percentage_completed']
+            p50 = progress['inference_ms_p50']
+            self.get_logger().info(
+                f"{pct if pct is not None else 0:.1f} % of the lap, {progress['completed_distance']:.1f} m in "
+                f"{progress['sim_seconds']:.1f} s, {progress['frames']} frames"
+                + (f', inference p50 {p50:.2f} ms' if p50 is not None else ''), throttle_duration_sec=10.0)
+
+    def finish(self, reason: str, event: dict[str, Any] | None = None) -> None:
+        """Compute and write the report, once (later calls do nothing)."""
+        if self.written is not None:
+            return
+        result = self.report.end(reason, event)
+        try:
+            self.written = write_report(result, self.output_dir)
+        except OSError as err:
+            self.get_logger().error(f'cannot write the run report to {self.output_dir}: {err}')
+            return
+        pct = result.get('percentage_completed')
+        self.get_logger().info(
+            f"run report ({reason}): {pct if pct is not None else 0:.1f} % of the lap, {result['frames']} frames, "
+            f"inference p50 {result.get('inference_ms_p50')} ms -> {self.written[0]}")
+
+    def stop(self) -> None:
+        """At SIGINT/SIGTERM: take what has arrived, then write the report (the end event's, if it came)."""
+        drain_node(self, seconds=1.0)
+        if self.written is not None:
+            return
+        if self._end_event is not None:
+            self.finish(str(self._end_event.get('end_reason') or 'ended'), self._end_event)
+        else:
+            self.finish('interrupted')
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run pilotnet_optimized metrics_node --ros-args -p circuit:=simple -p output_dir:=runs/x``.
+
+    :returns: 0 after a signal, 2 when the node cannot start (one line on stderr says why).
+    """
+    return spin_node('metrics_node', MetricsNode, args, on_stop=MetricsNode.stop)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The recorder node: a rosbag2 bag (MCAP storage) of the run's topics, readable even after a SIGKILL.
+
+The topics of the graph whose types are known (:data:`KNOWN_TOPICS`: the default ``topics``) are subscribed at
+start-up, with the QoS their publishers in this package offer (:mod:`.qos`: best effort for the camera, transient
+local for the latched status topics): the subscriptions exist before the publishers appear, so that nothing of the
+start of a run is lost to a late discovery. Any other topic of ``topics`` is subscribed as soon as it has a publisher
+in the graph, with its type from the graph and a QoS that matches its publishers (as ``ros2 bag record`` adapts
+it). Every subscription is ``raw``: the serialised CDR bytes go into the bag as they arrived, with no
+deserialising. Messages are stamped with their receive time on the node clock (with ``use_sim_time``: simulated
+time, as ``ros2 bag record --use-sim-time`` does). The writer is rosbags' (``StoragePlugin.MCAP``), the message
+definitions come from rosbags' ROS 2 type store.
+
+The bag is ``output_dir``/``bag_name``. A killed recorder leaves a bag that :func:`pilotnet_optimized.laps.bags.
+open_bag` (or ``python -m pilotnet_optimized.laps.bags <bag>``) repairs and reads: every ``flush_period`` the
+pending MCAP chunk is written out and flushed, and ``metadata.yaml`` is rewritten with the counts so far (see
+:mod:`pilotnet_optimized.laps.bags`). SIGINT/SIGTERM close the bag properly (summary, footer, final
+``metadata.yaml``); the bag path and the message counts are logged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.typesys import Stores, get_typestore
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.laps.bags import bag_metadata, write_bag_metadata
+from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters, drain_node, resolve_output_dir
+from pilotnet_optimized.nodes.spin import spin_node
+
+__all__ = ['RecorderNode', 'PARAMETERS', 'KNOWN_TOPICS', 'DEFAULT_TOPICS', 'main']
+
+#: The graph's topics, with their types and the QoS their publishers offer: subscribed at start-up.
+KNOWN_TOPICS: dict[str, tuple[str, QoSProfile]] = {
+    '/cam_f1_left/image_raw': ('sensor_msgs/msg/Image', qos.CAMERA),
+    '/cmd_vel': ('geometry_msgs/msg/Twist', qos.COMMAND),
+    '/cmd_vel_stamped': ('geometry_msgs/msg/TwistStamped', qos.COMMAND),
+    '/odom': ('nav_msgs/msg/Odometry', qos.ODOMETRY),
+    '/inference_node/timing': ('std_msgs/msg/Float64MultiArray', qos.TIMING),
+    '/sim/status': ('std_msgs/msg/String', qos.STATUS),
+    '/inference_node/status': ('std_msgs/msg/String', qos.STATUS),
+}
+DEFAULT_TOPICS = list(KNOWN_TOPICS)
+DISCOVERY_PERIOD_S = 0.1
+#: Queue depth of every subscription: the recorder must not drop a burst (a camera frame is 0.9 MB: 10 of them).
+DEPTH = 100
+IMAGE_DEPTH = 10
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec('output_dir', '', "the run's folder; the bag is <output_dir>/<bag_name>; {time} becomes the UTC start "
+              "time; '' = runs/{time}", read_only=True),
+    ParamSpec('bag_name', 'bag', 'name of the bag folder in output_dir (it must not exist yet)', read_only=True),
+    ParamSpec('topics', list(DEFAULT_TOPICS), "topics to record: the graph's own are subscribed at start-up, any "
+              'other once it has a publisher (its type and QoS are then taken from the publishers)', read_only=True),
+    ParamSpec('flush_period', 0.5, 'seconds between flushes of the bag to disk: a killed recorder loses at most '
+              'this much', float_range=(0.05, 60.0), read_only=True),
+)
+
+
+def _typestore() -> Any:
+    """rosbags' type store of this ROS distro (message definitions and hashes for the bag), else the latest."""
+    distro = os.environ.get('ROS_DISTRO', '').strip().lower()
+    try:
+        return get_typestore(Stores(f'ros2_{distro}'))
+    except ValueError:
+        return get_typestore(Stores.LATEST)
+
+
+def _message_class(msgtype: str) -> Any:
+    """``sensor_msgs/msg/Image`` -> the rclpy message class."""
+    package, kind, name = msgtype.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
+
+
+def _bag_qos(profile: QoSProfile) -> Qos:
+    """A publisher's QoS as rosbags writes it into the bag (so ``ros2 bag play`` offers the same)."""
+    zero = QosTime(0, 0)
+    return Qos(QosHistory(int(profile.history)), int(profile.depth), QosReliability(int(profile.reliability)),
+               QosDurability(int(profile.durability)), zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+
+
+class RecorderNode(Node):
+    """Records ``topics`` into a rosbag2 MCAP bag; see the module documentation.
+
+    :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
+    :raises PilotnetError: when the bag folder exists already or cannot be created.
+    """
+
+    def __init__(self, node_name: str = 'recorder_node', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self, PARAMETERS)
+        self.bag_path = resolve_output_dir(str(self._param('output_dir'))) / str(self._param('bag_name'))
+        self._wanted = [str(t) for t in self._param('topics')]
+        self._store = _typestore()
+        try:
+            self._writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
+            self.bag_path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer.open()
+        except (WriterError, OSError) as err:
+            raise PilotnetError(f'cannot record to {self.bag_path}: {err}') from err
+        self._writer.set_custom_data('recorded_by', 'pilotnet_optimized recorder_node')
+        self._recording: dict[str, Any] = {}
+        self._skipped: set[str] = set()
+        self._closed = False
+        self._dirty = False
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._discovery = self.create_timer(DISCOVERY_PERIOD_S, self._discover, clock=steady)
+        self.create_timer(float(self._param('flush_period')), self.flush, clock=steady)
+        for topic in self._wanted:
+            if topic in KNOWN_TOPICS and topic not in self._recording:
+                msgtype, offered = KNOWN_TOPICS[topic]
+                self._subscribe(topic, msgtype, [offered], quiet=True)
+        self._write_metadata(complete=False)
+        self.get_logger().info(f"recording {', '.join(self._wanted)} to {self.bag_path}")
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    # -- subscriptions ----------------------------------------------------------------------------------------
+    def _discover(self) -> None:
+        """Subscribe to each wanted topic of an unknown type once it has a publisher (its type and QoS come from
+        there)."""
+        missing = [t for t in self._wanted if t not in self._recording and t not in self._skipped]
+        if not missing:
+            self._discovery.cancel()
+            return
+        types = dict(self.get_topic_names_and_types())
+        for topic in missing:
+            publishers = self.get_publishers_info_by_topic(topic) if topic in types else []
+            if publishers:
+                self._subscribe(topic, types[topic][0], [p.qos_profile for p in publishers])
+
+    def _subscribe(self, topic: str, msgtype: str, profiles: list[QoSProfile], quiet: bool = False) -> None:
+        """Subscribe to ``topic`` (raw) with a QoS that every one of the offered ``profiles`` matches, and add its
+        connection to the bag. ``quiet``: no log line (the start-up line lists the topics)."""
+        try:
+            cls = _message_class(msgtype)
+            conn = self._writer.add_connection(topic, msgtype, typestore=self._store,
+                                               offered_qos_profiles=[_bag_qos(p) for p in profiles])
+        except Exception as err:  # noqa: BLE001 - a type the store does not know is skipped, not fatal
+            self._skipped.add(topic)
+            self.get_logger().warning(f'not recording {topic} ({msgtype}): {err}')
+            return
+        reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
+        latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
+        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST,
+                             depth=IMAGE_DEPTH if msgtype.endswith('/Image') else DEPTH,
+                             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+        # A publisher that offers less than the package's own (a best-effort odometry) never matches: say so.
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda info, t=topic: self._on_incompatible_qos(t, info))
+        self._recording[topic] = self.create_subscription(
+            cls, topic, lambda data, c=conn: self._on_message(c, data), profile, raw=True, event_callbacks=events)
+        if not quiet:
+            self.get_logger().info(f"recording {topic} ({msgtype}, {'reliable' if reliable else 'best effort'}"
+                                   f"{', transient local' if latched else ''})")
+
+    def _on_incompatible_qos(self, topic: str, info: QoSRequestedIncompatibleQoSInfo) -> None:
+        self.get_logger().warning(f'not recording a publisher of {topic}: its QoS does not offer what the recorder '
+                                  f'asks for (policy {info.last_policy_kind})', throttle_duration_sec=10.0)
+
+    def _on_message(self, conn: Any, data: bytes) -> None:
+        if self._closed:
+            return
+        self._writer.write(conn, self.get_clock().now().nanoseconds, data)
+        self._dirty = True
+
+    # -- flushing and closing ---------------------------------------------------------------------------------
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages written so far, per topic."""
+        return {c.topic: self._writer.counts[c.id] for c in self._writer.connections}
+
+    def flush(self) -> None:
+        """Write the pending chunk out, flush the file to the OS, rewrite ``metadata.yaml``: what a SIGKILL leaves
+        from here on is readable after :func:`~pilotnet_optimized.laps.bags.repair_bag`."""
+        if self._closed or not self._dirty:
+            return
+        storage = self._writer.storage
+        # rosbags' MCAP storage keeps the current chunk in memory until 1 MiB: close it early (internals of
+        # rosbags.rosbag2.storage_mcap.McapWriter, checked so that another version only loses the early flush).
+        chunk = getattr(storage, 'chunk', None)
+        if chunk is not None and getattr(chunk, 'msgs', None) and hasattr(storage, 'close_chunk'):
+            storage.close_chunk()
+        bio = getattr(storage, 'bio', None)
+        if bio is not None:
+            bio.flush()
+        self._write_metadata(complete=False)
+        self._dirty = False
+
+    def _write_metadata(self, complete: bool) -> None:
+        w = self._writer
+        files = [f'{self.bag_path.name}.mcap']
+        custom = {**w.custom_data, 'complete': 'true' if complete else 'false'}
+        write_bag_metadata(self.bag_path, bag_metadata(w.connections, w.counts, w.min_timestamp, w.max_timestamp,
+                                                       files, custom))
+
+    def close(self) -> None:
+        """Take what has arrived, then close the bag (summary, footer, ``metadata.yaml``) and log the counts."""
+        if self._closed:
+            return
+        drain_node(self, seconds=1.0)
+        self._closed = True
+        self._writer.set_custom_data('complete', 'true')
+        self._writer.close()
+        counts = self.counts
+        listing = ', '.join(f'{topic} {n}' for topic, n in counts.items()) or 'nothing'
+        missing = [t for t in self._wanted if not counts.get(t)]
+        self.get_logger().info(f'bag {self.bag_path}: {sum(counts.values())} messages ({listing})'
+                               + (f"; never published: {', '.join(missing)}" if missing else ''))
+
+    def destroy_node(self) -> None:
+        # A node stopped without close() (an exception in spin) still leaves a complete bag.
+        if not getattr(self, '_closed', True) and getattr(self, '_writer', None) is not None:
+            try:
+                self._closed = True
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - best effort at teardown; repair_bag handles what is left
+                pass
+        super().destroy_node()
+
+
+def _bag_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob('*.mcap')) if path.is_dir() else 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run pilotnet_optimized recorder_node --ros-args -p output_dir:=runs/x``: record until SIGINT/SIGTERM.
+
+    :returns: 0 after a signal, 2 when the node cannot start (one line on stderr says why).
+    """
+    start = time.monotonic()
+
+    def stop(node: RecorderNode) -> None:
+        node.close()
+        size = _bag_size(node.bag_path)
+        node.get_logger().info(f'recorded {size / 2 ** 20:.1f} MB in {time.monotonic() - start:.1f} s')
+
+    return spin_node('recorder_node', RecorderNode, args, on_stop=stop)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())
