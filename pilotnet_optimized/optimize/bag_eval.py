@@ -1,0 +1,660 @@
+"""``pilotnet bag-eval``: replay a recorded drive through models and compare with the commands that were recorded.
+
+A bag is a rosbag2 folder (MCAP or sqlite3), a bare ``.mcap`` / ``.db3`` file, or a ROS 1 ``.bag`` (what
+Behavior Metrics records): :class:`rosbags.highlevel.AnyReader` opens all of them. A recorder that was killed
+leaves an MCAP file without its summary (and perhaps ``metadata.yaml`` missing or stale): such a file is read as a
+stream with the ``mcap`` library, its messages decoded with rosbags' CDR deserialiser from the schemas in the file,
+and the evaluation goes on with what was recorded, with a warning.
+
+Frames and commands are paired in one of two ways:
+
+- ``TwistStamped`` commands (our recorder's ``/cmd_vel_stamped``): the command whose ``header.stamp`` equals the
+  image's ``header.stamp``, exactly;
+- plain ``Twist`` commands (``/cmd_vel``, Behavior Metrics' ``/F1ROS/cmd_vel``): the first command recorded at or
+  after the image, within ``max_delay`` seconds (record times). A brain that skips frames, or re-sends its last
+  command, makes this pairing approximate: prefer the stamped topic when there is one.
+
+Frames without an answer are skipped and counted. Every model then predicts each paired frame at batch 1 (after a
+warm-up); the rows hold the MSE on normalised labels (as ``pilotnet evaluate``), MAE and maximum error of v and w
+in physical units, and the model call's latency percentiles. No ROS import: this runs where rclpy does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pilotnet_optimized.errors import BagError, PilotnetError
+from pilotnet_optimized.laps.trajectory import _BAG_READ_ERRORS, _one_line
+from pilotnet_optimized.models.preprocess import (ImageError, Preprocessing, denormalise_labels, normalise_input,
+                                                  normalise_labels, resize_frame)
+from pilotnet_optimized.nodes.image_conversion import SUPPORTED_ENCODINGS, image_to_rgb
+from pilotnet_optimized.optimize.evaluate import _size_mb, _versions
+
+__all__ = ['IMAGE_TYPES', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'SUPPORTED_ENCODINGS', 'BagEvalRow', 'BagFrames',
+           'read_bag_frames', 'message_to_rgb', 'evaluate_bag', 'markdown_table', 'write_reports', 'cmd_bag_eval']
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+TWIST_TYPE = 'geometry_msgs/msg/Twist'
+TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
+#: Picked first when a bag holds several topics of a kind: our recorder's, then Behavior Metrics' (ROS 1).
+PREFERRED_IMAGE_TOPICS = ('/cam_f1_left/image_raw', '/F1ROS/cameraL/image_raw')
+PREFERRED_CMD_TOPICS = ('/cmd_vel_stamped', '/cmd_vel', '/F1ROS/cmd_vel')
+
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+
+
+# -- reading bags ------------------------------------------------------------------------------------------------
+@dataclass
+class _Source:
+    """One opened bag (or one storage file of it): its topics and a message iterator.
+
+    ``messages(topics)`` yields ``(topic, msgtype, record_ns, decode)`` in record order; ``decode()`` deserialises
+    the message, outside the iterator, so a read error (a cut-off file) and a message that does not decode are
+    told apart.
+    """
+
+    storage: str
+    topics: dict[str, str]
+    messages: Callable[[set[str]], Iterator[tuple[str, str, int, Callable[[], Any]]]]
+    duration_ns: int | None = None
+    close: Callable[[], None] = lambda: None
+
+
+def _default_typestore(ros1: bool) -> Any:
+    from rosbags.typesys import Stores, get_typestore
+    return get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
+
+
+def _anyreader_source(path: Path, storage: str) -> _Source:
+    from rosbags.highlevel import AnyReader
+    ros1 = path.suffix.lower() == '.bag' and not path.is_dir()
+    reader = AnyReader([path], default_typestore=_default_typestore(ros1))
+    reader.open()
+    topics = {c.topic: c.msgtype for c in reader.connections}
+    try:
+        duration = int(reader.duration) if reader.message_count else 0
+    except _BAG_READ_ERRORS:
+        duration = None
+
+    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
+        conns = [c for c in reader.connections if c.topic in wanted]
+        for conn, stamp, raw in reader.messages(connections=conns):
+            yield conn.topic, conn.msgtype, int(stamp), _lazy(reader.deserialize, raw, conn.msgtype)
+
+    return _Source(storage, topics, messages, duration, reader.close)
+
+
+def _lazy(func: Callable[[Any, str], Any], raw: Any, msgtype: str) -> Callable[[], Any]:
+    return lambda: func(raw, msgtype)
+
+
+def _mcap_stream_source(path: Path) -> _Source:
+    """A bare or cut-off MCAP file read front to back (no summary needed); types from its schema records."""
+    from mcap.records import Channel, Message, Schema
+    from mcap.stream_reader import StreamReader
+    from rosbags.typesys import Stores, TypesysError, get_typestore
+
+    with path.open('rb') as fh:
+        if fh.read(8) != _MCAP_MAGIC:
+            raise BagError(f'{path}: not an MCAP file (bad magic bytes)')
+    # A first pass finds the channels (they may sit inside chunks, so the whole file is read).
+    channels: dict[int, tuple[str, int]] = {}
+    schema_names: dict[int, str] = {}
+    try:
+        with path.open('rb') as fh:
+            for record in StreamReader(fh).records:
+                if isinstance(record, Schema):
+                    schema_names[record.id] = record.name
+                elif isinstance(record, Channel):
+                    channels[record.id] = (record.topic, record.schema_id)
+    except _STREAM_ERRORS:
+        pass  # cut off: the second pass meets the same end and reports it
+    topics = {topic: schema_names.get(sid, '') for topic, sid in channels.values()}
+    store = get_typestore(Stores.EMPTY)
+    fallback = _default_typestore(ros1=False)
+
+    def register(schema: Any) -> None:
+        data = schema.data.decode() if isinstance(schema.data, bytes) else str(schema.data)
+        if data.strip():  # an empty schema: decode() uses the default (Humble) definitions
+            try:
+                store.register(_types_from_schema(schema.name, schema.encoding, data))
+            except TypesysError as err:  # not a cut-off file: a definition rosbags cannot parse
+                raise BagError(f'{path}: schema of {schema.name} cannot be used: {_one_line(err)}') from err
+
+    def decode(raw: bytes, msgtype: str) -> Any:
+        typestore = store if msgtype in store.fielddefs else fallback
+        return typestore.deserialize_cdr(raw, msgtype)
+
+    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
+        schemas: dict[int, Any] = {}
+        chan: dict[int, tuple[str, str]] = {}
+        with path.open('rb') as fh:
+            for record in StreamReader(fh).records:
+                if isinstance(record, Schema):
+                    schemas[record.id] = record
+                elif isinstance(record, Channel):
+                    schema = schemas.get(record.schema_id)
+                    name = schema.name if schema is not None else ''
+                    if record.topic in wanted and schema is not None and name not in store.fielddefs:
+                        register(schema)
+                    chan[record.id] = (record.topic, name)
+                elif isinstance(record, Message) and record.channel_id in chan:
+                    topic, msgtype = chan[record.channel_id]
+                    if topic in wanted:
+                        yield topic, msgtype, int(record.log_time), _lazy(decode, record.data, msgtype)
+
+    return _Source('mcap (read as a stream: no index)', topics, messages)
+
+
+def _types_from_schema(name: str, encoding: str, data: str) -> dict:
+    # As rosbags' AnyReader does for the definitions a rosbag2 bag carries.
+    from rosbags.typesys import get_types_from_idl, get_types_from_msg
+    if encoding == 'ros2idl':
+        sep = '=' * 80 + '\n'
+        if data.startswith(f'{sep}IDL: '):
+            types: dict = {}
+            for part in data.split(sep)[1:]:
+                types.update(get_types_from_idl(part.split('\n', 1)[1]))
+            return types
+        return get_types_from_idl(data)
+    return get_types_from_msg(data, name)
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    from mcap.exceptions import McapError
+    return (McapError, *_BAG_READ_ERRORS)
+
+
+_STREAM_ERRORS: tuple[type[BaseException], ...] = _stream_errors()
+
+
+def _storage_of(folder: Path) -> str:
+    suffixes = {p.suffix for p in folder.iterdir()}
+    return 'mcap' if '.mcap' in suffixes else 'sqlite3' if '.db3' in suffixes else 'rosbag2'
+
+
+def _open_file(path: Path, warnings: list[str]) -> _Source:
+    suffix = path.suffix.lower()
+    if suffix not in ('.bag', '.mcap', '.db3'):
+        raise BagError(f'{path}: unknown bag format {path.suffix!r} (expected a rosbag2 folder, .mcap, .db3 or a '
+                       'ROS 1 .bag)')
+    storage = {'.bag': 'rosbag1', '.mcap': 'mcap', '.db3': 'sqlite3'}[suffix]
+    try:
+        return _anyreader_source(path, storage)
+    except _BAG_READ_ERRORS as err:
+        if suffix != '.mcap':
+            hint = ' (a cut-off ROS 1 bag needs `rosbag reindex` first)' if suffix == '.bag' else ''
+            raise BagError(f'{path}: cannot read bag: {_one_line(err)}{hint}') from err
+        reason = _one_line(err)
+    warnings.append(f'{path}: no usable MCAP index ({reason}): reading it as a stream')
+    try:
+        return _mcap_stream_source(path)
+    except _STREAM_ERRORS as err:
+        raise BagError(f'{path}: cannot read bag: {_one_line(err)}') from err
+
+
+def _chain(files: list[Path], warnings: list[str]) -> _Source:
+    """The storage files of a folder whose metadata.yaml is missing or unusable, read one after the other."""
+    sources = [_open_file(f, warnings) for f in files]
+    topics: dict[str, str] = {}
+    for s in sources:
+        for topic, msgtype in s.topics.items():
+            topics.setdefault(topic, msgtype)
+    storage = sources[0].storage if len({s.storage for s in sources}) == 1 else 'mixed'
+
+    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
+        for s in sources:
+            yield from s.messages(wanted)
+
+    def close() -> None:
+        for s in sources:
+            s.close()
+
+    return _Source(storage, topics, messages, None, close)
+
+
+def _open_bag(path: Path, warnings: list[str]) -> _Source:
+    if not path.exists():
+        raise BagError(f'{path}: no such file or directory')
+    if not path.is_dir():
+        return _open_file(path, warnings)
+    files = sorted(path.glob('*.mcap'), key=_natural) or sorted(path.glob('*.db3'), key=_natural)
+    if (path / 'metadata.yaml').is_file():
+        listed = _listed_files(path / 'metadata.yaml')
+        unlisted = [f.name for f in files if listed is not None and f.name not in listed]
+        if unlisted:  # a recorder killed after it split the bag, before it rewrote metadata.yaml
+            problem = f'metadata.yaml is stale (does not list {", ".join(unlisted)})'
+        else:
+            try:
+                return _anyreader_source(path, _storage_of(path))
+            except _BAG_READ_ERRORS as err:
+                problem = f'metadata.yaml or its storage unusable ({_one_line(err)})'
+    else:
+        problem = 'no metadata.yaml'
+    if not files:
+        raise BagError(f'{path}: not a bag: {problem}, and no .mcap or .db3 file in it')
+    warnings.append(f'{path}: {problem}: reading {", ".join(f.name for f in files)} directly')
+    return _chain(files, warnings)
+
+
+def _natural(path: Path) -> list[Any]:
+    """run_2.mcap before run_10.mcap."""
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', path.name)]
+
+
+def _listed_files(metadata: Path) -> set[str] | None:
+    """The storage file names metadata.yaml lists, or ``None`` when it cannot be read (rosbags will say why)."""
+    import yaml
+    try:
+        info = yaml.safe_load(metadata.read_text())['rosbag2_bagfile_information']
+        return {Path(str(p)).name for p in info['relative_file_paths']}
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+# -- messages to arrays -----------------------------------------------------------------------------------------
+def message_to_rgb(msg: Any, msgtype: str = IMAGE_TYPE) -> np.ndarray:
+    """A deserialised ``Image`` (rgb8/bgr8) or ``CompressedImage`` (JPEG/PNG) as an H x W x 3 RGB uint8 array.
+
+    Raw images go through the inference node's own ``image_to_rgb`` (rows ``step`` bytes apart, padding dropped,
+    bgr8 swapped), which imports nothing from ROS: rosbags' messages have the same fields.
+
+    :raises ImageError: for another encoding, a short buffer, or compressed data that does not decode.
+    """
+    import cv2
+    if msgtype == COMPRESSED_IMAGE_TYPE:
+        buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+        if bgr is None:
+            raise ImageError(f"compressed image (format '{msg.format}') does not decode as JPEG or PNG")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return image_to_rgb(msg)
+
+
+def _stamp_ns(msg: Any) -> int:
+    stamp = msg.header.stamp
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _twist_vw(msg: Any, stamped: bool) -> tuple[float, float]:
+    twist = msg.twist if stamped else msg
+    return float(twist.linear.x), float(twist.angular.z)
+
+
+# -- pairing ---------------------------------------------------------------------------------------------------
+@dataclass
+class BagFrames:
+    """What a bag holds for evaluation: the paired frames (resized per preprocessing) and their commands."""
+
+    bag: dict
+    small: dict[Preprocessing, np.ndarray]
+    commands: np.ndarray          # N x 2 float32 physical (v, w)
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+
+class _Pairer:
+    """Pairs frames with commands as messages stream in, so only paired (and pending) frames are kept."""
+
+    def __init__(self, stamped: bool, max_delay_ns: int) -> None:
+        self.stamped = stamped
+        self.max_delay_ns = max_delay_ns
+        self.pending: dict[int, tuple[int, Any]] = {}      # stamped: image stamp -> (index, frames)
+        self.orphans: dict[int, tuple[float, float]] = {}  # stamped: commands that came before their image
+        self.waiting: list[tuple[int, int, Any]] = []      # twist: (record ns, index, frames), oldest first
+        self.pairs: list[tuple[int, Any, tuple[float, float]]] = []
+        self.commands = 0
+
+    def add_image(self, index: int, record_ns: int, stamp_ns: int | None, frames: Any) -> None:
+        if self.stamped:
+            assert stamp_ns is not None
+            if stamp_ns in self.orphans:
+                self.pairs.append((index, frames, self.orphans.pop(stamp_ns)))
+            else:
+                self.pending.setdefault(stamp_ns, (index, frames))
+        else:
+            self.waiting.append((record_ns, index, frames))
+
+    def add_command(self, record_ns: int, stamp_ns: int | None, vw: tuple[float, float]) -> None:
+        self.commands += 1
+        if self.stamped:
+            assert stamp_ns is not None
+            if stamp_ns in self.pending:
+                index, frames = self.pending.pop(stamp_ns)
+                self.pairs.append((index, frames, vw))
+            else:
+                self.orphans.setdefault(stamp_ns, vw)
+            return
+        # The first command at or after an image, within max_delay, answers it.
+        cut = bisect.bisect_right([w[0] for w in self.waiting], record_ns)
+        for t, index, frames in self.waiting[:cut]:
+            if record_ns - t <= self.max_delay_ns:
+                self.pairs.append((index, frames, vw))
+        del self.waiting[:cut]
+
+    def expire(self, record_ns: int) -> None:
+        """Twist pairing: drop waiting frames older than ``max_delay`` (no answer can come any more)."""
+        if not self.stamped:
+            self.waiting = [w for w in self.waiting if record_ns - w[0] <= self.max_delay_ns]
+
+
+def _pick_topic(path: Path, topics: dict[str, str], kinds: Sequence[str], preferred: Sequence[str],
+                what: str, option: str) -> str | None:
+    found = [t for t, k in topics.items() if k in kinds]
+    if len(found) == 1:
+        return found[0]
+    for name in preferred:
+        if name in found:
+            return name
+    if found:
+        raise BagError(f'{path}: several {what} topics ({", ".join(sorted(found))}): choose one with {option}')
+    return None
+
+
+def _choose_topics(path: Path, topics: dict[str, str], image_topic: str | None,
+                   cmd_topic: str | None) -> tuple[str, str, bool]:
+    listing = ', '.join(f'{t} ({k or "?"})' for t, k in sorted(topics.items())) or 'none'
+    if image_topic is not None:
+        if image_topic not in topics:
+            raise BagError(f'{path}: no topic {image_topic} (topics: {listing})')
+        if topics[image_topic] not in IMAGE_TYPES:
+            raise BagError(f'{path}: topic {image_topic} is {topics[image_topic]}, not an Image or CompressedImage')
+    else:
+        image_topic = _pick_topic(path, topics, IMAGE_TYPES, PREFERRED_IMAGE_TOPICS, 'camera', '--image-topic')
+        if image_topic is None:
+            raise BagError(f'{path}: no {IMAGE_TYPE} or {COMPRESSED_IMAGE_TYPE} topic (topics: {listing})')
+    if cmd_topic is not None:
+        if cmd_topic not in topics:
+            raise BagError(f'{path}: no topic {cmd_topic} (topics: {listing})')
+        if topics[cmd_topic] not in (TWIST_TYPE, TWIST_STAMPED_TYPE):
+            raise BagError(f'{path}: topic {cmd_topic} is {topics[cmd_topic]}, not a Twist or TwistStamped')
+        return image_topic, cmd_topic, topics[cmd_topic] == TWIST_STAMPED_TYPE
+    stamped = _pick_topic(path, topics, (TWIST_STAMPED_TYPE,), PREFERRED_CMD_TOPICS, 'TwistStamped', '--cmd-topic')
+    if stamped is not None:
+        return image_topic, stamped, True
+    plain = _pick_topic(path, topics, (TWIST_TYPE,), PREFERRED_CMD_TOPICS, 'Twist', '--cmd-topic')
+    if plain is None:
+        raise BagError(f'{path}: no {TWIST_STAMPED_TYPE} or {TWIST_TYPE} command topic (topics: {listing})')
+    return image_topic, plain, False
+
+
+def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], image_topic: str | None = None,
+                    cmd_topic: str | None = None, max_delay: float = 0.2, limit: int | None = None) -> BagFrames:
+    """Read a bag's camera frames and the commands that answered them.
+
+    :param preprocessings: each distinct one gets its own resized copy of every paired frame (full frames are not
+        kept: a long bag would not fit in memory).
+    :param max_delay: seconds within which a plain ``Twist`` must follow its image.
+    :param limit: stop after this many paired frames.
+    :raises BagError: missing or unreadable bag, no camera or command topic, or no frame answered.
+    :raises ImageError: for an image encoding the models cannot take.
+    """
+    path = Path(path)
+    if limit is not None and limit < 1:
+        raise PilotnetError(f'--limit must be at least 1, not {limit}')
+    if max_delay <= 0:
+        raise PilotnetError(f'--max-delay must be positive, not {max_delay}')
+    warnings: list[str] = []
+    source = _open_bag(path, warnings)
+    try:
+        image_topic, cmd_topic, stamped = _choose_topics(path, source.topics, image_topic, cmd_topic)
+        image_type = source.topics[image_topic]
+        preps = list(dict.fromkeys(preprocessings))
+        pairer = _Pairer(stamped, int(round(max_delay * 1e9)))
+        images = 0
+        first = last = None
+        cut_off = False
+        it = source.messages({image_topic, cmd_topic})
+        while limit is None or len(pairer.pairs) < limit:
+            try:
+                topic, msgtype, record_ns, decode = next(it)
+            except StopIteration:
+                break
+            except _STREAM_ERRORS as err:
+                cut_off = True
+                where = f' {(last - first) / 1e9:.2f} s in' if first is not None else ' before any message'
+                warnings.append(f'{path}: the bag is cut off{where} ({_one_line(err)}): evaluating the '
+                                f'{images} frame(s) read up to there')
+                break
+            first = record_ns if first is None else first
+            last = record_ns
+            try:
+                msg = decode()
+            except _BAG_READ_ERRORS as err:
+                raise BagError(f'{path}: a {msgtype} message on {topic} does not decode: {_one_line(err)}') from err
+            if topic == image_topic:
+                try:
+                    rgb = message_to_rgb(msg, image_type)
+                    small = {p: resize_frame(rgb, p) for p in preps}
+                except ImageError as err:
+                    raise ImageError(f'{image_topic}: {err}') from err
+                pairer.expire(record_ns)
+                pairer.add_image(images, record_ns, _stamp_ns(msg) if stamped else None, small)
+                images += 1
+            else:
+                pairer.add_command(record_ns, _stamp_ns(msg) if stamped else None, _twist_vw(msg, stamped))
+    finally:
+        source.close()
+    pairs = sorted(pairer.pairs, key=lambda p: p[0])[:limit]
+    how = 'header stamp == image stamp' if stamped else f'first command within {max_delay:g} s after the image'
+    bag = {'path': str(path), 'storage': source.storage, 'cut_off': cut_off,
+           'duration_s': round((source.duration_ns if source.duration_ns is not None and not cut_off
+                                else (last - first if first is not None else 0)) / 1e9, 3),
+           'image_topic': image_topic, 'image_type': image_type, 'cmd_topic': cmd_topic,
+           'cmd_type': source.topics[cmd_topic], 'pairing': how, 'frames': images, 'commands': pairer.commands,
+           'paired': len(pairs), 'unpaired': images - len(pairer.pairs)}
+    if not pairs:
+        hint = (' (image and command stamps never match: try --cmd-topic with a Twist topic to pair by arrival)'
+                if stamped and images and pairer.commands else '')
+        raise BagError(f'{path}: no frame of {image_topic} is answered on {cmd_topic} ({images} frame(s), '
+                       f'{pairer.commands} command(s)){hint}')
+    small = {p: np.stack([pair[1][p] for pair in pairs]) for p in preps}
+    commands = np.array([pair[2] for pair in pairs], dtype=np.float32)
+    return BagFrames(bag, small, commands, warnings)
+
+
+# -- evaluation ------------------------------------------------------------------------------------------------
+@dataclass
+class BagEvalRow:
+    """One model's line: accuracy against the recorded commands and its batch-1 latency on the bag's frames."""
+
+    model: str
+    file: str
+    backend: str
+    precision: str
+    size_mb: float
+    frames: int
+    mse: float | None = None
+    mae_v: float | None = None
+    mae_w: float | None = None
+    max_err_v: float | None = None
+    max_err_w: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    status: str = 'ok'
+    error: str | None = None
+
+
+def _model_paths(models: Sequence[str], models_dir: str | Path) -> list[tuple[str, Path | None, str | None]]:
+    from pilotnet_optimized.nodes.graph import resolve_model
+    out: list[tuple[str, Path | None, str | None]] = []
+    for name in models:
+        try:
+            out.append((name, resolve_model(name, models_dir), None))
+        except PilotnetError as err:
+            out.append((name, None, str(err)))
+    return out
+
+
+def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing, threads: int, warmup: int,
+                  backend_name: str) -> BagEvalRow:
+    from pilotnet_optimized.backends import load_backend
+    try:
+        backend = load_backend(path, backend_name, num_threads=threads, preprocessing=prep)
+    except PilotnetError as err:
+        return BagEvalRow(name, path.name, backend_name, '-', _size_mb(path), 0,
+                          status='skipped' if 'tensorrt' in str(err).lower() else 'error', error=str(err))
+    try:
+        x = normalise_input(frames.small[prep], prep)
+        for _ in range(warmup):
+            backend.predict_normalised(x[:1])
+        preds = np.empty((len(x), 2), np.float32)
+        times = np.empty(len(x))
+        for i in range(len(x)):
+            t = time.perf_counter()
+            preds[i] = backend.predict_normalised(x[i:i + 1])[0, :2]
+            times[i] = time.perf_counter() - t
+    except PilotnetError as err:
+        return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, 0,
+                          status='error', error=str(err))
+    finally:
+        backend.close()
+    mse = float(np.mean((preds - normalise_labels(frames.commands)) ** 2))
+    err = np.abs(denormalise_labels(preds) - frames.commands)
+    lat = times * 1e3
+    return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, len(x),
+                      mse=mse, mae_v=float(err[:, 0].mean()), mae_w=float(err[:, 1].mean()),
+                      max_err_v=float(err[:, 0].max()), max_err_w=float(err[:, 1].max()),
+                      p50_ms=float(np.percentile(lat, 50)), p90_ms=float(np.percentile(lat, 90)),
+                      p99_ms=float(np.percentile(lat, 99)))
+
+
+def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path = 'models/optimized',
+                 image_topic: str | None = None, cmd_topic: str | None = None, max_delay: float = 0.2,
+                 limit: int | None = None, threads: int = 1, warmup: int = 10, backend: str = 'auto',
+                 progress: Callable[[str], None] | None = print,
+                 warn: Callable[[str], None] | None = None) -> dict:
+    """Replay ``bag``'s camera frames through every model and compare with the recorded commands.
+
+    :param models: model files or names looked up in ``models_dir`` (as ``pilotnet run model:=NAME``).
+    :param progress: called with one line per model; ``None`` for silence.
+    :param warn: called with each warning (a cut-off bag, a stale metadata.yaml); default: stderr.
+    :returns: a JSON-ready report: the bag, the machine, and one row per model (status ``error`` for a model
+        that could not be loaded or run; the others still run).
+    :raises BagError: for an unreadable bag or one with nothing to evaluate.
+    """
+    if not models:
+        raise PilotnetError('no models given (--models a,b,c: files or names in the models folder)')
+    resolved = _model_paths(models, models_dir)
+    preps: dict[str, Preprocessing] = {}
+    rows: list[BagEvalRow] = []
+    for name, path, error in resolved:
+        if path is not None:
+            try:
+                preps[name] = Preprocessing.for_model(path)
+            except PilotnetError as err:
+                error = str(err)
+        if error is not None:
+            rows.append(BagEvalRow(name, path.name if path else name, backend, '-',
+                                   _size_mb(path) if path else 0.0, 0, status='error', error=error))
+    start = time.perf_counter()
+    frames = read_bag_frames(bag, list(preps.values()) or [Preprocessing()], image_topic, cmd_topic, max_delay,
+                             limit)
+    for line in frames.warnings:
+        (warn or _warn_stderr)(line)
+    b = frames.bag
+    if progress:
+        progress(f"[bag-eval] {b['path']}: {b['paired']} of {b['frames']} frame(s) of {b['image_topic']} answered "
+                 f"on {b['cmd_topic']} ({b['pairing']})")
+    for name, path, _ in resolved:
+        if name not in preps or path is None:
+            continue
+        t = time.perf_counter()
+        row = _evaluate_one(name, path, frames, preps[name], threads, warmup, backend)
+        rows.append(row)
+        if progress:
+            detail = (f'MSE {row.mse:.5f}  MAE v {row.mae_v:.3f} w {row.mae_w:.3f}  p50 {row.p50_ms:.3f} ms'
+                      if row.status == 'ok' else f'{row.status}: {row.error}')
+            progress(f'[bag-eval] {name:<14} {detail}  ({time.perf_counter() - t:.1f} s)')
+    order = {name: i for i, name in enumerate(models)}
+    rows.sort(key=lambda r: order.get(r.model, len(order)))
+    from pilotnet_optimized.sim.bench import machine_description
+    return {
+        'benchmark': 'bag-eval',
+        'bag': frames.bag,
+        'models': list(models),
+        'threads': threads,
+        'latency': f'batch 1, model call only, {warmup} warm-up call(s), then one timed call per frame',
+        'mse': 'on normalised labels (v in [6.5, 24], w in [-7.1, 7.1] -> [0, 1]); MAE and max error in m/s, rad/s',
+        'machine': machine_description(),
+        'python': platform.python_version(),
+        'versions': _versions(),
+        'seconds': round(time.perf_counter() - start, 1),
+        'warnings': frames.warnings,
+        'rows': [asdict(r) for r in rows],
+    }
+
+
+def _warn_stderr(line: str) -> None:
+    print(f'pilotnet bag-eval: warning: {line}', file=sys.stderr)
+
+
+# -- output ----------------------------------------------------------------------------------------------------
+COLUMNS = [('model', 'model', '{}'), ('precision', 'precision', '{}'), ('size MB', 'size_mb', '{:.2f}'),
+           ('frames', 'frames', '{}'), ('MSE', 'mse', '{:.5f}'), ('MAE v m/s', 'mae_v', '{:.3f}'),
+           ('MAE w rad/s', 'mae_w', '{:.3f}'), ('max err v', 'max_err_v', '{:.3f}'),
+           ('max err w', 'max_err_w', '{:.3f}'), ('p50 ms', 'p50_ms', '{:.3f}'), ('p90 ms', 'p90_ms', '{:.3f}'),
+           ('p99 ms', 'p99_ms', '{:.3f}'), ('status', 'status', '{}')]
+
+
+def markdown_table(report: dict) -> str:
+    """The report's rows as a Markdown table (errors listed under it)."""
+    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+    for row in report['rows']:
+        cells = ['-' if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in COLUMNS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    errors = [f"- {r['model']}: {r['error']}" for r in report['rows'] if r.get('error')]
+    return '\n'.join(lines + ([''] + errors if errors else []))
+
+
+def header_text(report: dict) -> str:
+    """One paragraph about the bag and the run, above the table."""
+    b = report['bag']
+    cut = ' **cut off**: read up to where it ends;' if b['cut_off'] else ''
+    return (f"Bag `{b['path']}` ({b['storage']}, {b['duration_s']:.1f} s):{cut} {b['paired']} of {b['frames']} "
+            f"frame(s) of `{b['image_topic']}` answered on `{b['cmd_topic']}` ({b['pairing']}; {b['unpaired']} "
+            f"skipped). {report['machine']}; {report['threads']} thread(s); {report['latency']}.")
+
+
+def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
+    """bag_eval.md and bag_eval.json in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {'md': out / 'bag_eval.md', 'json': out / 'bag_eval.json'}
+    paths['json'].write_text(json.dumps(report, indent=2) + '\n')
+    paths['md'].write_text(header_text(report) + '\n\n' + markdown_table(report) + '\n')
+    return paths
+
+
+def cmd_bag_eval(args: argparse.Namespace) -> int:
+    """``pilotnet bag-eval BAG --models a,b``: exit 0 when at least one model ran, 1 when none did."""
+    models = [m.strip() for m in args.models.split(',') if m.strip()]
+    report = evaluate_bag(args.bag, models, models_dir=args.models_dir, image_topic=args.image_topic,
+                          cmd_topic=args.cmd_topic, max_delay=args.max_delay, limit=args.limit, threads=args.threads,
+                          warmup=args.warmup, backend=args.backend, progress=None if args.json else print)
+    paths = write_reports(report, args.out) if args.out else {}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(header_text(report))
+        print(markdown_table(report))
+        if paths:
+            print('wrote ' + ', '.join(str(p) for p in paths.values()))
+    return 0 if any(r['status'] == 'ok' for r in report['rows']) else 1

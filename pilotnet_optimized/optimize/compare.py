@@ -1,0 +1,464 @@
+"""The seed's simulation table: several models, each driving the same circuit in the loop, side by side.
+
+``pilotnet compare --models baseline,dynamic --circuit simple`` drives every model with
+:func:`~pilotnet_optimized.sim.episodes.drive_pilot`: ROS-free and in lock-step (each camera frame waits for the
+command that answers it), so the driving figures (frames, end reason, % completed, deviation, lap time) are the same
+on any machine and under any load; only the timing columns measure the machine.
+
+One row per model: total (simulated) time, lap time, average speed, percentage completed, position deviation
+(Behavior Metrics' figures against the circuit's centre line), inference time (mean, p50, p99 of the model call
+alone, as Behavior Metrics times it), the brain's rate and the loop's rate, the real-time factor, and size and
+inference ratios against the first model. Writes ``compare.md``, ``compare.json`` and ``compare.png`` (each model's
+trajectory on the circuit).
+
+Timing definitions (also in the report's header):
+
+- inference ms: the model call only (``predict_normalised`` on the preprocessed frame), after a short warm-up;
+- brain ms: one whole brain step (preprocess + inference + turning the outputs into v, w);
+- brain Hz = 1000 / mean brain ms: the rate the brain alone could sustain;
+- loop Hz: the measured rate of the whole lock-step loop (camera render + brain + simulation step), from the
+  intervals between consecutive frames, so the one-off painting of the circuit texture is not in it;
+- real-time factor = control period x loop Hz (simulated seconds per wall second of the loop; > 1 is faster than
+  real time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
+
+if TYPE_CHECKING:
+    import argparse
+
+    from pilotnet_optimized.backends import Backend
+    from pilotnet_optimized.sim.circuit import Circuit
+
+__all__ = ['CompareRow', 'Comparison', 'compare_models', 'markdown_table', 'write_reports', 'exit_code',
+           'cmd_compare', 'add_arguments', 'TIMING_NOTE', 'header_text', 'report_and_exit']
+
+#: How the timing columns are measured, for the report header.
+TIMING_NOTE = ('inference = the model call only; brain = preprocess + inference + postprocess per frame; '
+               'brain Hz = 1000 / mean brain ms (what the brain alone could sustain); loop Hz = measured rate of the '
+               'whole lock-step loop (render + brain + simulation step, one-off set-up excluded); '
+               'real-time factor = simulated s / wall s of that loop')
+WARMUP_CALLS = 5
+
+
+@dataclass
+class CompareRow:
+    """One model's line of the table (``None`` where a figure does not apply or the model did not run)."""
+
+    name: str
+    file: str
+    backend: str = '-'
+    precision: str = '-'
+    size_mb: float | None = None
+    status: str = 'ok'
+    error: str | None = None
+    end_reason: str | None = None
+    completed: bool = False
+    frames: int | None = None
+    sim_seconds: float | None = None
+    lap_seconds: float | None = None
+    average_speed: float | None = None
+    percentage_completed: float | None = None
+    laps_completed: int | None = None
+    completed_distance_m: float | None = None
+    deviation_mean_m: float | None = None
+    deviation_max_m: float | None = None
+    deviation_bm: float | None = None
+    preprocess_ms_mean: float | None = None
+    inference_ms_mean: float | None = None
+    inference_ms_p50: float | None = None
+    inference_ms_p99: float | None = None
+    brain_ms_mean: float | None = None
+    brain_ms_p99: float | None = None
+    brain_hz: float | None = None
+    loop_hz: float | None = None
+    real_time_factor: float | None = None
+    wall_seconds: float | None = None
+    size_ratio_vs_first: float | None = None
+    speedup_vs_first: float | None = None
+
+
+@dataclass
+class Comparison:
+    """The table plus what the plot needs (the circuit and each model's driven x, y)."""
+
+    header: dict[str, Any]
+    rows: list[CompareRow]
+    circuit: Circuit
+    trajectories: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready report: the header, then the rows."""
+        return {**self.header, 'rows': [asdict(r) for r in self.rows]}
+
+
+class _TimedPilot:
+    """A backend as a :class:`~pilotnet_optimized.sim.episodes.Pilot` that times its stages.
+
+    Exactly :meth:`Backend.predict` (preprocess, model call, denormalise), split so that the model call can be
+    timed on its own; the commands are the same bit for bit.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.preprocess_ms: list[float] = []
+        self.inference_ms: list[float] = []
+        self.starts: list[float] = []
+
+    def predict(self, image_rgb: np.ndarray) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        x = preprocess(image_rgb, self.backend.preprocessing)
+        t1 = time.perf_counter()
+        out = self.backend.predict_normalised(x[None])[0]
+        t2 = time.perf_counter()
+        v, w = denormalise_labels(out)
+        self.starts.append(t0)
+        self.preprocess_ms.append((t1 - t0) * 1e3)
+        self.inference_ms.append((t2 - t1) * 1e3)
+        return float(v), float(w)
+
+    def warm_up(self, calls: int = WARMUP_CALLS) -> None:
+        """A few untimed model calls: the first ones allocate and are slow in every runtime."""
+        batch = np.zeros((1, *self.backend.preprocessing.input_shape), np.float32)
+        for _ in range(calls):
+            self.backend.predict_normalised(batch)
+
+
+def _model_name(text: str) -> str:
+    path = Path(text)
+    return path.stem if path.suffix else (path.name or text)
+
+
+def _load(name: str, text: str, models_dir: str | Path, backend: str, threads: int,
+          ) -> tuple[Backend | None, CompareRow]:
+    from pilotnet_optimized.backends import load_backend
+    from pilotnet_optimized.nodes.graph import resolve_model  # ROS-free (graph.py imports no rclpy)
+    try:
+        path = resolve_model(text, models_dir)
+    except PilotnetError as err:
+        return None, CompareRow(name, text, status='error', error=str(err))
+    try:
+        loaded = load_backend(path, backend, num_threads=threads)
+    except PilotnetError as err:
+        return None, CompareRow(name, path.name, backend=backend, status='error', error=str(err))
+    info = loaded.describe()
+    return loaded, CompareRow(name, path.name, backend=info['backend'], precision=info['precision'],
+                              size_mb=info['size_mb'])
+
+
+def _fill(row: CompareRow, run: Any, pilot: _TimedPilot, laps: int, control_period: float) -> None:
+    """Copy a finished run's figures into ``row``."""
+    res, m = run.result, run.result.metrics
+    row.end_reason = str(res.end_reason)
+    row.completed = m.percentage_completed >= 100 * laps - 1e-6
+    row.frames = int(len(run.inference_ms))
+    row.sim_seconds = res.sim_seconds
+    row.lap_seconds = m.lap_seconds
+    row.average_speed = m.average_speed
+    row.percentage_completed = m.percentage_completed
+    row.laps_completed = m.laps_completed
+    row.completed_distance_m = m.completed_distance
+    d = m.to_dict()  # NaN (a run of one pose) -> None
+    row.deviation_mean_m = d['position_deviation_mean_m']
+    row.deviation_max_m = d['position_deviation_max_m']
+    row.deviation_bm = d['position_deviation_bm']
+    row.wall_seconds = res.wall_seconds
+    if not len(pilot.inference_ms):
+        return
+    inf = np.asarray(pilot.inference_ms)
+    brain = np.asarray(run.inference_ms)  # drive_pilot times the whole predict(): the brain's step
+    row.preprocess_ms_mean = float(np.mean(pilot.preprocess_ms))
+    row.inference_ms_mean = float(inf.mean())
+    row.inference_ms_p50 = float(np.percentile(inf, 50))
+    row.inference_ms_p99 = float(np.percentile(inf, 99))
+    row.brain_ms_mean = float(brain.mean())
+    row.brain_ms_p99 = float(np.percentile(brain, 99))
+    row.brain_hz = 1e3 / row.brain_ms_mean if row.brain_ms_mean > 0 else None
+    if len(pilot.starts) >= 2:
+        period = (pilot.starts[-1] - pilot.starts[0]) / (len(pilot.starts) - 1)
+    else:  # one frame: the whole run is the best estimate there is
+        period = res.wall_seconds
+    if period > 0:
+        row.loop_hz = 1.0 / period
+        row.real_time_factor = control_period / period
+
+
+def _add_ratios(rows: list[CompareRow]) -> str | None:
+    ref = next((r for r in rows if r.status == 'ok' and r.inference_ms_mean), None)
+    if ref is None:
+        return None
+    for r in rows:
+        if r.status != 'ok':
+            continue
+        if r.size_mb and ref.size_mb:
+            r.size_ratio_vs_first = ref.size_mb / r.size_mb
+        if r.inference_ms_mean and ref.inference_ms_mean:
+            r.speedup_vs_first = ref.inference_ms_mean / r.inference_ms_mean
+    return ref.name
+
+
+def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simple', laps: int = 1,
+                   threads: int = 1, backend: str = 'auto', models_dir: str | Path = 'models/optimized',
+                   timeout_s: float | None = None,
+                   progress: Callable[[str], None] | None = print) -> Comparison:
+    """Drive each model round ``circuit`` in lock-step and collect the seed's table.
+
+    A model that cannot be found, loaded or run is a row with ``status='error'`` and its one-line reason; the
+    others still run.
+
+    :param models: model files, SavedModel folders, or names looked up in ``models_dir`` as ``pilotnet run`` does.
+    :param circuit: a :class:`Circuit` or anything :func:`~pilotnet_optimized.sim.get_circuit` accepts.
+    :param laps: laps each model should drive.
+    :param threads: CPU threads for one inference.
+    :param backend: ``'auto'`` or a backend name, for every model.
+    :param timeout_s: simulated seconds per lap before a run ends (default: the circuit's own).
+    :param progress: called with one line as each model starts and ends (``None``: silent).
+    :raises UnknownCircuitError: for an unknown circuit (before any model is loaded).
+    :raises PilotnetError: for no models, ``laps`` < 1, a timeout <= 0 or an unknown backend name.
+    """
+    from pilotnet_optimized.backends import BACKENDS
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.bench import machine_description
+    from pilotnet_optimized.sim.episodes import drive_pilot
+    from pilotnet_optimized.sim.simulation import SimConfig
+    names = [str(m).strip() for m in models if str(m).strip()]
+    if not names:
+        raise PilotnetError('no models given (--models a,b,c: files or names in the models folder)')
+    if laps < 1:
+        raise PilotnetError(f'laps must be at least 1, not {laps}')
+    if backend.strip().lower() not in ('auto', *BACKENDS):
+        raise PilotnetError(f"unknown backend '{backend}': choose one of auto, {', '.join(BACKENDS)}")
+    track = get_circuit(circuit) if isinstance(circuit, str) else circuit
+    if timeout_s is not None:
+        if timeout_s <= 0:
+            raise PilotnetError(f'timeout must be positive, not {timeout_s}')
+        track = dataclasses.replace(track, timeout_s=float(timeout_s))
+    sim_config = SimConfig()
+    say = progress or (lambda _line: None)
+    rows: list[CompareRow] = []
+    trajectories: dict[str, np.ndarray] = {}
+    start = time.perf_counter()
+    seen: set[str] = set()
+    for k, text in enumerate(names, 1):
+        name = base = _model_name(text)
+        while name in seen:  # the same model twice (or two files of one stem): keep rows and curves apart
+            name = f'{base}#{k}'
+        seen.add(name)
+        tag = f'[compare {k}/{len(names)}] {name:<14}'
+        t = time.perf_counter()
+        loaded, row = _load(name, text, models_dir, backend, threads)
+        rows.append(row)
+        if loaded is None:
+            say(f'{tag} error: {row.error}')
+            continue
+        say(f'{tag} driving {track.name} ({laps} lap(s), {row.backend}, {row.precision}, {row.size_mb:.2f} MB)')
+        pilot = _TimedPilot(loaded)
+        try:
+            pilot.warm_up()
+            run = drive_pilot(track, pilot, laps=laps, sim_config=sim_config)
+        except PilotnetError as err:
+            row.status, row.error = 'error', str(err)
+            say(f'{tag} error: {row.error}')
+            continue
+        finally:
+            loaded.close()
+        _fill(row, run, pilot, laps, sim_config.control_period)
+        trajectories[name] = run.result.trajectory.xy
+        lap = f'lap {row.lap_seconds:.1f} s, ' if row.lap_seconds is not None else ''
+        inf = f'{row.inference_ms_mean:.2f} ms' if row.inference_ms_mean is not None else '-'
+        say(f'{tag} {row.end_reason}: {row.percentage_completed:.1f} % in {row.sim_seconds:.1f} s simulated, '
+            f'{lap}{row.average_speed:.2f} m/s, inference {inf} ({time.perf_counter() - t:.1f} s)')
+    reference = _add_ratios(rows)
+    from pilotnet_optimized.optimize.evaluate import _versions
+    header = {
+        'benchmark': 'compare',
+        'circuit': track.name,
+        'circuit_length_m': round(track.length, 1),
+        'timeout_s': track.timeout_s * laps,
+        'laps': laps,
+        'mode': 'lock-step: each camera frame waits for the command that answers it',
+        'control_period_s': sim_config.control_period,
+        'threads': threads,
+        'backend': backend,
+        'warmup_calls': WARMUP_CALLS,
+        'timing': TIMING_NOTE,
+        'reference': reference,
+        'machine': machine_description(),
+        'python': platform.python_version(),
+        'versions': _versions(),
+        'seconds': round(time.perf_counter() - start, 1),
+    }
+    return Comparison(header, rows, track, trajectories)
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """0 when every model completed its laps; 3 when some ran but not every one completed; 1 when none ran."""
+    rows = report['rows']
+    if not any(r['status'] == 'ok' for r in rows):
+        return 1
+    return 0 if all(r['status'] == 'ok' and r['completed'] for r in rows) else 3
+
+
+# (header, key, format); a missing value prints '-'.
+COLUMNS = [('model', 'name', '{}'), ('backend', 'backend', '{}'), ('precision', 'precision', '{}'),
+           ('size MB', 'size_mb', '{:.2f}'), ('smaller vs 1st', 'size_ratio_vs_first', '{:.1f}x'),
+           ('end', 'end_reason', '{}'), ('frames', 'frames', '{}'), ('total s', 'sim_seconds', '{:.1f}'),
+           ('lap s', 'lap_seconds', '{:.1f}'), ('avg speed m/s', 'average_speed', '{:.2f}'),
+           ('completed %', 'percentage_completed', '{:.1f}'), ('dev mean m', 'deviation_mean_m', '{:.2f}'),
+           ('dev max m', 'deviation_max_m', '{:.2f}'), ('dev BM (1000^d)', 'deviation_bm', '{:.3g}'),
+           ('inference mean ms', 'inference_ms_mean', '{:.2f}'), ('inference p50 ms', 'inference_ms_p50', '{:.2f}'),
+           ('inference p99 ms', 'inference_ms_p99', '{:.2f}'), ('faster vs 1st', 'speedup_vs_first', '{:.2f}x'),
+           ('brain ms', 'brain_ms_mean', '{:.2f}'), ('brain Hz (alone)', 'brain_hz', '{:.1f}'),
+           ('loop Hz (measured)', 'loop_hz', '{:.1f}'), ('real-time factor', 'real_time_factor', '{:.2f}'),
+           ('status', 'status', '{}')]
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The report's rows as a Markdown table (an error row shows its reason in the status cell)."""
+    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+    for row in report['rows']:
+        cells = []
+        for _, key, fmt in COLUMNS:
+            value = row.get(key)
+            if key == 'status' and row.get('error'):
+                value = f"{value}: {row['error']}"
+            cells.append('-' if value is None else fmt.format(value).replace('|', '\\|'))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def header_text(report: dict[str, Any]) -> str:
+    ref = f"; ratios against `{report['reference']}` (the first model that ran)" if report['reference'] else ''
+    return (f"Circuit `{report['circuit']}` ({report['circuit_length_m']} m), {report['laps']} lap(s), timeout "
+            f"{report['timeout_s']:g} s; {report['mode']}; control period {report['control_period_s']} s; "
+            f"{report['machine']}; {report['threads']} thread(s); backend {report['backend']}{ref}.\n\n"
+            f"Timing: {report['timing']}; {report['warmup_calls']} warm-up calls before each run. Deviation: "
+            "distance from the centre-line points the run covered to the driven path (mean, max in metres, and "
+            "Behavior Metrics' mean of 1000^d).")
+
+
+def write_reports(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:
+    """compare.json, compare.md and compare.png in ``out_dir`` (created)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / f'compare.{k}' for k in ('md', 'json', 'png')}
+    report = comparison.to_dict()
+    paths['json'].write_text(json.dumps(report, indent=2) + '\n')
+    paths['md'].write_text(header_text(report) + '\n\n' + markdown_table(report) + '\n')
+    _plot(comparison, paths['png'])
+    return paths
+
+
+def _road_edges(circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right road edges, closed, from the centre line and the road width."""
+    normal = np.column_stack([-np.sin(circuit.heading), np.cos(circuit.heading)])
+    half = circuit.road_width / 2
+    left, right = circuit.centreline + half * normal, circuit.centreline - half * normal
+    return np.vstack([left, left[:1]]), np.vstack([right, right[:1]])
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def _plot(comparison: Comparison, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    circuit = comparison.circuit
+    line = np.vstack([circuit.centreline, circuit.centreline[:1]])
+    span = np.ptp(line, axis=0)
+    width = 9.0
+    fig, ax = plt.subplots(figsize=(width, min(max(width * span[1] / max(span[0], 1e-6), 4.0), 12.0) + 0.8))
+    edges = sorted(_road_edges(circuit), key=_area, reverse=True)
+    # Road: the outer edge's area minus the infield (exact for a loop that does not cross itself).
+    ax.fill(edges[0][:, 0], edges[0][:, 1], color='0.88', zorder=0)
+    ax.fill(edges[1][:, 0], edges[1][:, 1], color='white', zorder=0)
+    for edge in edges:
+        ax.plot(edge[:, 0], edge[:, 1], color='0.45', lw=0.8, zorder=1)
+    ax.plot(line[:, 0], line[:, 1], color='tab:red', lw=0.6, ls='--', zorder=2, label='centre line')
+    colours = plt.get_cmap('tab10')
+    ran = [r for r in comparison.rows if r.name in comparison.trajectories]
+    for k, row in enumerate(ran):
+        xy = comparison.trajectories[row.name]
+        colour = colours(k % 10)
+        label = f'{row.name}: {row.percentage_completed:.1f} % ({row.end_reason})'
+        # Earlier runs drawn wider, so that runs on the same path stay visible under the later ones.
+        ax.plot(xy[:, 0], xy[:, 1], color=colour, lw=1.2 + 2.0 * (len(ran) - 1 - k) / max(len(ran) - 1, 1),
+                alpha=0.85, zorder=3, label=label)
+        if not row.completed:
+            ax.plot(*xy[-1], marker='X', ms=10, color=colour, mec='k', zorder=5)
+    x0, y0, yaw0 = circuit.start_pose
+    ax.plot(x0, y0, marker='o', ms=9, color='k', zorder=6, label='start')
+    ax.annotate('', xy=(x0 + 8 * np.cos(yaw0), y0 + 8 * np.sin(yaw0)), xytext=(x0, y0),
+                arrowprops={'arrowstyle': '->', 'color': 'k', 'lw': 1.5}, zorder=6)
+    report = comparison.header
+    ax.set_title(f"{report['circuit']}: {report['laps']} lap(s), lock-step (X: run ended early)")
+    ax.set_aspect('equal')
+    ax.set_xlabel('x (m)')
+    ax.set_ylabel('y (m)')
+    ax.legend(loc='best', fontsize=8, framealpha=0.9)
+    ax.grid(True, alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- the command -----------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``pilotnet compare``'s options."""
+    p.add_argument('--models', required=True,
+                   help='comma-separated models: files, SavedModel folders or names in --models-dir '
+                   '(e.g. baseline,dynamic); the first is the reference for the ratios')
+    p.add_argument('--models-dir', default='models/optimized',
+                   help='folder where model names are looked up (default: models/optimized)')
+    p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV (default: simple)')
+    p.add_argument('--laps', type=int, default=1, help='laps each model drives (default: 1)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--backend', default='auto', help='runtime for every model (default: auto, from the file)')
+    p.add_argument('--timeout', type=float, metavar='S',
+                   help="simulated seconds per lap before a run ends (default: the circuit's, e.g. simple 75)")
+    p.add_argument('--out', help='folder for compare.{md,json,png} (default: runs/compare-<circuit>)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of the table (progress goes to stderr)')
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run the comparison, write the reports, print the table (or JSON); exit code from :func:`exit_code`."""
+    import sys
+    models = [m.strip() for m in args.models.split(',') if m.strip()]
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    comparison = compare_models(models, args.circuit, laps=args.laps, threads=args.threads, backend=args.backend,
+                                models_dir=args.models_dir, timeout_s=args.timeout, progress=progress)
+    return report_and_exit(comparison, args.out or Path('runs') / f'compare-{comparison.circuit.name}', args.json)
+
+
+def report_and_exit(comparison: Comparison, out_dir: str | Path, as_json: bool) -> int:
+    """Write the reports, print the table (or the JSON), and return the exit code (:func:`exit_code`)."""
+    report = comparison.to_dict()
+    paths = write_reports(comparison, out_dir)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(header_text(report))
+        print()
+        print(markdown_table(report))
+        print('wrote ' + ', '.join(str(p) for p in paths.values()))
+    return exit_code(report)

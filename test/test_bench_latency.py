@@ -1,0 +1,119 @@
+"""``pilotnet bench-latency``: its inputs and table without ROS, and one real run of a tiny model through the
+inference node as a process (two transports), with a corrupt model beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.nodes import bench_latency as bl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- without ROS ------------------------------------------------------------------------------------------------------
+def test_help_works_without_importing_rclpy():
+    code = ('import sys\nfrom pilotnet_optimized.cli import build_parser\n'
+            "build_parser().parse_args(['bench-latency', '--frames', '5'])\nprint('rclpy' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip().endswith('False'), out.stderr
+    helped = subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'bench-latency', '--help'],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert helped.returncode == 0 and '--transports' in helped.stdout and 'example:' in helped.stdout
+
+
+def test_transports_are_checked_and_normalised():
+    assert bl.parse_transports('large_data, DEFAULT,LARGE_DATA') == ['LARGE_DATA', 'DEFAULT']
+    with pytest.raises(PilotnetError, match="unknown transport 'UDP'.*LARGE_DATA"):
+        bl.parse_transports('UDP')
+
+
+def test_default_models_take_one_per_backend(tmp_path):
+    for name in ('baseline.tflite', 'dynamic.tflite', 'qat.tflite', 'b.onnx', 'a.onnx', 'keras.keras'):
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / 'savedmodel').mkdir()
+    (tmp_path / 'savedmodel' / 'saved_model.pb').write_bytes(b'x')
+    found = [Path(p).name for p in bl.default_models(tmp_path)]
+    assert found == ['baseline.tflite', 'dynamic.tflite', 'a.onnx', 'keras.keras']
+    with pytest.raises(PilotnetError, match='no models in'):
+        bl.default_models(tmp_path / 'empty')
+
+
+def test_table_shows_errors_on_their_row():
+    ok = bl.LatencyRow('m', 'LARGE_DATA', path='/x/m.tflite', backend='litert', precision='float32', frames=9,
+                       lost=1, raw_p50_ms=1.0, raw_p90_ms=1.5, raw_p99_ms=2.0, node_inference_p50_ms=1.1,
+                       node_e2e_p50_ms=2.5, node_e2e_p90_ms=3.0, node_e2e_p99_ms=4.0, round_trip_p50_ms=2.7,
+                       round_trip_p90_ms=3.1, round_trip_p99_ms=4.5, overhead_ms=1.5, target_met=False)
+    bad = bl.LatencyRow('bad.tflite', 'DEFAULT', status='error', error='model not found: bad.tflite')
+    table = bl.markdown_table({'rows': [ok.__dict__, bad.__dict__]}).splitlines()
+    assert len(table) == 4 and table[0].startswith('| model | transport |')
+    assert '| m.tflite | LARGE_DATA | litert | float32 | 9 (1 lost) | 1.00 / 1.50 / 2.00 |' in table[2]
+    assert '| 1.500 | no | ok |' in table[2]
+    assert table[3].endswith('| error: model not found: bad.tflite |')
+
+
+# -- the real node ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
+    import tf_keras
+
+    from pilotnet_optimized.models.train import TrainConfig, train
+    from pilotnet_optimized.optimize import to_tflite
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.dataset import write_dataset
+    root = tmp_path_factory.mktemp('bench_models')
+    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
+    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
+    model = tf_keras.models.load_model(root / 'tiny.keras', compile=False)
+    paths = {'tiny': to_tflite(model, root / 'tiny.tflite', 'dynamic'), 'corrupt': root / 'corrupt.tflite'}
+    paths['corrupt'].write_bytes(b'not a flatbuffer at all' * 100)
+    return paths
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
+    from pilotnet_optimized.cli import main
+    code = main(['bench-latency', '--json', *argv])
+    out = capsys.readouterr()
+    return code, json.loads(out.out), out.err
+
+
+def test_a_tiny_model_through_the_real_node(models, capsys):
+    code, report, err = _run(capsys, '--models', f"{models['tiny']},{models['corrupt']}", '--frames', '30',
+                             '--warmup', '5', '--transports', 'LARGE_DATA,DEFAULT', '--frame-timeout', '0.25')
+    assert code == 0, err
+    assert {'machine', 'command', 'started', 'finished', 'frames', 'warmup', 'versions', 'load_average'} <= set(report)
+    assert report['frames'] == 30 and report['command'].startswith('pilotnet bench-latency --models ')
+    rows = {(Path(r['model']).stem, r['transport']): r for r in report['rows']}
+    assert set(rows) == {('tiny', 'LARGE_DATA'), ('tiny', 'DEFAULT'), ('corrupt', 'LARGE_DATA'),
+                         ('corrupt', 'DEFAULT')}
+    for transport in ('LARGE_DATA', 'DEFAULT'):
+        r = rows['tiny', transport]
+        assert r['status'] == 'ok', r
+        assert r['backend'] == 'litert' and r['precision'] == 'dynamic-range int8'
+        # Fast DDS's default transport fragments a camera frame over UDP and, best effort, loses many of them.
+        assert r['frames'] + r['lost'] == 30 and r['frames'] >= (25 if transport == 'LARGE_DATA' else 1)
+        # The node reads its clock just after publishing, so the round trip may come in a hair under (module doc).
+        assert r['round_trip_p50_ms'] >= r['node_e2e_p50_ms'] - 0.5
+        assert r['node_e2e_p50_ms'] >= r['node_inference_p50_ms'] > 0
+        assert r['raw_p50_ms'] > 0 and r['raw_p50_ms'] <= r['raw_p90_ms'] <= r['raw_p99_ms']
+        assert r['round_trip_p50_ms'] <= r['round_trip_p90_ms'] <= r['round_trip_p99_ms']
+        assert math.isfinite(r['overhead_ms']) and isinstance(r['target_met'], bool)
+    for transport in ('LARGE_DATA', 'DEFAULT'):
+        r = rows['corrupt', transport]
+        assert r['status'] == 'error' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
+    assert '[bench-latency] tiny.tflite (LARGE_DATA): ready in' in err
+
+
+def test_no_model_ran_is_a_non_zero_exit(models, capsys):
+    code, report, err = _run(capsys, '--models', f"{models['corrupt']},{models['corrupt'].with_name('nope.tflite')}",
+                             '--frames', '5', '--warmup', '1')
+    assert code == 1
+    errors = [r['error'] for r in report['rows']]
+    assert len(errors) == 2 and 'corrupt.tflite' in errors[0] and 'not found' in errors[1]
