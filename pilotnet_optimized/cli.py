@@ -302,7 +302,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
+    from pilotnet_optimized import demo
+    p = add('demo', demo.cmd_demo, "The README's first command: build the default models once (small dataset, "
+            "NVIDIA's PilotNet, baseline and optimised TFLite/ONNX files; cached in models/default), then compare "
+            'them in closed loop on the simple circuit.', 'pilotnet demo --circuit simple --laps 1')
+    demo.add_arguments(p)
+
     from pilotnet_optimized.nodes import runner
+    from pilotnet_optimized.optimize import compare
+    p = add('compare', compare.cmd_compare, "The seed's simulation table: each model drives the circuit in lock-step; "
+            'total and lap time, average speed, percentage completed, deviation, inference ms, brain and loop Hz, '
+            'real-time factor; writes compare.md, compare.json and a PNG of the trajectories.',
+            'pilotnet compare --models baseline,dynamic,int8 --circuit simple --laps 1')
+    compare.add_arguments(p)
+
+    from pilotnet_optimized.nodes import bench_latency  # no ROS import until the command runs
+    p = add('bench-latency', bench_latency.cmd_bench_latency, 'Image-to-Twist latency through the real graph per '
+            "model: the inference node as a process, camera frames one at a time, the node's stamp-to-publish "
+            'time and the round trip (p50/p90/p99) against raw inference, per DDS transport.',
+            bench_latency.EXAMPLE)
+    bench_latency.add_arguments(p)
+
+    def cmd_bag_eval(args: argparse.Namespace) -> int:
+        from pilotnet_optimized.optimize import bag_eval
+        return bag_eval.cmd_bag_eval(args)
+
+    p = add('bag-eval', cmd_bag_eval, 'Replay the camera frames of a recorded drive (rosbag2 folder, .mcap, ROS 1 '
+            '.bag) through models and compare with the recorded commands: MSE, MAE of v and w, latency.',
+            'pilotnet bag-eval runs/lap1 --models baseline,dynamic,models/pilotnet.keras --out runs/lap1/eval')
+    p.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3), .mcap or .db3 file, or ROS 1 .bag')
+    p.add_argument('--models', required=True, help='comma-separated model files or names in --models-dir')
+    p.add_argument('--models-dir', default='models/optimized', help='where model names are looked up '
+                   '(default: models/optimized)')
+    p.add_argument('--image-topic', help='camera topic (default: the one Image or CompressedImage topic)')
+    p.add_argument('--cmd-topic', help='command topic (default: the TwistStamped one, else the Twist one)')
+    p.add_argument('--max-delay', type=float, default=0.2, help='seconds within which a Twist must follow its '
+                   'image to answer it (default: 0.2; TwistStamped pairs by header stamp)')
+    p.add_argument('--limit', type=int, help='first N answered frames (default: all)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--warmup', type=int, default=10, help='untimed calls per model first (default: 10)')
+    p.add_argument('--backend', default='auto', help='auto|litert|tensorflow|onnxruntime|tensorrt')
+    p.add_argument('--out', help='folder for bag_eval.md and bag_eval.json')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress lines)')
+
     p = add('run', runner.cmd_run, 'Start the ROS 2 graph (simulator + inference node) like `ros2 launch '
             'pilotnet_optimized sim.launch.py`, from the same graph description, on machines without launch_ros.',
             'pilotnet run model:=models/optimized/dynamic.tflite circuit:=simple laps:=1')

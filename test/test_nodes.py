@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import re
 import signal
 import subprocess
@@ -119,34 +118,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-# -- ROS set-up: a private domain, the large-data transport, a probe node spinning in a thread ------------------------
-def _free_domain() -> int:
-    """A random ROS domain (1..101, the range whose ports are safe on Linux) that no Fast DDS shared-memory port
-    file in /dev/shm belongs to: a process killed on that domain leaves its ports behind, and its ghost slows down
-    or blocks discovery for seconds (seen here)."""
-    used = set()
-    for path in Path('/dev/shm').glob('fastdds_port*'):
-        match = re.match(r'fastdds_port(\d+)', path.name)
-        if match:
-            used.add((int(match.group(1)) - 7400) // 250)  # port = 7400 + 250 * domain + offset (< 250)
-    free = [d for d in range(1, 102) if d not in used] or list(range(1, 102))
-    return random.Random(os.getpid() ^ time.time_ns()).choice(free)
-
-
-@pytest.fixture(scope='module')
-def ros_env() -> Iterator[dict[str, str]]:
-    """A domain of our own (no cross-talk with other test runs on this machine) and the graph's transport."""
-    saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'FASTDDS_BUILTIN_TRANSPORTS')}
-    os.environ['ROS_DOMAIN_ID'] = str(_free_domain())
-    os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
-    yield {k: os.environ[k] for k in saved}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
+# -- ROS set-up: a private domain and the graph's transport (conftest.ros_env), a probe node spinning in a thread ---
 class Probe:
     """An rclpy node in this process that records what the graph publishes and calls its services."""
 
@@ -161,6 +133,7 @@ class Probe:
         self.odom: list[tuple[float, float]] = []
         self.inference_status: list[dict] = []
         self.sim_status: list[dict] = []
+        self.errors: list[str] = []
         n = self.node
         n.create_subscription(Twist, '/cmd_vel', lambda m: self.twists.append((time.monotonic(), m.linear.x,
                                                                                m.angular.z)), qos.COMMAND)
@@ -181,8 +154,10 @@ class Probe:
         while self.context.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - the context was shut down under us at the end
-                break
+            except Exception as exc:  # noqa: BLE001 - kept for the failure report; at the end, the context is gone
+                if not self.context.ok():
+                    break
+                self.errors.append(repr(exc))
 
     def call(self, client: Any, request: Any, timeout: float = 10.0) -> Any:
         assert client.wait_for_service(timeout_sec=timeout), f'{client.srv_name} not available'
@@ -380,10 +355,16 @@ def test_real_graph(models, ros_env, tmp_path):
     sim_spec = dataclasses.replace(specs['simulator_node'],
                                    parameters={**specs['simulator_node'].parameters, 'on_end': 'restart'})
     probe = Probe(int(ros_env['ROS_DOMAIN_ID']))
+    # One after the other, as the runner starts them (two DDS participants born together may never meet).
     sim = NodeProcess(sim_spec)
-    brain = NodeProcess(specs['inference_node'])
+    brain: NodeProcess | None = None
     feeding = threading.Event()
     try:
+        # 0. Both nodes up (a cold start on a loaded 2-core CI machine imports for tens of seconds), then the run.
+        wait_for(lambda: 'waiting for a brain' in sim.output, 120, 'the simulator to start')
+        brain = NodeProcess(specs['inference_node'])
+        wait_for(lambda: 'driving with' in brain.output, 120, 'the inference node to start')
+        wait_for(lambda: 'run started' in sim.output, 60, 'the simulator to start its run')
         # 1. Driving: finite commands at a steady rate, timing per frame, the car moving, runs ending and restarting.
         wait_for(lambda: len(_nonzero(probe.twists)) >= 40, 60, '40 commands from the model')
         t0, n0 = time.monotonic(), len(_nonzero(probe.twists))
@@ -458,29 +439,36 @@ def test_real_graph(models, ros_env, tmp_path):
         assert rate > 5, f'only {rate:.1f} commands/s'
     finally:
         feeding.set()
-        sim.kill()
-        brain.kill()
+        procs = [p for p in (sim, brain) if p is not None]
+        for proc in procs:
+            proc.kill()
         probe.close()
+        # pytest shows this only when the test fails: what each node said, and what the probe saw.
+        for proc in procs:
+            print(f'--- {proc.name} (exit {proc.proc.returncode}) ---\n{proc.output[-4000:]}')
+        print(f'--- probe: {len(probe.twists)} twists, {len(probe.timing)} timing, {len(probe.odom)} odometry, '
+              f'status {probe.inference_status[-3:]} {probe.sim_status[-3:]}, errors {probe.errors[-3:]}')
 
 
 # -- the runner ------------------------------------------------------------------------------------------------------
-def _runner(*assignments: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-m', 'pilotnet_optimized.nodes.runner', *assignments],
+def _runner(tmp_path: Path, *assignments: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, '-m', 'pilotnet_optimized.nodes.runner', *assignments,
+                             f'output_dir:={tmp_path / "run"}'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env={**os.environ, 'PYTHONUNBUFFERED': '1'})
 
 
 def _assert_children_gone(output: str) -> None:
     pids = [int(p) for p in re.findall(r'started \w+ \(pid (\d+)\)', output)]
-    assert len(pids) == 2, output
+    assert len(pids) == 3, output  # metrics_node, simulator_node, inference_node
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
 
 @pytest.mark.parametrize('realtime', ['false', 'true'])
-def test_runner_run_ends_by_itself_when_the_simulator_ends_it(models, ros_env, realtime):
-    proc = _runner(f'model:={models["a"]}', 'circuit:=simple', 'laps:=1', f'realtime:={realtime}')
+def test_runner_run_ends_by_itself_when_the_simulator_ends_it(models, ros_env, realtime, tmp_path):
+    proc = _runner(tmp_path, f'model:={models["a"]}', 'circuit:=simple', 'laps:=1', f'realtime:={realtime}')
     out, _ = proc.communicate(timeout=120)
     # 0: the laps were done; 3: the run ended early (the tiny model leaves the road).
     assert proc.returncode in (0, 3), out[-3000:]
@@ -503,8 +491,8 @@ def test_runner_run_ends_by_itself_when_the_simulator_ends_it(models, ros_env, r
     assert proc.returncode == (0 if alone['end_reason'] == 'laps_done' else 3)
 
 
-def test_runner_sigterm_stops_every_node(models, ros_env):
-    proc = _runner(f'model:={models["a"]}', 'realtime:=true')
+def test_runner_sigterm_stops_every_node(models, ros_env, tmp_path):
+    proc = _runner(tmp_path, f'model:={models["a"]}', 'realtime:=true')
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -529,3 +517,21 @@ def test_runner_refuses_a_missing_model_before_starting_anything(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"pilotnet run: error: model 'drq' not found in {tmp_path} (models there: none)"
     assert 'started' not in proc.stdout
+
+
+@pytest.mark.parametrize('frame_id,encoding,shape', [('', 'rgb8', (480, 640)), ('cam_f1_left', 'bgr8', (7, 5)),
+                                                     ('ab', 'rgb8', (3, 3)), ('abc', 'bgr8', (2, 1))])
+def test_image_serializer_writes_what_rclpy_reads(frame_id, encoding, shape):
+    # Every alignment case of the two strings; rclpy's own deserialiser must read back the same message.
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from pilotnet_optimized.nodes.image_conversion import ImageSerializer
+    rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    data = ImageSerializer(frame_id, encoding).serialize(rgb, 12, 345)
+    msg = deserialize_message(data, Image)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (12, 345, frame_id)
+    assert (msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian) == (*shape, encoding, shape[1] * 3, 0)
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+    reference = rgb_to_image(rgb, encoding)
+    reference.header = msg.header
+    assert len(serialize_message(reference)) == len(data)

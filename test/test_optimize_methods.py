@@ -24,7 +24,7 @@ from pilotnet_optimized.optimize.methods import METHODS, get_method, resolve_met
 TINY = Preprocessing(width=100, height=33)
 # Fine-tuning settings for the tests: one epoch of a few small batches (distilled from the reference, the
 # default, so that the fine-tuned methods stay near it and the bounds below test the method).
-FAST = {'finetune_epochs': 1, 'max_finetune_frames': 64, 'batch_size': 16}
+FAST = {'finetune_epochs': 1, 'max_finetune_frames': 64, 'batch_size': 16, 'slim_on_policy_frames': 24}
 
 # Mean |output - reference output| in normalised [0, 1] units, on held-out frames.
 EXACT = 1e-4           # same float32 graph in another format
@@ -266,6 +266,9 @@ def test_slim_is_much_smaller_than_dynamic_range(data):
     params = rows['slim']['parameters']
     assert params['units'] == 16 and params['of_units'] == 256
     assert params['parameters'] < params['reference_parameters'] / 8
+    # The student also drove the training circuit (DAgger rounds) and was fine-tuned on what it saw.
+    assert params['on_policy_rounds'] == 2 and params['on_policy_frames'] == 24
+    assert params['on_policy_circuits'] == ['simple']
     from pilotnet_optimized.models.data import load_datasets
     x = normalise_input(load_datasets([data / 'val'], Preprocessing(), progress=False).images)
     pred = _predict(data / 'slim' / 'slim.tflite', x)
@@ -337,3 +340,24 @@ def test_cmd_optimize_json(data, tiny, capsys):
     args = parser.parse_args([str(data / 'nothing.keras'), '--methods', 'baseline', '--out', str(data / 'cli')])
     with pytest.raises(PilotnetError, match='model not found'):
         cmd_optimize(args)
+
+
+def test_on_policy_frames_are_what_the_student_saw_labelled_by_the_expert():
+    from pilotnet_optimized.optimize.on_policy import collect_on_policy
+    from pilotnet_optimized.sim import get_circuit
+    seen: list[np.ndarray] = []
+
+    def straight_on(small: np.ndarray) -> tuple[float, float]:
+        seen.append(small.copy())
+        return 12.0, 0.0  # ignores the road: it leaves it at the first bend, and episodes restart
+
+    frames = collect_on_policy(straight_on, [get_circuit('simple')], 120, Preprocessing(), seed=3)
+    assert frames.images.shape == (120, 66, 200, 3) and frames.images.dtype == np.uint8
+    np.testing.assert_array_equal(np.stack(seen), frames.images)   # the policy drove on exactly these frames
+    v, w = frames.labels.T
+    assert ((6.5 <= v) & (v <= 24)).all() and ((-7.1 <= w) & (w <= 7.1)).all()
+    # Driving straight on a closed circuit drifts off the centre line: the expert's labels steer back, so they
+    # turn far more than the student did (it never turned).
+    assert np.abs(w).max() > 0.5
+    again = collect_on_policy(straight_on, [get_circuit('simple')], 120, Preprocessing(), seed=3)
+    np.testing.assert_array_equal(again.images, frames.images)     # deterministic for a seed

@@ -17,22 +17,29 @@ SavedModel folder ``<name>/``.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import json
+import os
+import random
+import re
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pilotnet_optimized.errors import ModelError, PilotnetError
 
-__all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'PlannedNode', 'PLANNED_NODES',
-           'GRAPH_ENV', 'DEFAULT_MODELS_DIR', 'parse_arguments', 'describe_graph', 'resolve_model', 'config_dir',
-           'ros_arg_value', 'ros_text', 'ParamSpec', 'declare_parameters']
+__all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'GRAPH_ENV', 'DEFAULT_MODELS_DIR',
+           'DEFAULT_OUTPUT_DIR', 'parse_arguments', 'describe_graph', 'resolve_model', 'resolve_output_dir',
+           'output_dir_of', 'free_ros_domain', 'config_dir', 'ros_arg_value', 'ros_text', 'ParamSpec',
+           'declare_parameters', 'drain_node']
 
 PACKAGE = 'pilotnet_optimized'
 DEFAULT_MODELS_DIR = 'models/optimized'
+#: Where a run's outputs go (metrics.json, metrics.md, the bag): ``{time}`` becomes the UTC start time.
+DEFAULT_OUTPUT_DIR = 'runs/{time}'
 MODEL_SUFFIXES = ('.tflite', '.onnx', '.keras', '.h5', '.engine', '.plan')
 BACKEND_CHOICES = ('auto', 'litert', 'tensorflow', 'onnxruntime', 'tensorrt')
 SIM_CHOICES = ('builtin', 'gazebo')
@@ -63,12 +70,16 @@ ARGUMENTS: dict[str, LaunchArgument] = {a.name: a for a in (
     LaunchArgument('sim', 'builtin', "builtin: the built-in simulator node; gazebo: no simulator node, the nodes use "
                    "the topics of Behavior Metrics' ROS 2 Gazebo car (a ROS 1 Noetic Gazebo needs a bridge: a later "
                    'issue)', SIM_CHOICES),
-    LaunchArgument('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV (sim:=builtin)'),
+    LaunchArgument('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV: the circuit the '
+                   'built-in simulator drives, and the perfect lap the metrics node judges the run against (with '
+                   'sim:=gazebo give the perfect-lap bag of the Gazebo world)'),
     LaunchArgument('laps', '1', 'laps to drive before the simulator ends the run (sim:=builtin)'),
     LaunchArgument('realtime', 'false', 'sim:=builtin: step on a timer every control period (true) or in lock-step '
                    'with the brain, so results do not depend on machine load (false)', ('true', 'false')),
-    LaunchArgument('record', 'false', 'also record the run (needs recorder_node: not part of this version yet)',
-                   ('true', 'false')),
+    LaunchArgument('record', 'false', 'also record the run: camera, commands, odometry, timing and status topics '
+                   'into a rosbag2 MCAP bag <output_dir>/bag (recorder_node)', ('true', 'false')),
+    LaunchArgument('output_dir', DEFAULT_OUTPUT_DIR, "folder for the run's outputs: metrics.json and metrics.md "
+                   '(metrics_node), bag/ (record:=true); {time} becomes the UTC start time (20250131T120000Z)'),
 )}
 
 
@@ -85,6 +96,7 @@ class GraphArgs:
     laps: int
     realtime: bool
     record: bool
+    output_dir: str
 
 
 @dataclass(frozen=True)
@@ -136,27 +148,6 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
-class PlannedNode:
-    """A node that later issues add (metrics, recorder): in the graph when ``when(args)`` and its module exists."""
-
-    name: str
-    module: str
-    when: Callable[[GraphArgs], bool]
-    #: Whether asking for it while its module is missing is an error (``record:=true`` must not silently not record).
-    required_when_asked: bool = False
-
-
-#: Hooks for the nodes of the next issue: write ``pilotnet_optimized/nodes/<name>.py`` with ``main()``, its
-#: console script in setup.py and (optionally) ``config/<name>.yaml``; the graph, the launch file and the runner
-#: then pick it up.
-PLANNED_NODES: tuple[PlannedNode, ...] = (
-    PlannedNode('metrics_node', 'pilotnet_optimized.nodes.metrics_node', lambda a: True),
-    PlannedNode('recorder_node', 'pilotnet_optimized.nodes.recorder_node', lambda a: a.record,
-                required_when_asked=True),
-)
-
-
-@dataclass(frozen=True)
 class ParamSpec:
     """One node parameter as plain data: declared by :func:`declare_parameters`, checked against ``config/*.yaml``.
 
@@ -189,6 +180,23 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> None:
             descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.float_range[0]),
                                                                   to_value=float(spec.float_range[1]), step=0.0)]
         node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def drain_node(node: Any, seconds: float = 0.5, idle_s: float = 0.1) -> None:
+    """Run the callbacks of messages that have arrived but not been taken yet, on the node's executor: at most
+    ``seconds``, and stop once nothing came for ``idle_s`` (a node's last words before it stops: the end event that
+    arrived with the SIGINT, the last frames for a bag)."""
+    import time
+
+    executor = getattr(node, 'executor', None)
+    if executor is None:
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        start = time.monotonic()
+        executor.spin_once(timeout_sec=idle_s)
+        if time.monotonic() - start >= idle_s * 0.9:
+            return   # nothing was waiting
 
 
 def config_dir() -> Path:
@@ -269,6 +277,8 @@ def _from_manifest(folder: Path, name: str) -> Path | None:
         entries = json.loads(manifest.read_text())
     except ValueError:
         return None
+    if isinstance(entries, dict) and isinstance(entries.get('methods'), dict):
+        entries = entries['methods']  # what `pilotnet optimize` writes: {'model': ..., 'methods': {name: entry}}
     if isinstance(entries, dict):
         items = list(entries.items())
     else:
@@ -322,7 +332,7 @@ def parse_arguments(args: Mapping[str, Any]) -> GraphArgs:
                      num_threads=_int('num_threads', text['num_threads'], 1, 64),
                      sim=text['sim'].strip().lower(), circuit=text['circuit'].strip(),
                      laps=_int('laps', text['laps'], 1, 1000), realtime=_bool('realtime', text['realtime']),
-                     record=_bool('record', text['record']))
+                     record=_bool('record', text['record']), output_dir=text['output_dir'].strip())
 
 
 def ros_text(value: Any) -> str:
@@ -332,17 +342,24 @@ def ros_text(value: Any) -> str:
     return str(value)
 
 
-def describe_graph(args: Mapping[str, Any]) -> list[NodeSpec]:
+def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list[NodeSpec]:
     """The nodes to start for these launch arguments, in start order (stop in reverse).
 
-    ``sim:=builtin``: ``simulator_node`` then ``inference_node``; ``sim:=gazebo``: ``inference_node`` only, on the
-    same topic names (Behavior Metrics' ROS 2 car: ``/cam_f1_left/image_raw``, ``/cmd_vel``, ``/odom``) with
-    ``use_sim_time`` for Gazebo's ``/clock``. Then any :data:`PLANNED_NODES` that exist.
+    ``metrics_node`` (always) and ``recorder_node`` (``record:=true``) come first, so that they are listening when
+    the run starts and still listening when the brain's final zero command goes out; the simulator's
+    ``wait_for_observers`` is their number, so that it starts the run only once they have subscribed (started first
+    is not yet matched). Then ``sim:=builtin``: ``simulator_node`` and ``inference_node``; ``sim:=gazebo``:
+    ``inference_node`` only, on the same topic names (Behavior Metrics' ROS 2 car: ``/cam_f1_left/image_raw``,
+    ``/cmd_vel``, ``/odom``). Every node but the simulator runs on ``use_sim_time`` (both simulators publish
+    ``/clock``).
+
+    The metrics files and the bag go into one folder, ``output_dir`` made absolute (see :func:`resolve_output_dir`;
+    ``now`` fixes the time its ``{time}`` stands for, for tests).
 
     A model name is resolved here when it can be (so both launchers show the file); one that cannot is passed on
     as it is, and the inference node refuses it with one clear line. The runner checks it up front.
 
-    :raises PilotnetError: for unknown arguments or bad values, or ``record:=true`` without a recorder node.
+    :raises PilotnetError: for unknown arguments or bad values.
     """
     a = parse_arguments(args)
     config = config_dir()
@@ -350,13 +367,26 @@ def describe_graph(args: Mapping[str, Any]) -> list[NodeSpec]:
         model = str(resolve_model(a.model, a.models_dir))
     except ModelError:
         model = a.model
-    specs: list[NodeSpec] = []
+    output_dir = str(resolve_output_dir(a.output_dir, now))
+    specs: list[NodeSpec] = [NodeSpec(
+        name='metrics_node', executable='metrics_node', module='pilotnet_optimized.nodes.metrics_node',
+        param_files=_files(config, 'metrics_node'),
+        parameters={'circuit': a.circuit, 'output_dir': output_dir, 'use_sim_time': True}, env=dict(GRAPH_ENV))]
+    if a.record:
+        specs.append(NodeSpec(
+            name='recorder_node', executable='recorder_node', module='pilotnet_optimized.nodes.recorder_node',
+            param_files=_files(config, 'recorder_node'),
+            # Receive times in simulated time, as ros2 bag record --use-sim-time stamps them.
+            parameters={'output_dir': output_dir, 'use_sim_time': True}, env=dict(GRAPH_ENV)))
+    observers = len(specs)   # metrics_node, recorder_node: every node so far watches the run
     if a.sim == 'builtin':
         specs.append(NodeSpec(
             name='simulator_node', executable='simulator_node', module='pilotnet_optimized.nodes.simulator_node',
             param_files=_files(config, 'simulator_node'),
             # The run ends with the laps (or a failure): the simulator exits and takes the graph down with it.
-            parameters={'circuit': a.circuit, 'laps': a.laps, 'realtime': a.realtime, 'on_end': 'exit'},
+            # The observers started above must see the run from its first step: it waits for them too.
+            parameters={'circuit': a.circuit, 'laps': a.laps, 'realtime': a.realtime, 'on_end': 'exit',
+                        'wait_for_observers': observers},
             env=dict(GRAPH_ENV), ends_run=True, end_codes=(3,)))
     specs.append(NodeSpec(
         name='inference_node', executable='inference_node', module='pilotnet_optimized.nodes.inference_node',
@@ -365,17 +395,59 @@ def describe_graph(args: Mapping[str, Any]) -> list[NodeSpec]:
         parameters={'model_path': model, 'models_dir': a.models_dir, 'backend': a.backend,
                     'num_threads': a.num_threads, 'use_sim_time': True},
         env=dict(GRAPH_ENV)))
-    for planned in PLANNED_NODES:
-        if not planned.when(a):
-            continue
-        if importlib.util.find_spec(planned.module) is None:
-            if planned.required_when_asked:
-                raise PilotnetError(f'{planned.name} is not part of this version yet: run with record:=false')
-            continue
-        specs.append(NodeSpec(name=planned.name, executable=planned.name, module=planned.module,
-                              param_files=_files(config, planned.name), parameters={'use_sim_time': True},
-                              env=dict(GRAPH_ENV)))
     return specs
+
+
+def resolve_output_dir(text: str, now: datetime | None = None) -> Path:
+    """The run's output folder for an ``output_dir`` value, absolute (relative to the current folder).
+
+    ``{time}`` becomes the UTC time ``now`` (default: the current time) as ``20250131T120000Z``; when a folder of
+    that name exists already (two runs in one second), ``-2``, ``-3``, ... is added. Without ``{time}`` the folder is
+    used as it is, existing or not (a second run then finds the first one's bag and refuses to overwrite it).
+    An empty value means :data:`DEFAULT_OUTPUT_DIR`.
+
+    :raises PilotnetError: for a template other than ``{time}``.
+    """
+    template = text.strip() or DEFAULT_OUTPUT_DIR
+    if '{time}' not in template:
+        if '{' in template or '}' in template:
+            raise PilotnetError(f'output_dir:={text}: the only placeholder is {{time}}')
+        return Path(template).expanduser().absolute()
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    rest = template.replace('{time}', '')
+    if '{' in rest or '}' in rest:
+        raise PilotnetError(f'output_dir:={text}: the only placeholder is {{time}}')
+    base = Path(template.replace('{time}', stamp)).expanduser().absolute()
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f'{base.name}-{n}')
+    return path
+
+
+def output_dir_of(specs: list[NodeSpec]) -> str | None:
+    """The output folder of a described graph (what ``pilotnet run`` prints at the end), or ``None``."""
+    for spec in specs:
+        if 'output_dir' in spec.parameters:
+            return str(spec.parameters['output_dir'])
+    return None
+
+
+def free_ros_domain() -> int:
+    """A random ROS domain (1..101, the range whose ports are safe on Linux) that no Fast DDS shared-memory port
+    file in /dev/shm belongs to: a process killed on a domain leaves its ports behind, and their ghost slows down
+    or blocks discovery there for seconds (seen here). For private graphs: benchmarks and tests.
+
+    ``PILOTNET_ROS_DOMAIN`` forces one (to rerun a failure on the domain it happened on)."""
+    if os.environ.get('PILOTNET_ROS_DOMAIN'):
+        return int(os.environ['PILOTNET_ROS_DOMAIN'])
+    used = set()
+    for path in Path('/dev/shm').glob('fastdds_port*'):
+        match = re.match(r'fastdds_port(\d+)', path.name)
+        if match:
+            used.add((int(match.group(1)) - 7400) // 250)  # port = 7400 + 250 * domain + offset (< 250)
+    free = [d for d in range(1, 102) if d not in used] or list(range(1, 102))
+    return random.Random(os.getpid() ^ time.time_ns()).choice(free)
 
 
 def _files(config: Path, node: str) -> tuple[str, ...]:

@@ -32,11 +32,13 @@ from collections.abc import Sequence
 from typing import IO
 
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.nodes.graph import ARGUMENTS, NodeSpec, describe_graph, parse_arguments, resolve_model
+from pilotnet_optimized.nodes.graph import (ARGUMENTS, NodeSpec, describe_graph, output_dir_of, parse_arguments,
+                                            resolve_model)
 
 __all__ = ['add_run_arguments', 'cmd_run', 'parse_assignments', 'GraphRunner', 'main']
 
 KILL_AFTER_TERM_S = 2.0
+NODE_UP_TIMEOUT_S = 30.0  # a node that imports TensorFlow (.keras models) takes ~10 s on a loaded machine
 EXAMPLE = 'pilotnet run model:=models/optimized/drq.tflite circuit:=simple laps:=1'
 
 
@@ -102,6 +104,7 @@ class GraphRunner:
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
         self._pumps: list[threading.Thread] = []
+        self._up: dict[str, threading.Event] = {}
 
     def say(self, name: str, text: str) -> None:
         with self._print_lock:
@@ -130,6 +133,7 @@ class GraphRunner:
             if self._stop.is_set():
                 break
             self._start(spec)
+            self._wait_until_up(spec.name)
         code: int | None = None
         while code is None:
             if self._stop.wait(0.1):
@@ -151,7 +155,8 @@ class GraphRunner:
         failed = self._stop_all()
         if code == 0 and failed:
             code = 1
-        self.say('runner', f'done (exit code {code})')
+        outputs = output_dir_of(self.specs)
+        self.say('runner', f'done (exit code {code})' + (f'; outputs in {outputs}' if outputs else ''))
         return code
 
     def _start(self, spec: NodeSpec) -> None:
@@ -161,15 +166,35 @@ class GraphRunner:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[spec.name] = proc
+        self._up[spec.name] = threading.Event()
         self.say('runner', f'started {spec.name} (pid {proc.pid}): {shlex.join(cmd)}')
         pump = threading.Thread(target=self._pump, args=(spec.name, proc), name=f'out-{spec.name}', daemon=True)
         pump.start()
         self._pumps.append(pump)
 
+    def _wait_until_up(self, name: str) -> None:
+        """Wait until the node has logged its first line (its DDS participant exists by then), or exited.
+
+        One node at a time: with Fast DDS's LARGE_DATA transports, two participants created at the same instant
+        now and then never discover each other (seen here: a simulator and an inference node started together
+        waited for each other for minutes, while a third participant saw both)."""
+        deadline = time.monotonic() + NODE_UP_TIMEOUT_S
+        while not self._up[name].wait(0.05):
+            if self._stop.is_set() or self.procs[name].poll() is not None:
+                return
+            if time.monotonic() > deadline:
+                self.say('runner', f'{name} has not logged anything after {NODE_UP_TIMEOUT_S:g} s: starting the '
+                         'next node anyway')
+                return
+
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
+        logger_tag = f'[{name}]:'  # rclpy's console format: [LEVEL] [time] [logger]: message
         for raw in proc.stdout:
-            self.say(name, raw.decode(errors='replace'))
+            line = raw.decode(errors='replace')
+            if logger_tag in line:
+                self._up[name].set()
+            self.say(name, line)
 
     def _stop_all(self) -> list[str]:
         """SIGINT (reverse start order), wait, SIGTERM, wait, SIGKILL. Returns the nodes that did not stop cleanly:

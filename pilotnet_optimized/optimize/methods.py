@@ -67,6 +67,10 @@ class OptimizeSettings:
         labels and 1.00 x distilled.
     :param slim_teacher_weight: the same for ``slim`` (labels and teacher at 0.5 gave 1.09 x, pure
         distillation 1.02 x).
+    :param slim_on_policy_rounds: after distillation, rounds of driving the training circuits with the student
+        and fine-tuning on the frames it saw as well (:mod:`~pilotnet_optimized.optimize.on_policy`, DAgger);
+        0 turns it off.
+    :param slim_on_policy_frames: frames per training circuit and round.
     :param eval_frames: at most this many validation frames for the MSE and agreement figures in the manifest.
     """
 
@@ -86,6 +90,8 @@ class OptimizeSettings:
     slim_epochs: int | None = None
     slim_learning_rate: float = 3e-4
     slim_teacher_weight: float = 1.0
+    slim_on_policy_rounds: int = 2
+    slim_on_policy_frames: int = 1500
     teacher_weight: float = 1.0
     eval_frames: int = 1000
 
@@ -101,6 +107,8 @@ class OptimizeSettings:
             raise PilotnetError('clusters must be at least 2')
         if self.slim_units < 1:
             raise PilotnetError('slim_units must be at least 1')
+        if self.slim_on_policy_rounds < 0 or self.slim_on_policy_frames < 1:
+            raise PilotnetError('slim_on_policy_rounds must be at least 0 and slim_on_policy_frames at least 1')
         if self.slim_criterion not in ('activation', 'l2', 'l2-out'):
             raise PilotnetError(f"slim_criterion must be 'activation', 'l2' or 'l2-out', not "
                                 f'{self.slim_criterion!r}')
@@ -219,13 +227,15 @@ class OptimizeContext:
         return normalise_input(frames.images[idx], self.preprocessing)
 
     def fit(self, model: tf_keras.Model, epochs: int | None = None, learning_rate: float | None = None,
-            callbacks: Iterable[Any] = (), teacher_weight: float | None = None) -> dict[str, list[float]]:
+            callbacks: Iterable[Any] = (), teacher_weight: float | None = None,
+            frames: Frames | None = None) -> dict[str, list[float]]:
         """Fine-tune ``model`` in place on :meth:`finetune_frames` (augmented as in training, MSE, Adam), with
         BatchNormalization layers frozen.
 
         :param teacher_weight: distil from the reference model: targets become ``teacher_weight *
             reference(x) + (1 - teacher_weight) * labels`` on the same augmented batch (default: the
             settings' ``teacher_weight``).
+        :param frames: fine-tune on these instead of :meth:`finetune_frames`.
         :returns: the Keras history.
         """
         import tf_keras
@@ -234,7 +244,8 @@ class OptimizeContext:
 
         cfg = TrainConfig(batch_size=self.settings.batch_size, seed=self.settings.seed,
                           preprocessing=self.preprocessing)
-        sequence = make_sequence(self.finetune_frames(), cfg, shuffle=True, augment=True)
+        sequence = make_sequence(frames if frames is not None else self.finetune_frames(), cfg, shuffle=True,
+                                 augment=True)
         weight = self.settings.teacher_weight if teacher_weight is None else teacher_weight
         if weight > 0:
             sequence = distillation_sequence(sequence, self.model(), weight)
@@ -351,6 +362,7 @@ def _ptq(quantization: str) -> Producer:
         if quantization in NEEDS_REPRESENTATIVE:
             representative = ctx.representative()
             params['calibration_frames'] = len(representative)
+            params['bias_correction'] = True
         to_tflite(ctx.model(), out, quantization, representative=representative,
                   num_calibration=ctx.settings.calibration_frames, preprocessing=ctx.preprocessing)
         return params

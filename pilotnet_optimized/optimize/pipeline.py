@@ -297,6 +297,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--slim-quantization', default=OptimizeSettings.slim_quantization,
                         choices=['none', 'dynamic', 'float16', 'int8', 'int8-fallback'],
                         help=f'TFLite mode for slim (default: {OptimizeSettings.slim_quantization})')
+    parser.add_argument('--slim-on-policy-rounds', type=int, default=OptimizeSettings.slim_on_policy_rounds,
+                        help='rounds of driving the training circuits with slim and fine-tuning on the frames it '
+                             f'saw too, with the same targets as the rest (DAgger; default: '
+                             f'{OptimizeSettings.slim_on_policy_rounds}; 0: off)')
     parser.add_argument('--teacher-weight', type=float, default=OptimizeSettings.teacher_weight,
                         help='fine-tuning targets of QAT, pruning and clustering: W * the input model\'s predictions '
                              '+ (1 - W) * labels (default: 1, distillation; 0 is the seed\'s labels only)')
@@ -314,6 +318,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                           max_finetune_frames=args.max_finetune_frames or None,
                           calibration_frames=args.calibration_frames, slim_units=args.slim_units,
                           slim_quantization=args.slim_quantization, teacher_weight=args.teacher_weight,
+                          slim_on_policy_rounds=args.slim_on_policy_rounds,
                           prune_conv=args.prune_conv,
                           progress=None if args.json else print)
     if args.json:

@@ -110,6 +110,9 @@ def make_slim(ctx: OptimizeContext, out: Path) -> dict:
     student = narrow_dense(teacher, keep)
     history = ctx.fit(student, epochs=s.slim_finetune_epochs, learning_rate=s.slim_learning_rate,
                       teacher_weight=s.slim_teacher_weight)
+    on_policy = _on_policy_rounds(ctx, student) if s.slim_on_policy_rounds else {}
+    if on_policy:
+        history = on_policy.pop('history')
     representative = calibration if s.slim_quantization in NEEDS_REPRESENTATIVE else None
     to_tflite(student, out, s.slim_quantization, representative=representative,
               num_calibration=s.calibration_frames, preprocessing=ctx.preprocessing)
@@ -118,4 +121,48 @@ def make_slim(ctx: OptimizeContext, out: Path) -> dict:
             'finetune_frames': len(ctx.finetune_frames()), 'learning_rate': s.slim_learning_rate,
             'teacher_weight': s.slim_teacher_weight, 'parameters': int(student.count_params()),
             'reference_parameters': int(teacher.count_params()),
-            'final_loss': round(history['loss'][-1], 6) if history.get('loss') else None}
+            'final_loss': round(history['loss'][-1], 6) if history.get('loss') else None, **on_policy}
+
+
+def _on_policy_rounds(ctx: OptimizeContext, student: tf_keras.Model) -> dict:
+    """DAgger rounds: the student drives the training circuits, and is fine-tuned on the frames it saw (with
+    the distillation targets, like the rest) together with the original fine-tuning frames."""
+    from pilotnet_optimized.models.data import Frames
+    from pilotnet_optimized.optimize.on_policy import collect_on_policy, keras_policy
+
+    s = ctx.settings
+    circuits = _training_circuits(ctx)
+    base = ctx.finetune_frames()
+    images, labels = [base.images], [base.labels]
+    history: dict = {}
+    for round_ in range(s.slim_on_policy_rounds):
+        seen = collect_on_policy(keras_policy(student, ctx.preprocessing), circuits, s.slim_on_policy_frames,
+                                 ctx.preprocessing, seed=s.seed + round_)
+        images.append(seen.images)
+        labels.append(seen.labels)
+        frames = Frames(np.concatenate(images), np.concatenate(labels), base.sources + seen.sources)
+        history = ctx.fit(student, epochs=max(1, s.slim_finetune_epochs // 2), learning_rate=s.slim_learning_rate,
+                          teacher_weight=s.slim_teacher_weight, frames=frames)
+    return {'on_policy_rounds': s.slim_on_policy_rounds, 'on_policy_frames': s.slim_on_policy_frames,
+            'on_policy_circuits': [c.name for c in circuits], 'history': history}
+
+
+def _training_circuits(ctx: OptimizeContext) -> list:
+    """The built-in circuits the training datasets were recorded on (from each folder's meta.json)."""
+    import json
+
+    from pilotnet_optimized.models.data import find_dataset_dirs
+    from pilotnet_optimized.sim import get_circuit
+
+    names = []
+    for folder in find_dataset_dirs(list(ctx.train_data or [])):
+        try:
+            name = json.loads((folder / 'meta.json').read_text())['circuit']
+        except (OSError, ValueError, KeyError):
+            continue
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise PilotnetError('on-policy rounds need the circuits of the training data (meta.json of each dataset '
+                            'folder): pass slim_on_policy_rounds=0 for data without them')
+    return [get_circuit(n) for n in names]

@@ -1,0 +1,63 @@
+"""The README's first command: the default models are built once with the project's pipeline, cached, rebuilt
+when the recipe changes, and compared in closed loop (a tiny recipe here; the real one is `pilotnet demo`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pilotnet_optimized.demo import RECIPE_FILE, DemoRecipe, ensure_default_models
+
+TINY = DemoRecipe(circuits=('simple',), frames_per_circuit=40, epochs=1, methods=('baseline', 'dynamic'))
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], list[str]]:
+    folder = tmp_path_factory.mktemp('default_models')
+    lines: list[str] = []
+    return folder, ensure_default_models(folder, TINY, say=lines.append), lines
+
+
+def test_first_run_builds_every_model_with_progress(built):
+    folder, models, lines = built
+    assert list(models) == ['baseline', 'dynamic']
+    assert all(p.is_file() and p.stat().st_size > 10_000 for p in models.values())
+    assert models['dynamic'].stat().st_size < models['baseline'].stat().st_size / 2  # int8 weights
+    record = json.loads((folder / RECIPE_FILE).read_text())
+    assert record['recipe']['frames_per_circuit'] == 40 and record['build_seconds'] > 0
+    text = '\n'.join(lines)
+    for step in ('building the default models', 'dataset simple: 40 frames', 'trained pilotnet_nvidia.keras',
+                 'optimize: ', 'default models ready'):
+        assert step in text, text
+
+
+def test_second_run_reuses_the_cache_and_a_new_recipe_rebuilds(built, tmp_path):
+    folder, models, _ = built
+    stamps = {name: p.stat().st_mtime_ns for name, p in models.items()}
+    lines: list[str] = []
+    again = ensure_default_models(folder, TINY, say=lines.append)
+    assert again == models and {n: p.stat().st_mtime_ns for n, p in again.items()} == stamps
+    assert len(lines) == 1 and 'using the default models built earlier' in lines[0]
+    # A file gone (or a changed recipe) means the cache is not complete: it is not used.
+    from pilotnet_optimized.demo import _cached
+    assert _cached(folder, DemoRecipe(circuits=('simple',), frames_per_circuit=41, epochs=1,
+                                      methods=('baseline', 'dynamic'))) is None
+    models['dynamic'].rename(tmp_path / 'moved.tflite')
+    try:
+        assert _cached(folder, TINY) is None
+    finally:
+        (tmp_path / 'moved.tflite').rename(models['dynamic'])
+    assert _cached(folder, TINY) == models
+
+
+def test_the_default_models_drive_in_the_comparison(built, tmp_path):
+    from pilotnet_optimized.optimize.compare import compare_models, write_reports
+    _, models, _ = built
+    comparison = compare_models([str(p) for p in models.values()], 'simple', progress=None)
+    report = comparison.to_dict()
+    rows = report['rows']
+    assert [r['status'] for r in rows] == ['ok', 'ok'] and all(r['frames'] > 0 for r in rows)
+    paths = write_reports(comparison, tmp_path / 'run')
+    assert all(Path(p).is_file() for p in paths.values())
