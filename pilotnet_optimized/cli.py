@@ -27,7 +27,11 @@ examples:
   pilotnet drive --model models/pilotnet.keras --circuit simple
   pilotnet optimize models/pilotnet.keras --methods all --data data/train --val data/val --out models/optimized
   pilotnet evaluate models/optimized --data data/test
-  pilotnet run model:=dynamic circuit:=simple
+  pilotnet run model:=dynamic circuit:=simple record:=true
+  pilotnet demo
+  pilotnet compare --models baseline,dynamic,int8 --circuit simple
+  pilotnet bag-eval runs/drq/bag --models baseline,dynamic
+  pilotnet bench-latency --models dynamic,int8 --frames 300
 """
 
 
@@ -196,7 +200,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='pilotnet', description='Compressed PilotNet driving models for the Formula-1 car: simulator, '
-        'lap metrics, datasets.', epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        'lap metrics, datasets, training, optimisation, evaluation, closed-loop comparison, the ROS 2 graph.',
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
 

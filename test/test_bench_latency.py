@@ -30,7 +30,8 @@ def test_help_works_without_importing_rclpy():
 
 def test_transports_are_checked_and_normalised():
     assert bl.parse_transports('large_data, DEFAULT,LARGE_DATA') == ['LARGE_DATA', 'DEFAULT']
-    with pytest.raises(PilotnetError, match="unknown transport 'UDP'.*LARGE_DATA"):
+    assert bl.parse_transports('shm_large') == ['SHM_LARGE']
+    with pytest.raises(PilotnetError, match="unknown transport 'UDP'.*SHM_LARGE.*LARGE_DATA"):
         bl.parse_transports('UDP')
 
 
@@ -77,38 +78,41 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
+def _run(capture: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
     from pilotnet_optimized.cli import main
     code = main(['bench-latency', '--json', *argv])
-    out = capsys.readouterr()
+    out = capture.readouterr()
     return code, json.loads(out.out), out.err
 
 
-def test_a_tiny_model_through_the_real_node(models, capsys):
-    code, report, err = _run(capsys, '--models', f"{models['tiny']},{models['corrupt']}", '--frames', '30',
-                             '--warmup', '5', '--transports', 'LARGE_DATA,DEFAULT', '--frame-timeout', '0.25')
+def test_a_tiny_model_through_the_real_node(models, capfd):
+    code, report, err = _run(capfd, '--models', f"{models['tiny']},{models['corrupt']}", '--frames', '30',
+                             '--warmup', '5', '--transports', 'SHM_LARGE,DEFAULT', '--frame-timeout', '0.25')
     assert code == 0, err
     assert {'machine', 'command', 'started', 'finished', 'frames', 'warmup', 'versions', 'load_average'} <= set(report)
     assert report['frames'] == 30 and report['command'].startswith('pilotnet bench-latency --models ')
     rows = {(Path(r['model']).stem, r['transport']): r for r in report['rows']}
-    assert set(rows) == {('tiny', 'LARGE_DATA'), ('tiny', 'DEFAULT'), ('corrupt', 'LARGE_DATA'),
+    assert set(rows) == {('tiny', 'SHM_LARGE'), ('tiny', 'DEFAULT'), ('corrupt', 'SHM_LARGE'),
                          ('corrupt', 'DEFAULT')}
-    for transport in ('LARGE_DATA', 'DEFAULT'):
+    # Fast DDS's default transport fragments a camera frame and, best effort, loses most of them (70 to 90 %
+    # measured): every frame of a phase lost is an error row that says so.
+    default = rows['tiny', 'DEFAULT']
+    assert default['status'] == 'ok' or 'no answer to any of' in default['error'], default
+    for transport in ('SHM_LARGE', 'DEFAULT') if default['status'] == 'ok' else ('SHM_LARGE',):
         r = rows['tiny', transport]
         assert r['status'] == 'ok', r
         assert r['backend'] == 'litert' and r['precision'] == 'dynamic-range int8'
-        # Fast DDS's default transport fragments a camera frame over UDP and, best effort, loses many of them.
-        assert r['frames'] + r['lost'] == 30 and r['frames'] >= (25 if transport == 'LARGE_DATA' else 1)
+        assert r['frames'] + r['lost'] == 30 and r['frames'] >= (25 if transport == 'SHM_LARGE' else 1)
         # The node reads its clock just after publishing, so the round trip may come in a hair under (module doc).
         assert r['round_trip_p50_ms'] >= r['node_e2e_p50_ms'] - 0.5
         assert r['node_e2e_p50_ms'] >= r['node_inference_p50_ms'] > 0
         assert r['raw_p50_ms'] > 0 and r['raw_p50_ms'] <= r['raw_p90_ms'] <= r['raw_p99_ms']
         assert r['round_trip_p50_ms'] <= r['round_trip_p90_ms'] <= r['round_trip_p99_ms']
         assert math.isfinite(r['overhead_ms']) and isinstance(r['target_met'], bool)
-    for transport in ('LARGE_DATA', 'DEFAULT'):
+    for transport in ('SHM_LARGE', 'DEFAULT'):
         r = rows['corrupt', transport]
         assert r['status'] == 'error' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
-    assert '[bench-latency] tiny.tflite (LARGE_DATA): ready in' in err
+    assert '[bench-latency] tiny.tflite (SHM_LARGE): ready in' in err
 
 
 def test_no_model_ran_is_a_non_zero_exit(models, capsys):

@@ -31,7 +31,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 def test_help_lists_every_subcommand():
     proc = pilotnet('--help')
     assert proc.returncode == 0
-    for sub in ('circuits', 'drive-expert', 'render', 'dataset', 'bench-sim', 'laps'):
+    for sub in ('circuits', 'drive-expert', 'render', 'dataset', 'bench-sim', 'laps', 'train', 'drive', 'optimize',
+                'evaluate', 'run', 'demo', 'compare', 'bag-eval', 'bench-latency'):
         assert sub in proc.stdout
         sub_help = pilotnet(sub, '--help')
         assert sub_help.returncode == 0 and 'example' in sub_help.stdout

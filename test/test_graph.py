@@ -23,6 +23,8 @@ from pilotnet_optimized.nodes.graph import (ARGUMENTS, PACKAGE, describe_graph, 
 from pilotnet_optimized.nodes.runner import add_run_arguments, cmd_run, parse_assignments
 
 ROOT = Path(__file__).resolve().parents[1]
+PROFILE = str(ROOT / 'config' / 'fastdds_shm.xml')
+SHM_ENV = {'FASTDDS_DEFAULT_PROFILES_FILE': PROFILE}
 LAUNCH_FILE = ROOT / 'launch' / 'sim.launch.py'
 # output_dir given: its default holds the time, which two calls a second apart would see differently.
 ARG_SETS = [
@@ -48,7 +50,7 @@ def test_builtin_graph_is_metrics_simulator_then_inference_node():
     assert 'use_sim_time' not in sim.parameters  # the simulator is the clock: it must not wait on itself
     assert metrics.parameters == {'circuit': 'many_curves', 'output_dir': '/r/x', 'use_sim_time': True}
     for spec in specs:
-        assert spec.env == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+        assert spec.env == SHM_ENV
         assert spec.param_files == (str(ROOT / 'config' / f'{spec.name}.yaml'),)
         assert importlib.util.find_spec(spec.module) is not None
 
@@ -85,7 +87,7 @@ def test_record_adds_the_recorder_and_one_output_folder_for_all(tmp_path):
     assert [s.name for s in specs] == ['metrics_node', 'recorder_node', 'simulator_node', 'inference_node']
     recorder = specs[1]
     assert recorder.parameters == {'output_dir': str(tmp_path / 'run'), 'use_sim_time': True}
-    assert recorder.env == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    assert recorder.env == SHM_ENV
     assert recorder.param_files == (str(ROOT / 'config' / 'recorder_node.yaml'),)
     assert output_dir_of(specs) == str(tmp_path / 'run') == specs[0].parameters['output_dir']
     assert [s.name for s in describe_graph({'model': 'x', 'record': 'false'})] == [
@@ -173,8 +175,25 @@ def test_ros_args_of_a_spec():
 
 def test_users_environment_wins_over_the_graphs():
     spec = describe_graph({'model': 'x'})[0]
-    assert spec.env_additions({}) == {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
-    assert spec.env_additions({'FASTDDS_BUILTIN_TRANSPORTS': 'SHM'}) == {}
+    assert spec.env_additions({}) == SHM_ENV
+    # Any DDS setting of the user's own replaces all of ours (a builtin mode and our profile would conflict).
+    assert spec.env_additions({'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}) == {}
+    assert spec.env_additions({'FASTRTPS_DEFAULT_PROFILES_FILE': '/my/humble.xml'}) == {}
+    assert spec.env_additions({'FASTDDS_BUILTIN_TRANSPORTS': ''}) == SHM_ENV  # set but empty: not a setting
+
+
+def test_the_dds_profile_is_valid_xml_for_shared_memory_with_whole_frames():
+    import xml.etree.ElementTree as ET
+    ns = {'d': 'http://www.eprosima.com'}
+    root = ET.parse(PROFILE).getroot()
+    shm = root.find('.//d:transport_descriptor', ns)
+    assert shm.find('d:type', ns).text == 'SHM'
+    frame = 640 * 480 * 3
+    assert int(shm.find('d:maxMessageSize', ns).text) > frame          # a frame is never fragmented
+    assert int(shm.find('d:segment_size', ns).text) >= 4 * frame       # and several fit in the segment
+    participant = root.find('.//d:participant', ns)
+    assert participant.get('is_default_profile') == 'true'
+    assert participant.find('.//d:useBuiltinTransports', ns).text == 'false'
 
 
 # -- the launch file -----------------------------------------------------------------------------------------------
@@ -294,5 +313,6 @@ def test_dry_run_prints_each_nodes_command(tmp_path, capsys):
     specs = describe_graph({'model': str(model), 'realtime': 'true', 'output_dir': str(out_dir)})
     assert len(lines) == len(specs)
     for line, spec in zip(lines, specs):
-        assert line.startswith(f'{spec.name}: FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA {sys.executable} -m {spec.module}')
+        assert line.startswith(f'{spec.name}: FASTDDS_DEFAULT_PROFILES_FILE={PROFILE} {sys.executable} -m '
+                               f'{spec.module}')
         assert ' '.join(spec.ros_args()) in line

@@ -358,7 +358,7 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
         flake = 'no brain after' in out
-        pytest.fail(('known discovery flake (LARGE_DATA): the simulator never saw the brain, and drove on zero '
+        pytest.fail(('discovery failure: the simulator never saw the brain, and drove on zero '
                      'commands' if flake else 'the run did not end within 90 s') + '\n' + out[-5000:])
     print(out)   # shown when the test fails
     assert proc.returncode in (0, 3), out[-3000:]

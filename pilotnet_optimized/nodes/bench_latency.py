@@ -2,7 +2,7 @@
 
 For each model, the real inference node is started as a process (``python -m ...inference_node --ros-args``, as
 :mod:`.runner` starts it) in a private ROS domain, with the transport asked for (default: the graph's own,
-:data:`~.graph.GRAPH_ENV`). A driver node in this process, created before the inference node starts, publishes a
+:func:`~.graph.graph_env`). A driver node in this process, created before the inference node starts, publishes a
 rendered 640x480 rgb8 camera frame on the camera topic (best effort, :data:`~.qos.CAMERA`) stamped with the system
 clock, one at a time: the next frame goes out only after the stamped answer (``/cmd_vel_stamped``) and the node's
 ``~/timing`` sample for this frame arrived, or after ``frame_timeout``, so nothing queues. Per frame:
@@ -43,14 +43,15 @@ from typing import Any
 import numpy as np
 
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DEFAULT_MODELS_DIR, GRAPH_ENV, NodeSpec, config_dir,
-                                            free_ros_domain, resolve_model)
+from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DDS_VARS, DEFAULT_MODELS_DIR, PROJECT_TRANSPORT, NodeSpec,
+                                            config_dir, dds_env, free_ros_domain, resolve_model)
 
 __all__ = ['TRANSPORTS', 'TARGET_OVERHEAD_MS', 'LatencyRow', 'add_arguments', 'bench_latency', 'cmd_bench_latency',
            'default_models', 'markdown_table', 'parse_transports']
 
-#: ``FASTDDS_BUILTIN_TRANSPORTS`` values; ``DEFAULT`` means the variable is unset (Fast DDS's own default).
-TRANSPORTS = ('LARGE_DATA', 'DEFAULT', 'SHM', 'UDPv4', 'UDPv6', 'LARGE_DATAv6')
+#: Transport settings (:func:`~.graph.dds_env`): the project's profile (``SHM_LARGE``), Fast DDS's own default
+#: (``DEFAULT``: nothing set), or a ``FASTDDS_BUILTIN_TRANSPORTS`` mode.
+TRANSPORTS = (PROJECT_TRANSPORT, 'LARGE_DATA', 'DEFAULT', 'SHM', 'UDPv4', 'UDPv6', 'LARGE_DATAv6')
 TRANSPORT_VAR = 'FASTDDS_BUILTIN_TRANSPORTS'
 #: The issue's bar: node end-to-end p50 at most this much above raw inference p50.
 TARGET_OVERHEAD_MS = 1.0
@@ -60,7 +61,7 @@ NODE_NAME = 'inference_node'
 IMAGE_TOPIC = '/cam_f1_left/image_raw'
 STAMPED_TOPIC = '/cmd_vel_stamped'
 KILL_AFTER_TERM_S = 2.0
-EXAMPLE = 'pilotnet bench-latency --models baseline,dynamic,int8 --frames 300 --transports LARGE_DATA,DEFAULT'
+EXAMPLE = 'pilotnet bench-latency --models baseline,dynamic,int8 --frames 300 --transports SHM_LARGE,DEFAULT'
 
 
 @dataclass
@@ -133,7 +134,7 @@ def parse_transports(text: str) -> list[str]:
             continue
         if item.lower() not in by_key:
             raise PilotnetError(f"unknown transport '{item}': choose from {', '.join(TRANSPORTS)} "
-                                f'(DEFAULT leaves {TRANSPORT_VAR} unset)')
+                                f'({PROJECT_TRANSPORT}: the project\'s profile; DEFAULT: Fast DDS\'s own)')
         out.append(by_key[item.lower()])
     if not out:
         raise PilotnetError('no transport given')
@@ -150,19 +151,21 @@ def render_frames(count: int = 8, circuit: str = 'simple') -> list[np.ndarray]:
 
 @contextlib.contextmanager
 def _transport(transport: str) -> Iterator[None]:
-    """Set ``FASTDDS_BUILTIN_TRANSPORTS`` in this process (Fast DDS reads it when a participant is created)."""
-    saved = os.environ.get(TRANSPORT_VAR)
-    if transport == 'DEFAULT':
-        os.environ.pop(TRANSPORT_VAR, None)
-    else:
-        os.environ[TRANSPORT_VAR] = transport
+    """Set the DDS variables in this process (Fast DDS reads them when a participant is created)."""
+    saved = {k: os.environ.get(k) for k in DDS_VARS}
+    _apply(os.environ, dds_env(transport))
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(TRANSPORT_VAR, None)
+        _apply(os.environ, saved)
+
+
+def _apply(environ: Any, values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            environ.pop(key, None)
         else:
-            os.environ[TRANSPORT_VAR] = saved
+            environ[key] = value
 
 
 # -- the inference node as a process ---------------------------------------------------------------------------------
@@ -171,9 +174,7 @@ class _NodeProcess:
 
     def __init__(self, spec: NodeSpec, domain: int, transport: str) -> None:
         env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'PYTHONUNBUFFERED': '1'}
-        env.pop(TRANSPORT_VAR, None)
-        if transport != 'DEFAULT':
-            env[TRANSPORT_VAR] = transport
+        _apply(env, dds_env(transport))
         self.proc = subprocess.Popen(spec.command(sys.executable), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True,
                                      errors='replace')
@@ -280,7 +281,7 @@ class _Driver:
                 missing = ', '.join(k for k, ok in seen.items() if not ok)
                 started = any('driving with' in line for line in node.lines)
                 hint = ('the node is running but DDS discovery did not complete: rerun, or check '
-                        f'{TRANSPORT_VAR} and ROS_DOMAIN_ID' if started else 'the node did not finish starting')
+                        'the DDS settings and ROS_DOMAIN_ID' if started else 'the node did not finish starting')
                 raise PilotnetError(f'not ready after {timeout:g} s ({hint}); missing: {missing}')
             self.spin(0.05)
 
@@ -434,7 +435,7 @@ def _num(value: float | None) -> str:
 
 
 # -- the whole benchmark ---------------------------------------------------------------------------------------------
-def bench_latency(models: Sequence[str], transports: Sequence[str] = ('LARGE_DATA',), *, frames: int = 300,
+def bench_latency(models: Sequence[str], transports: Sequence[str] = (PROJECT_TRANSPORT,), *, frames: int = 300,
                   warmup: int = 30, threads: int = 1, backend: str = 'auto', models_dir: str = DEFAULT_MODELS_DIR,
                   frame_timeout: float = 0.5, start_timeout: float = 120.0, command: str | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
@@ -540,10 +541,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--threads', type=int, default=1, help='inference threads, node and raw (default: 1)')
     parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='inference runtime (default: auto, from the file)')
-    parser.add_argument('--transports', default=GRAPH_ENV[TRANSPORT_VAR], metavar='T1,T2',
-                        help=f'{TRANSPORT_VAR} settings to run each model under, for the node and this process '
-                        f"alike: {', '.join(TRANSPORTS)} (DEFAULT = unset) (default: {GRAPH_ENV[TRANSPORT_VAR]}, "
-                        'what the graph uses)')
+    parser.add_argument('--transports', default=PROJECT_TRANSPORT, metavar='T1,T2',
+                        help='DDS transport settings to run each model under, for the node and this process alike: '
+                        f"{', '.join(TRANSPORTS)} ({PROJECT_TRANSPORT}: config/fastdds_shm.xml, what the graph uses; "
+                        f'DEFAULT: Fast DDS\'s own; the others: {TRANSPORT_VAR} modes) (default: {PROJECT_TRANSPORT})')
     parser.add_argument('--frame-timeout', type=float, default=0.5, metavar='S',
                         help='seconds to wait for the answer to one frame before it counts as lost and the next '
                         'goes out (default: 0.5)')
@@ -561,6 +562,30 @@ def _command_line(args: argparse.Namespace, models: Sequence[str], transports: S
     return shlex.join(words)
 
 
+def _one_process_per_transport(args: argparse.Namespace, models: Sequence[str], transports: Sequence[str]) -> dict:
+    """Each transport setting in a process of its own, the reports merged (rows model by model, as one run).
+
+    Fast DDS reads an XML profile once per process, when its first participant is created: the bench process's
+    driver node must be the first participant of a process that has that setting from the start."""
+    reports = []
+    for transport in transports:
+        cmd = [sys.executable, '-m', 'pilotnet_optimized.cli', 'bench-latency', '--models', ','.join(models),
+               '--models-dir', args.models_dir, '--frames', str(args.frames), '--warmup', str(args.warmup),
+               '--threads', str(args.threads), '--backend', args.backend, '--frame-timeout', str(args.frame_timeout),
+               '--start-timeout', str(args.start_timeout), '--transports', transport, '--json']
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)   # progress (stderr) goes straight through
+        try:
+            reports.append(json.loads(done.stdout))
+        except ValueError:
+            raise PilotnetError(f'the {transport} run failed (exit code {done.returncode})') from None
+    merged = {**reports[0], 'command': _command_line(args, models, transports),
+              'transports': list(transports), 'finished': reports[-1].get('finished')}
+    order = {m: i for i, m in enumerate(models)}
+    merged['rows'] = sorted((r for rep in reports for r in rep['rows']),
+                            key=lambda r: (order.get(r['model'], len(order)), transports.index(r['transport'])))
+    return merged
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     """Run the benchmark; print the table (or JSON). Exit code 0 when at least one model ran, else 1."""
     models = [m.strip() for m in args.models.split(',') if m.strip()] if args.models else \
@@ -568,10 +593,13 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     transports = parse_transports(args.transports)
     if args.threads < 1:
         raise PilotnetError(f'--threads must be at least 1, not {args.threads}')
-    report = bench_latency(models, transports, frames=args.frames, warmup=args.warmup, threads=args.threads,
-                           backend=args.backend, models_dir=args.models_dir, frame_timeout=args.frame_timeout,
-                           start_timeout=args.start_timeout, command=_command_line(args, models, transports),
-                           progress=lambda text: print(f'[bench-latency] {text}', file=sys.stderr, flush=True))
+    if len(transports) > 1:
+        report = _one_process_per_transport(args, models, transports)
+    else:
+        report = bench_latency(models, transports, frames=args.frames, warmup=args.warmup, threads=args.threads,
+                               backend=args.backend, models_dir=args.models_dir, frame_timeout=args.frame_timeout,
+                               start_timeout=args.start_timeout, command=_command_line(args, models, transports),
+                               progress=lambda text: print(f'[bench-latency] {text}', file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -31,8 +31,9 @@ from typing import Any
 
 from pilotnet_optimized.errors import ModelError, PilotnetError
 
-__all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'GRAPH_ENV', 'DEFAULT_MODELS_DIR',
-           'DEFAULT_OUTPUT_DIR', 'parse_arguments', 'describe_graph', 'resolve_model', 'resolve_output_dir',
+__all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'DDS_VARS', 'PROJECT_TRANSPORT',
+           'dds_env', 'graph_env', 'DEFAULT_MODELS_DIR', 'DEFAULT_OUTPUT_DIR', 'parse_arguments', 'describe_graph',
+           'resolve_model', 'resolve_output_dir',
            'output_dir_of', 'free_ros_domain', 'config_dir', 'ros_arg_value', 'ros_text', 'ParamSpec',
            'declare_parameters', 'drain_node']
 
@@ -44,11 +45,15 @@ MODEL_SUFFIXES = ('.tflite', '.onnx', '.keras', '.h5', '.engine', '.plan')
 BACKEND_CHOICES = ('auto', 'litert', 'tensorflow', 'onnxruntime', 'tensorrt')
 SIM_CHOICES = ('builtin', 'gazebo')
 
-#: Environment of every node. Fast DDS's default shared-memory segment is smaller than one 640x480 frame, so camera
-#: frames fall back to fragmented UDP (11.6 ms p50 between two processes here); the LARGE_DATA builtin transports
-#: (shared memory with large segments, TCP) bring that to 1.25 ms. Fast DDS >= 2.13 (Jazzy, Kilted) reads it;
-#: Humble's Fast DDS 2.6 ignores it (an XML profile is the way there), and other RMWs ignore it too.
-GRAPH_ENV: dict[str, str] = {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+#: The environment variables that choose Fast DDS's transports: a builtin mode, or an XML profile (Fast DDS 3 reads
+#: the first profile variable, Fast DDS 2 / Humble the second). If a user sets any of them, theirs win, all of them.
+DDS_VARS = ('FASTDDS_BUILTIN_TRANSPORTS', 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+#: The transport setting of the nodes this project starts: ``config/fastdds_shm.xml``, shared memory with segments
+#: that hold whole camera frames, and UDP for discovery. Fast DDS's default shared-memory segment (512 KB) is
+#: smaller than one 640x480 frame (fragmented, and best effort loses many); the LARGE_DATA builtin mode (TCP and
+#: shared memory) is as fast, but two of its participants now and then never matched (2 pairs in 108 here, none
+#: in 40 with the profile), which left a simulator waiting for a brain that was running.
+PROJECT_TRANSPORT = 'SHM_LARGE'
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,10 @@ class NodeSpec:
         return out
 
     def env_additions(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """The variables of :attr:`env` that ``environ`` does not set already: the user's own setting wins (e.g.
-        ``FASTDDS_BUILTIN_TRANSPORTS`` or a Fast DDS XML profile of their own)."""
-        return {k: v for k, v in self.env.items() if k not in environ}
+        """The variables of :attr:`env` that ``environ`` does not set already. A user's own DDS setting (any of
+        :data:`DDS_VARS`: a builtin transport mode or an XML profile) replaces all of ours."""
+        own_dds = any(environ.get(k) for k in DDS_VARS)
+        return {k: v for k, v in self.env.items() if k not in environ and not (own_dds and k in DDS_VARS)}
 
     def command(self, python: str) -> list[str]:
         """The command line that starts this node with the interpreter ``python``."""
@@ -215,6 +221,26 @@ def config_dir() -> Path:
         pass
     raise PilotnetError(f'cannot find the config folder of {PACKAGE} (not in the source tree, and the package is not '
                         'installed in an ament prefix: source install/setup.bash)')
+
+
+def dds_env(transport: str = PROJECT_TRANSPORT) -> dict[str, str | None]:
+    """The :data:`DDS_VARS` for a transport setting (``None``: unset): ``'SHM_LARGE'`` (the project's profile),
+    ``'DEFAULT'`` (Fast DDS's own default), or a ``FASTDDS_BUILTIN_TRANSPORTS`` mode (``'LARGE_DATA'``, ``'SHM'``,
+    ``'UDPv4'``...)."""
+    unset: dict[str, str | None] = dict.fromkeys(DDS_VARS)
+    if transport == 'DEFAULT':
+        return unset
+    if transport == PROJECT_TRANSPORT:
+        profile = str(config_dir() / 'fastdds_shm.xml')
+        # Fast DDS 3 (Jazzy, Kilted) reads this one; Humble's Fast DDS 2 reads FASTRTPS_DEFAULT_PROFILES_FILE, which
+        # Kilted's rmw warns about on every start: Humble users set that one to the same file (README).
+        return {**unset, 'FASTDDS_DEFAULT_PROFILES_FILE': profile}
+    return {**unset, 'FASTDDS_BUILTIN_TRANSPORTS': transport}
+
+
+def graph_env() -> dict[str, str]:
+    """The environment every node of the graph gets (unless the user has a DDS setting of their own)."""
+    return {k: v for k, v in dds_env().items() if v is not None}
 
 
 def ros_arg_value(value: Any) -> str:
@@ -371,13 +397,13 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
     specs: list[NodeSpec] = [NodeSpec(
         name='metrics_node', executable='metrics_node', module='pilotnet_optimized.nodes.metrics_node',
         param_files=_files(config, 'metrics_node'),
-        parameters={'circuit': a.circuit, 'output_dir': output_dir, 'use_sim_time': True}, env=dict(GRAPH_ENV))]
+        parameters={'circuit': a.circuit, 'output_dir': output_dir, 'use_sim_time': True}, env=graph_env())]
     if a.record:
         specs.append(NodeSpec(
             name='recorder_node', executable='recorder_node', module='pilotnet_optimized.nodes.recorder_node',
             param_files=_files(config, 'recorder_node'),
             # Receive times in simulated time, as ros2 bag record --use-sim-time stamps them.
-            parameters={'output_dir': output_dir, 'use_sim_time': True}, env=dict(GRAPH_ENV)))
+            parameters={'output_dir': output_dir, 'use_sim_time': True}, env=graph_env()))
     observers = len(specs)   # metrics_node, recorder_node: every node so far watches the run
     if a.sim == 'builtin':
         specs.append(NodeSpec(
@@ -387,14 +413,14 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
             # The observers started above must see the run from its first step: it waits for them too.
             parameters={'circuit': a.circuit, 'laps': a.laps, 'realtime': a.realtime, 'on_end': 'exit',
                         'wait_for_observers': observers},
-            env=dict(GRAPH_ENV), ends_run=True, end_codes=(3,)))
+            env=graph_env(), ends_run=True, end_codes=(3,)))
     specs.append(NodeSpec(
         name='inference_node', executable='inference_node', module='pilotnet_optimized.nodes.inference_node',
         param_files=_files(config, 'inference_node'),
         # Both simulators publish /clock: stamps, timing and logs are in simulated time.
         parameters={'model_path': model, 'models_dir': a.models_dir, 'backend': a.backend,
                     'num_threads': a.num_threads, 'use_sim_time': True},
-        env=dict(GRAPH_ENV)))
+        env=graph_env()))
     return specs
 
 

@@ -175,9 +175,11 @@ class GraphRunner:
     def _wait_until_up(self, name: str) -> None:
         """Wait until the node has logged its first line (its DDS participant exists by then), or exited.
 
-        One node at a time: with Fast DDS's LARGE_DATA transports, two participants created at the same instant
-        now and then never discover each other (seen here: a simulator and an inference node started together
-        waited for each other for minutes, while a third participant saw both)."""
+        One node at a time, each then discovers the others already there: with Fast DDS's LARGE_DATA transports,
+        two participants created at the same instant now and then never discovered each other (seen here: a
+        simulator and an inference node started together waited for each other for minutes, while a third
+        participant saw both). The graph now uses a shared-memory profile; starting in order costs under a
+        second per node and keeps discovery simple whatever the transport."""
         deadline = time.monotonic() + NODE_UP_TIMEOUT_S
         while not self._up[name].wait(0.05):
             if self._stop.is_set() or self.procs[name].poll() is not None:

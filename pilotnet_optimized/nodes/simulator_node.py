@@ -60,7 +60,7 @@ from pilotnet_optimized.laps import EndReason, compute_lap_metrics
 from pilotnet_optimized.nodes import qos
 from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters
-from pilotnet_optimized.nodes.image_conversion import rgb_to_image
+from pilotnet_optimized.nodes.image_conversion import ImageSerializer
 from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
 from pilotnet_optimized.sim.episodes import RunResult, perfect_lap_of
 
@@ -147,8 +147,11 @@ class SimulatorNode(Node):
         cam = self._sim.config.camera
         self._frame = np.empty((cam.height_px, cam.width, 3), np.uint8)
         self._sim.frame(self._lighting, out=self._frame)  # paints the circuit texture now, not on the first frame
-        self._image = Image()
-        self._image.header.frame_id = CAMERA_FRAME
+        # Frames go out as CDR packed here (0.02 ms for 640x480) rather than through rclpy's message conversion
+        # (1.1 ms): like Gazebo's C++ camera, the simulator then adds next to nothing to the image latency.
+        self._serializer = ImageSerializer(frame_id=CAMERA_FRAME)
+        self._image = b''                              # the last frame sent, as published (resent when lost)
+        self._image_stamp: tuple[int, int] = (0, 0)
 
         self._image_topic = str(value('image_topic'))
         self._cmd_topic = str(value('cmd_topic'))
@@ -332,12 +335,13 @@ class SimulatorNode(Node):
 
     def _send_frame(self) -> None:
         self._sim.frame(self._lighting, out=self._frame)
-        self._image.header.stamp = self._now()
-        rgb_to_image(self._frame, msg=self._image)
+        stamp = self._now()
+        self._image_stamp = (stamp.sec, stamp.nanosec)
+        self._image = self._serializer.serialize(self._frame, *self._image_stamp)
         self._image_pub.publish(self._image)
         self._frames += 1
         if not self._realtime:
-            self._awaiting = (self._image.header.stamp.sec, self._image.header.stamp.nanosec)
+            self._awaiting = self._image_stamp
             self._first_sent = self._last_sent = time.monotonic()
 
     def _publish_state(self) -> None:
