@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -154,15 +155,6 @@ def write_ros1(path: Path, frames, vw) -> Path:
 def pilotnet(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'bag-eval', *args], capture_output=True,
                           text=True, timeout=300)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0
-    err = proc.stderr.strip()
-    assert err.count('\n') == 0, f'expected one line, got:\n{err}'
-    assert 'Traceback' not in err
-    for needle in needles:
-        assert needle in err, err
 
 
 def rows_of(report: dict) -> dict[str, dict]:

@@ -61,21 +61,9 @@ def test_table_shows_errors_on_their_row():
 
 # -- the real node ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(tiny_driver: dict[str, Path]) -> dict[str, Path]:
     pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
-    import tf_keras
-
-    from pilotnet_optimized.models.train import TrainConfig, train
-    from pilotnet_optimized.optimize import to_tflite
-    from pilotnet_optimized.sim import get_circuit
-    from pilotnet_optimized.sim.dataset import write_dataset
-    root = tmp_path_factory.mktemp('bench_models')
-    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
-    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
-    model = tf_keras.models.load_model(root / 'tiny.keras', compile=False)
-    paths = {'tiny': to_tflite(model, root / 'tiny.tflite', 'dynamic'), 'corrupt': root / 'corrupt.tflite'}
-    paths['corrupt'].write_bytes(b'not a flatbuffer at all' * 100)
-    return paths
+    return {'tiny': tiny_driver['dynamic'], 'corrupt': tiny_driver['corrupt']}
 
 
 def _run(capture: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
@@ -92,14 +80,14 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
     assert {'machine', 'command', 'started', 'finished', 'frames', 'warmup', 'versions', 'load_average'} <= set(report)
     assert report['frames'] == 30 and report['command'].startswith('pilotnet bench-latency --models ')
     rows = {(Path(r['model']).stem, r['transport']): r for r in report['rows']}
-    assert set(rows) == {('tiny', 'SHM_LARGE'), ('tiny', 'DEFAULT'), ('corrupt', 'SHM_LARGE'),
+    assert set(rows) == {('dynamic', 'SHM_LARGE'), ('dynamic', 'DEFAULT'), ('corrupt', 'SHM_LARGE'),
                          ('corrupt', 'DEFAULT')}
     # Fast DDS's default transport fragments a camera frame and, best effort, loses most of them (70 to 90 %
     # measured): every frame of a phase lost is an error row that says so.
-    default = rows['tiny', 'DEFAULT']
+    default = rows['dynamic', 'DEFAULT']
     assert default['status'] == 'ok' or 'no answer to any of' in default['error'], default
     for transport in ('SHM_LARGE', 'DEFAULT') if default['status'] == 'ok' else ('SHM_LARGE',):
-        r = rows['tiny', transport]
+        r = rows['dynamic', transport]
         assert r['status'] == 'ok', r
         assert r['backend'] == 'litert' and r['precision'] == 'dynamic-range int8'
         assert r['frames'] + r['lost'] == 30 and r['frames'] >= (25 if transport == 'SHM_LARGE' else 1)
@@ -112,7 +100,7 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
     for transport in ('SHM_LARGE', 'DEFAULT'):
         r = rows['corrupt', transport]
         assert r['status'] == 'error' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
-    assert '[bench-latency] tiny.tflite (SHM_LARGE): ready in' in err
+    assert '[bench-latency] dynamic.tflite (SHM_LARGE): ready in' in err
 
 
 def test_no_model_ran_is_a_non_zero_exit(models, capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from helpers import assert_one_line_error
 
 BAGS = Path(__file__).resolve().parents[2] / 'shared' / 'behavior_metrics' / 'perfect_bags'
 needs_bags = pytest.mark.skipif(not BAGS.is_dir(), reason=f'Behavior Metrics perfect laps not found at {BAGS}')
@@ -17,15 +18,6 @@ needs_bags = pytest.mark.skipif(not BAGS.is_dir(), reason=f'Behavior Metrics per
 def pilotnet(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-m', 'pilotnet_optimized', *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0
-    err = proc.stderr.strip()
-    assert err.count('\n') == 0, f'expected one line, got:\n{err}'
-    assert 'Traceback' not in err
-    for needle in needles:
-        assert needle in err, err
 
 
 def test_help_lists_every_subcommand():

@@ -21,19 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(tiny_driver: dict[str, Path]) -> dict[str, Path]:
     """A tiny trained model, as float32 and dynamic-range TFLite (it leaves the road within seconds)."""
-    import tf_keras
-
-    from pilotnet_optimized.models.train import TrainConfig, train
-    from pilotnet_optimized.optimize import to_tflite
-    from pilotnet_optimized.sim.dataset import write_dataset
-    root = tmp_path_factory.mktemp('compare_models')
-    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
-    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
-    model = tf_keras.models.load_model(root / 'tiny.keras', compile=False)
-    return {'float': to_tflite(model, root / 'float.tflite'),
-            'dynamic': to_tflite(model, root / 'dynamic.tflite', 'dynamic')}
+    return {'float': tiny_driver['float'], 'dynamic': tiny_driver['dynamic']}
 
 
 @pytest.fixture(scope='module')

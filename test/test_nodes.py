@@ -101,21 +101,8 @@ def test_short_step_or_data_is_an_error():
 
 # -- a tiny trained model, converted twice, and a corrupt one ---------------------------------------------------------
 @pytest.fixture(scope='module')
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import tf_keras
-
-    from pilotnet_optimized.models.train import TrainConfig, train
-    from pilotnet_optimized.optimize import to_tflite
-    from pilotnet_optimized.sim import get_circuit
-    from pilotnet_optimized.sim.dataset import write_dataset
-    root = tmp_path_factory.mktemp('node_models')
-    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
-    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
-    model = tf_keras.models.load_model(root / 'tiny.keras', compile=False)
-    paths = {'a': to_tflite(model, root / 'a.tflite'), 'b': to_tflite(model, root / 'b.tflite', 'dynamic')}
-    paths['corrupt'] = root / 'corrupt.tflite'
-    paths['corrupt'].write_bytes(b'not a flatbuffer at all' * 100)
-    return paths
+def models(tiny_driver: dict[str, Path]) -> dict[str, Path]:
+    return {'a': tiny_driver['float'], 'b': tiny_driver['dynamic'], 'corrupt': tiny_driver['corrupt']}
 
 
 # -- ROS set-up: a private domain and the graph's transport (conftest.ros_env), a probe node spinning in a thread ---

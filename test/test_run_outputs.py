@@ -187,17 +187,9 @@ def test_a_bag_cut_inside_a_record_loses_only_that_record(tmp_path):
 
 # -- the real graph -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(tiny_driver: dict[str, Path]) -> Path:
     pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
-    import tf_keras
-
-    from pilotnet_optimized.models.train import TrainConfig, train
-    from pilotnet_optimized.optimize import to_tflite
-    from pilotnet_optimized.sim.dataset import write_dataset
-    root = tmp_path_factory.mktemp('run_output_model')
-    write_dataset(get_circuit('simple'), 40, root / 'data', seed=1, progress=False)
-    train([root / 'data'], root / 'tiny.keras', TrainConfig(epochs=1, batch_size=8, head_units=8), verbose=0)
-    return to_tflite(tf_keras.models.load_model(root / 'tiny.keras', compile=False), root / 'tiny.tflite')
+    return tiny_driver['float']
 
 
 def _wait_for(predicate: Any, timeout: float, what: str) -> None:
