@@ -11,10 +11,12 @@ layer, per output, at the bias's own resolution (about 6e-5 here). No new op, no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from pilotnet_optimized.errors import ConversionError
+from pilotnet_optimized.models.preprocess import Preprocessing
 
 __all__ = ['BiasCorrection', 'correct_output_bias', 'run_tflite']
 
@@ -32,29 +34,18 @@ class BiasCorrection:
                 'shift_after': [round(v, 6) for v in self.shift_after], 'samples': self.samples}
 
 
-def run_tflite(flatbuffer: bytes, samples: np.ndarray) -> np.ndarray:
-    """Outputs of a TFLite model for float ``samples`` (batch 1 each), quantising the input and dequantising the
-    output with the tensors' own scale and zero point when they are integer."""
-    import tensorflow as tf
+def run_tflite(flatbuffer: bytes, samples: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Outputs of a TFLite model for preprocessed ``samples`` (batch 1 each), through the LiteRT backend that
+    drives the car: the same runtime, and the same quantising of the input and dequantising of the output."""
+    import tempfile
 
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=2)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for sample in samples:
-        x = sample[None]
-        if inp['dtype'] != np.float32:
-            scale, zero = inp['quantization']
-            info = np.iinfo(inp['dtype'])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp['dtype'])
-        interpreter.set_tensor(inp['index'], x)
-        interpreter.invoke()
-        y = interpreter.get_tensor(out['index']).astype(np.float32)
-        if out['dtype'] != np.float32:
-            scale, zero = out['quantization']
-            y = (y - zero) * scale
-        results.append(y[0])
-    return np.stack(results)
+    from pilotnet_optimized.backends import load_backend
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / 'candidate.tflite'
+        path.write_bytes(flatbuffer)
+        with load_backend(path, 'litert', num_threads=2, preprocessing=preprocessing) as backend:
+            return np.concatenate([backend.predict_normalised(sample[None]) for sample in samples])
 
 
 def _last_fully_connected(model: object) -> tuple[object, object]:
@@ -79,8 +70,8 @@ def _last_fully_connected(model: object) -> tuple[object, object]:
     raise ConversionError('bias correction: the model output does not come from a fully-connected layer')
 
 
-def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.ndarray
-                        ) -> tuple[bytes, BiasCorrection]:
+def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.ndarray,
+                        preprocessing: Preprocessing) -> tuple[bytes, BiasCorrection]:
     """Fold the mean output shift of an integer model (against ``reference``, the float model's outputs on the
     same ``samples``) into its last layer's int32 bias.
 
@@ -90,7 +81,7 @@ def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.nd
     from tensorflow.lite.tools import flatbuffer_utils
 
     reference = np.asarray(reference, np.float32).reshape(len(samples), -1)
-    before = (run_tflite(flatbuffer, samples) - reference).mean(axis=0)
+    before = (run_tflite(flatbuffer, samples, preprocessing) - reference).mean(axis=0)
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     _, bias = _last_fully_connected(model)
     if bias.type != schema.TensorType.INT32:
@@ -101,5 +92,5 @@ def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.nd
     values += np.round(-before / scales).astype(np.int32)
     buffer.data = np.frombuffer(values.tobytes(), np.uint8)
     corrected = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    after = (run_tflite(corrected, samples) - reference).mean(axis=0)
+    after = (run_tflite(corrected, samples, preprocessing) - reference).mean(axis=0)
     return corrected, BiasCorrection(tuple(map(float, before)), tuple(map(float, after)), len(samples))

@@ -99,7 +99,7 @@ def to_tflite(model: tf_keras.Model, out_path: str | Path, quantization: str = '
         from pilotnet_optimized.optimize.bias_correction import correct_output_bias
         reference = np.concatenate([model(samples[i:i + 64], training=False).numpy()
                                     for i in range(0, len(samples), 64)])
-        flatbuffer, correction = correct_output_bias(flatbuffer, samples, reference)
+        flatbuffer, correction = correct_output_bias(flatbuffer, samples, reference, preprocessing)
         if log:
             log(f'bias correction: mean output shift {np.round(correction.shift_before, 5).tolist()} -> '
                 f'{np.round(correction.shift_after, 5).tolist()} on {correction.samples} calibration samples')
