@@ -182,7 +182,7 @@ def cmd_drive(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pilotnet_optimized.optimize.evaluate import evaluate_folder, markdown_table, write_reports
+    from pilotnet_optimized.evaluate.offline import evaluate_folder, markdown_table, write_reports
     report = evaluate_folder(args.models, args.data, threads=args.threads, limit=args.limit, runs=args.runs,
                              methods=args.methods, progress=None if args.json else print)
     paths = write_reports(report, args.out or args.models)
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(p)
 
     from pilotnet_optimized.nodes import runner
-    from pilotnet_optimized.optimize import compare
+    from pilotnet_optimized.evaluate import closed_loop as compare
     p = add('compare', compare.cmd_compare, "The seed's simulation table: each model drives the circuit in lock-step; "
             'total and lap time, average speed, percentage completed, deviation, inference ms, brain and loop Hz, '
             'real-time factor; writes compare.md, compare.json and a PNG of the trajectories.',
@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_latency.add_arguments(p)
 
     def cmd_bag_eval(args: argparse.Namespace) -> int:
-        from pilotnet_optimized.optimize import bag_eval
+        from pilotnet_optimized.evaluate import bag as bag_eval
         return bag_eval.cmd_bag_eval(args)
 
     p = add('bag-eval', cmd_bag_eval, 'Replay the camera frames of a recorded drive (rosbag2 folder, .mcap, ROS 1 '

@@ -7,7 +7,7 @@ the optimisation methods that need no fine-tuning. The recipe is written next to
 the same recipe reuses them, a changed recipe (or a missing file) rebuilds them.
 
 ``pilotnet demo`` then drives every model one lap of the simple circuit in lock-step (results independent of the
-machine's load) and prints the comparison table (:mod:`pilotnet_optimized.optimize.compare`).
+machine's load) and prints the comparison table (:mod:`pilotnet_optimized.evaluate.closed_loop`).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build (once) and compare the default models; the exit code is the comparison's."""
-    from pilotnet_optimized.optimize.compare import compare_models, report_and_exit
+    from pilotnet_optimized.evaluate.closed_loop import compare_models, report_and_exit
 
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)

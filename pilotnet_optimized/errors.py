@@ -11,6 +11,8 @@ __all__ = [
     'ModelOutputError',
     'BackendUnavailableError',
     'ConversionError',
+    'ImageError',
+    'one_line',
 ]
 
 
@@ -47,3 +49,14 @@ class BackendUnavailableError(PilotnetError):
 
 class ConversionError(PilotnetError):
     """A model that could not be converted (TFLite, SavedModel, ONNX), or conversion inputs that make no sense."""
+
+
+class ImageError(PilotnetError):
+    """A camera image the models cannot take: wrong encoding, size or layout."""
+
+
+def one_line(err: BaseException, limit: int = 400) -> str:
+    """An exception as one line of at most about ``limit`` characters, for a :class:`PilotnetError` or a report
+    cell (runtimes and converters raise multi-line C++ traces); the exception's class name when it has no text."""
+    text = ' '.join(str(err).split())
+    return (text[:limit] + ' ...' if len(text) > limit else text) or type(err).__name__

@@ -15,7 +15,8 @@ from test_conversions import MODES, TinyModel, tiny_model
 from pilotnet_optimized.backends import BACKENDS, TensorRTBackend, backend_for_path, load_backend
 from pilotnet_optimized.backends.base import dequantise, quantise
 from pilotnet_optimized.errors import BackendUnavailableError, ModelError, ModelOutputError, PilotnetError
-from pilotnet_optimized.models.preprocess import ImageError, Preprocessing, denormalise_labels
+from pilotnet_optimized.errors import ImageError
+from pilotnet_optimized.models.preprocess import Preprocessing, denormalise_labels
 from pilotnet_optimized.sim import V_RANGE, W_RANGE
 
 KINDS = (*MODES, 'onnx', 'savedmodel', 'keras', 'h5')

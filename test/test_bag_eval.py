@@ -21,8 +21,9 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from pilotnet_optimized.errors import BagError
-from pilotnet_optimized.models.preprocess import ImageError
-from pilotnet_optimized.optimize.bag_eval import evaluate_bag, message_to_rgb, read_bag_frames, write_reports
+from pilotnet_optimized.errors import ImageError
+from pilotnet_optimized.bags.images import message_to_rgb
+from pilotnet_optimized.evaluate.bag import evaluate_bag, read_bag_frames, write_reports
 
 FRAMES = 10
 DT_NS = 250_000_000           # 4 Hz: answer windows (max_delay 0.2 s) of consecutive frames do not overlap

@@ -13,7 +13,7 @@ import pytest
 from pilotnet_optimized.backends import load_backend
 from pilotnet_optimized.cli import main
 from pilotnet_optimized.errors import PilotnetError, UnknownCircuitError
-from pilotnet_optimized.optimize.compare import compare_models, exit_code, markdown_table, write_reports
+from pilotnet_optimized.evaluate.closed_loop import compare_models, exit_code, markdown_table, write_reports
 from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.episodes import drive_pilot
 

@@ -53,7 +53,7 @@ def test_second_run_reuses_the_cache_and_a_new_recipe_rebuilds(built, tmp_path):
 
 
 def test_the_default_models_drive_in_the_comparison(built, tmp_path):
-    from pilotnet_optimized.optimize.compare import compare_models, write_reports
+    from pilotnet_optimized.evaluate.closed_loop import compare_models, write_reports
     _, models, _ = built
     comparison = compare_models([str(p) for p in models.values()], 'simple', progress=None)
     report = comparison.to_dict()

@@ -11,7 +11,8 @@ import pytest
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.models.train import TrainConfig, train
-from pilotnet_optimized.optimize.evaluate import evaluate_folder, find_models, markdown_table, write_reports
+from pilotnet_optimized.evaluate.offline import evaluate_folder, markdown_table, write_reports
+from pilotnet_optimized.store import find_models
 from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.dataset import write_dataset
 

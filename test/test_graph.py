@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from pilotnet_optimized.errors import ModelError, PilotnetError
-from pilotnet_optimized.nodes.graph import (ARGUMENTS, PACKAGE, describe_graph, output_dir_of, resolve_model,
-                                            resolve_output_dir, ros_arg_value)
+from pilotnet_optimized.store import resolve_model
+from pilotnet_optimized.nodes.graph import (ARGUMENTS, PACKAGE, describe_graph, output_dir_of, resolve_output_dir,
+                                            ros_arg_value)
 from pilotnet_optimized.nodes.runner import add_run_arguments, cmd_run, parse_assignments
 
 ROOT = Path(__file__).resolve().parents[1]

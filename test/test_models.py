@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.errors import ImageError, PilotnetError
 from pilotnet_optimized.models.data import find_dataset_dirs, load_frames
 from pilotnet_optimized.models.preprocess import (
-    ImageError, Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
+    Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
 from pilotnet_optimized.models.train import TrainConfig, augment_batch, oversample_indices, train
 from pilotnet_optimized.sim import CameraRenderer, get_circuit
 from pilotnet_optimized.sim.dataset import write_dataset

@@ -35,10 +35,11 @@ from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
 from pilotnet_optimized.errors import ModelOutputError  # noqa: E402
 from pilotnet_optimized.laps import EndReason  # noqa: E402
-from pilotnet_optimized.models.preprocess import ImageError, Preprocessing  # noqa: E402
+from pilotnet_optimized.errors import ImageError  # noqa: E402
+from pilotnet_optimized.models.preprocess import Preprocessing  # noqa: E402
 from pilotnet_optimized.nodes import qos  # noqa: E402
 from pilotnet_optimized.nodes.graph import describe_graph  # noqa: E402
-from pilotnet_optimized.nodes.image_conversion import image_to_rgb, rgb_to_image  # noqa: E402
+from pilotnet_optimized.bags.images import image_to_rgb, rgb_to_image  # noqa: E402
 from pilotnet_optimized.nodes.inference_node import TIMING_FIELDS, InferenceNode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -512,7 +513,7 @@ def test_image_serializer_writes_what_rclpy_reads(frame_id, encoding, shape):
     # Every alignment case of the two strings; rclpy's own deserialiser must read back the same message.
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from pilotnet_optimized.nodes.image_conversion import ImageSerializer
+    from pilotnet_optimized.bags.images import ImageSerializer
     rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
     data = ImageSerializer(frame_id, encoding).serialize(rgb, 12, 345)
     msg = deserialize_message(data, Image)

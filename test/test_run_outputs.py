@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from pilotnet_optimized.laps import PerfectLap, Trajectory, compute_lap_metrics
-from pilotnet_optimized.laps.bags import bag_is_complete, open_bag, repair_bag
+from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
+from pilotnet_optimized.bags.repair import bag_is_complete, repair_bag
 from pilotnet_optimized.laps.report import REPORT_JSON, REPORT_MD, TIMING_FIELDS, RunReport, write_report
 from pilotnet_optimized.nodes.graph import describe_graph, output_dir_of
 from pilotnet_optimized.sim import get_circuit
@@ -141,19 +142,28 @@ def test_a_killed_writers_bag_is_repaired_and_read(tmp_path):
         proc.wait(timeout=10)
     assert not (bag / 'metadata.yaml').exists() and not bag_is_complete(bag)
     size = (bag / 'bag.mcap').stat().st_size
+    from rosbags.highlevel import AnyReader
     with pytest.raises(Exception):   # noqa: B017 - whatever rosbags raises: the point is that it cannot read it
-        with open_bag(bag, repair=False):
+        with AnyReader([bag]):
             pass
+    # Read-only, the one reader streams it as it is, with a warning.
+    with open_bag(bag) as source:
+        assert source.warnings and not bag_is_complete(bag)
+        unrepaired = []
+        with pytest.raises(BAG_READ_ERRORS):   # where the file is cut off
+            for message in source.messages({'/text'}):
+                unrepaired.append(int(message.decode().data))
     (fix,) = repair_bag(bag)
     assert fix.repaired and 0 <= fix.dropped_bytes < 2 ** 21 and bag_is_complete(bag)
     assert (bag / 'bag.mcap').stat().st_size <= size + 64
-    with open_bag(bag) as reader:
-        counts = {c.topic: c.msgcount for c in reader.connections}
-        texts = [int(reader.deserialize(raw, c.msgtype).data) for c, _, raw in reader.messages()
-                 if c.topic == '/text']
-        image = next(reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages() if c.topic == '/image')
+    with open_bag(bag) as source:
+        assert not source.warnings
+        counts = {c.topic: c.msgcount for c in source.connections}
+        texts = [int(m.decode().data) for m in source.messages({'/text'})]
+        image = next(m.decode() for m in source.messages({'/image'}))
     # Everything up to the last complete chunk, in order, with nothing missing in between.
     assert texts == list(range(len(texts))) and len(texts) >= 100
+    assert unrepaired == texts   # the stream read what the repair kept
     assert counts['/image'] == (len(texts) + 9) // 10
     assert (image.width, image.height, image.encoding) == (640, 480, 'rgb8')
     meta = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
@@ -180,8 +190,8 @@ def test_a_bag_cut_inside_a_record_loses_only_that_record(tmp_path):
     (bag / 'metadata.yaml').unlink()
     fix, = repair_bag(bag)
     assert fix.repaired and fix.dropped_bytes > 0
-    with open_bag(bag) as reader:
-        texts = [int(reader.deserialize(raw, c.msgtype).data.split()[0]) for c, _, raw in reader.messages()]
+    with open_bag(bag) as source:
+        texts = [int(m.decode().data.split()[0]) for m in source.messages()]
     assert 50 <= len(texts) < 300 and texts == list(range(len(texts)))
 
 
@@ -230,7 +240,7 @@ def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ro
     from std_msgs.msg import Int32, String
 
     from pilotnet_optimized.nodes import qos
-    from pilotnet_optimized.nodes.image_conversion import rgb_to_image
+    from pilotnet_optimized.bags.images import rgb_to_image
     from pilotnet_optimized.nodes.recorder_node import DEFAULT_TOPICS, KNOWN_TOPICS, RecorderNode
     from sensor_msgs.msg import Image
 
@@ -263,12 +273,12 @@ def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ro
     finally:
         executor.shutdown()
         recorder.destroy_node()
-    with open_bag(tmp_path / 'bag', repair=False) as reader:
-        counts = {c.topic: c.msgcount for c in reader.connections}
-        types = {c.topic: c.msgtype for c in reader.connections}
+    with open_bag(tmp_path / 'bag') as source:
+        counts = {c.topic: c.msgcount for c in source.connections}
+        types = dict(source.topics)
         data = {}
-        for c, _, raw in reader.messages():
-            data.setdefault(c.topic, []).append(reader.deserialize(raw, c.msgtype))
+        for m in source.messages():
+            data.setdefault(m.topic, []).append(m.decode())
     texts = [m.data for m in data['/sim/status']]
     extras = [m.data for m in data['/extra']]
     assert counts['/sim/status'] == 1 and texts == ['{"event": "ready"}']
@@ -379,8 +389,8 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
     # The bag: closed cleanly, every topic, counts that match the frames.
     bag = out_dir / 'bag'
     assert bag_is_complete(bag)
-    with open_bag(bag, repair=False) as reader:
-        counts = {c.topic: c.msgcount for c in reader.connections}
+    with open_bag(bag) as source:
+        counts = {c.topic: c.msgcount for c in source.connections}
         # The graph's topics are subscribed when the recorder starts, before any publisher exists.
         assert set(counts) == set(DEFAULT_TOPICS), counts
         assert counts['/cmd_vel'], f"the recorder had not matched the brain's publishers when the run ended: {counts}"
@@ -391,18 +401,14 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
         assert frames * 0.95 <= counts['/odom'] <= frames + 1, counts
         assert counts['/inference_node/timing'] >= frames * 0.95
         assert counts['/sim/status'] >= 2 and counts['/inference_node/status'] >= 1
-        cam = next(c for c in reader.connections if c.topic == '/cam_f1_left/image_raw')
-        _, stamp, raw = next(reader.messages(connections=[cam]))
-        image = reader.deserialize(raw, cam.msgtype)
+        image = next(source.messages({'/cam_f1_left/image_raw'})).decode()
         assert (image.width, image.height, image.encoding, len(image.data)) == (640, 480, 'rgb8', 640 * 480 * 3)
-        odom = [c for c in reader.connections if c.topic == '/odom']
-        times = [t for _, t, _ in reader.messages(connections=odom)]
-        first = reader.deserialize(next(reader.messages(connections=odom))[2], odom[0].msgtype)
+        times = [m.record_ns for m in source.messages({'/odom'})]
+        first = next(source.messages({'/odom'})).decode()
         assert (first.header.stamp.sec, first.header.stamp.nanosec) == (0, 0)   # the start pose, at t = 0
         # Receive times on the simulated clock: within the run's simulated time.
         assert times == sorted(times) and times[-1] / 1e9 <= end['sim_seconds'] + 0.2
-        statuses = [json.loads(reader.deserialize(raw, c.msgtype).data)
-                    for c, _, raw in reader.messages() if c.topic == '/sim/status']
+        statuses = [json.loads(m.decode().data) for m in source.messages({'/sim/status'})]
         assert statuses[-1]['event'] == 'end' and statuses[-1]['frames'] == frames
     assert 'run report (' in out and f'bag {bag}:' in out
     assert output_dir_of(describe_graph({'model': str(model), 'output_dir': str(out_dir)})) == str(out_dir)
@@ -459,11 +465,10 @@ def test_killed_recorder_leaves_a_readable_bag(model, ros_env, tmp_path):
     assert before['custom_data']['complete'] == 'false'
     fixes = repair_bag(bag)
     assert fixes[0].repaired
-    with open_bag(bag) as reader:
-        counts = {c.topic: c.msgcount for c in reader.connections}
-        last = max(t for _, t, _ in reader.messages())
-        cam = next(c for c in reader.connections if c.topic == '/cam_f1_left/image_raw')
-        image = reader.deserialize(next(reader.messages(connections=[cam]))[2], cam.msgtype)
+    with open_bag(bag) as source:
+        counts = {c.topic: c.msgcount for c in source.connections}
+        last = max(m.record_ns for m in source.messages())
+        image = next(source.messages({'/cam_f1_left/image_raw'})).decode()
     assert (image.width, image.height, image.encoding) == (640, 480, 'rgb8')
     print(f'\nkilled recorder: {sum(counts.values())} messages kept ({counts}), {fixes[0].dropped_bytes} bytes of a '
           f'cut-off record dropped, last message {killed_at - last / 1e9:.2f} s before the kill')

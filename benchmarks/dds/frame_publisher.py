@@ -9,7 +9,7 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from pilotnet_optimized.nodes.image_conversion import ImageSerializer
+from pilotnet_optimized.bags.images import ImageSerializer
 
 shape = (48, 64, 3) if sys.argv[1:] == ['small'] else (480, 640, 3)
 rclpy.init()

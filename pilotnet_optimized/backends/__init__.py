@@ -20,11 +20,16 @@ from pilotnet_optimized.backends.tensorrt_backend import TensorRTBackend
 from pilotnet_optimized.errors import ModelError, PilotnetError
 from pilotnet_optimized.models.preprocess import Preprocessing
 
-__all__ = ['BACKENDS', 'Backend', 'LiteRTBackend', 'OnnxRuntimeBackend', 'TensorFlowBackend', 'TensorRTBackend',
+__all__ = ['BACKENDS', 'BACKEND_CHOICES', 'MODEL_SUFFIXES', 'Backend', 'LiteRTBackend', 'OnnxRuntimeBackend',
+           'TensorFlowBackend', 'TensorRTBackend',
            'backend_for_path', 'load_backend']
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in
                                       (LiteRTBackend, TensorFlowBackend, OnnxRuntimeBackend, TensorRTBackend)}
+#: What a ``backend`` option or parameter accepts: ``auto`` (from the model file) or a runtime's name.
+BACKEND_CHOICES: tuple[str, ...] = ('auto', *BACKENDS)
+#: Model file suffixes some backend loads (a SavedModel is a folder with ``saved_model.pb``).
+MODEL_SUFFIXES: tuple[str, ...] = tuple(s for cls in BACKENDS.values() for s in cls.suffixes if s != '/')
 
 
 def backend_for_path(model_path: str | Path) -> str:
@@ -43,8 +48,8 @@ def backend_for_path(model_path: str | Path) -> str:
     for name, cls in BACKENDS.items():
         if suffix in cls.suffixes:
             return name
-    known = ', '.join(s for cls in BACKENDS.values() for s in cls.suffixes if s != '/')
-    raise ModelError(f'{path}: unknown model type {suffix!r}: expected one of {known} or a SavedModel folder')
+    raise ModelError(f"{path}: unknown model type {suffix!r}: expected one of {', '.join(MODEL_SUFFIXES)} or a "
+                     'SavedModel folder')
 
 
 def load_backend(model_path: str | Path, backend: str = 'auto', num_threads: int = 1,
@@ -62,8 +67,7 @@ def load_backend(model_path: str | Path, backend: str = 'auto', num_threads: int
     if key == 'auto':
         key = backend_for_path(model_path)
     if key not in BACKENDS:
-        valid = ['auto', *BACKENDS]
-        near = difflib.get_close_matches(key, valid, n=1)
+        near = difflib.get_close_matches(key, BACKEND_CHOICES, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ''
-        raise PilotnetError(f"unknown backend '{backend}': choose one of {', '.join(valid)}{hint}")
+        raise PilotnetError(f"unknown backend '{backend}': choose one of {', '.join(BACKEND_CHOICES)}{hint}")
     return BACKENDS[key](model_path, num_threads=num_threads, preprocessing=preprocessing)

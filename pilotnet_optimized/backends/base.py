@@ -15,10 +15,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from pilotnet_optimized.errors import BackendUnavailableError, ModelError, ModelOutputError, PilotnetError
-from pilotnet_optimized.models.preprocess import ImageError, Preprocessing, denormalise_labels, preprocess
+from pilotnet_optimized.errors import BackendUnavailableError, ImageError, ModelError, ModelOutputError, PilotnetError
+from pilotnet_optimized.models.preprocess import Preprocessing, denormalise_labels, preprocess
 
-__all__ = ['Backend', 'quantise', 'dequantise', 'error_text']
+__all__ = ['Backend', 'quantise', 'dequantise', 'size_on_disk']
 
 
 class Backend(ABC):
@@ -86,9 +86,7 @@ class Backend(ABC):
     @property
     def file_size_bytes(self) -> int:
         """Bytes on disk: the file, or every file below a SavedModel folder."""
-        if self.model_path.is_dir():
-            return sum(p.stat().st_size for p in self.model_path.rglob('*') if p.is_file())
-        return self.model_path.stat().st_size
+        return size_on_disk(self.model_path) or 0
 
     def predict_normalised(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed model input (N x H x W x 3 float32) to the model's outputs (N x 2 float32, [0, 1] space).
@@ -151,11 +149,12 @@ def dequantise(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
 
 
-def error_text(err: BaseException) -> str:
-    """A runtime's exception as one line (some print multi-line C++ traces) for a :class:`ModelError`."""
-    text = ' '.join(str(err).split())
-    return text[:300] + ' ...' if len(text) > 300 else text or type(err).__name__
-
-
 def _shape_str(shape: tuple[int, ...]) -> str:
     return 'x'.join(str(d) for d in shape)
+
+
+def size_on_disk(path: Path) -> int | None:
+    """Bytes of a model file, or of every file below a model folder (SavedModel); ``None`` when it does not exist."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob('*') if p.is_file())
+    return path.stat().st_size if path.is_file() else None

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotnet_optimized.backends.base import Backend, dequantise, error_text, quantise
-from pilotnet_optimized.errors import ModelError
+from pilotnet_optimized.backends.base import Backend, dequantise, quantise
+from pilotnet_optimized.errors import ModelError, one_line
 
 __all__ = ['LiteRTBackend', 'interpreter_class']
 
@@ -49,7 +49,7 @@ class LiteRTBackend(Backend):
             self._it = interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
             self._it.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f'{self.model_path}: not a loadable TFLite model ({error_text(err)})') from err
+            raise ModelError(f'{self.model_path}: not a loadable TFLite model ({one_line(err, 300)})') from err
         inputs, outputs = self._it.get_input_details(), self._it.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f'{self.model_path}: expected one input and one output tensor, '

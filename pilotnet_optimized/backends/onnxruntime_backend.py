@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from pilotnet_optimized.backends.base import Backend, error_text
-from pilotnet_optimized.errors import ModelError
+from pilotnet_optimized.backends.base import Backend
+from pilotnet_optimized.errors import ModelError, one_line
 
 __all__ = ['OnnxRuntimeBackend']
 
@@ -33,7 +33,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)
         except Exception as err:  # ORT raises its own pybind error types (InvalidProtobuf, Fail, ...)
-            raise ModelError(f'{self.model_path}: not a loadable ONNX model ({error_text(err)})') from err
+            raise ModelError(f'{self.model_path}: not a loadable ONNX model ({one_line(err, 300)})') from err
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f'{self.model_path}: expected one input and one output, '

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotnet_optimized.backends.base import Backend, error_text
-from pilotnet_optimized.errors import ModelError
+from pilotnet_optimized.backends.base import Backend
+from pilotnet_optimized.errors import ModelError, one_line
 
 __all__ = ['TensorFlowBackend', 'is_savedmodel']
 
@@ -46,7 +46,7 @@ class TensorFlowBackend(Backend):
             raise
         except Exception as err:  # TF raises anything from OSError and zipfile errors to its own kinds
             kind = 'SavedModel' if self.model_path.is_dir() else 'Keras model'
-            raise ModelError(f'{self.model_path}: not a loadable {kind} ({error_text(err)})') from err
+            raise ModelError(f'{self.model_path}: not a loadable {kind} ({one_line(err, 300)})') from err
 
     def _set_threads(self, tf: Any) -> None:
         # TF fixes its thread pools when it first runs an op; after that the setters raise RuntimeError and the

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pilotnet_optimized.backends.base import Backend, error_text
-from pilotnet_optimized.errors import ModelError, PilotnetError
+from pilotnet_optimized.backends.base import Backend
+from pilotnet_optimized.errors import ModelError, PilotnetError, one_line
 
 __all__ = ['TensorRTBackend']
 
@@ -66,7 +66,7 @@ class TensorRTBackend(Backend):
         try:
             engine = trt.Runtime(self._logger).deserialize_cuda_engine(self.model_path.read_bytes())
         except Exception as err:  # the pybind layer raises several kinds
-            raise ModelError(f'{self.model_path}: not a loadable TensorRT engine ({error_text(err)})') from err
+            raise ModelError(f'{self.model_path}: not a loadable TensorRT engine ({one_line(err, 300)})') from err
         if engine is None:  # TensorRT logs the reason (often: built for another GPU or TensorRT version)
             raise ModelError(f'{self.model_path}: not a loadable TensorRT engine (corrupt, or built for another '
                              f'GPU or TensorRT version than {trt.__version__})')

@@ -1,16 +1,14 @@
 """Lap figures of JdeRobot Behavior Metrics, without ROS.
 
-- :mod:`.trajectory`: timed poses from CSV files and bags (ROS 1, rosbag2, MCAP, SQLite).
+- :mod:`.trajectory`: timed poses from CSV files and bags (read through :mod:`pilotnet_optimized.bags.read`).
 - :mod:`.metrics`: percentage completed, lap time, position deviation, ... against a perfect lap.
 - :mod:`.tracker`: online end-of-run conditions (timeout, trapped, back at start, flipped, ...).
 - :mod:`.geometry`: exact point-to-polyline distances, vectorised.
 - :mod:`.report`: the report of a run (lap figures plus the brain's timing) as metrics.json and metrics.md.
-- :mod:`.bags`: rosbag2 MCAP bags a killed recorder left, repaired and opened.
 """
 
 from __future__ import annotations
 
-from pilotnet_optimized.laps.bags import BagRepair, bag_is_complete, open_bag, repair_bag
 from pilotnet_optimized.laps.geometry import point_polyline_distance
 from pilotnet_optimized.laps.metrics import (
     CHECKPOINT_RADIUS_M,
@@ -32,7 +30,6 @@ from pilotnet_optimized.laps.trajectory import (
 )
 
 __all__ = [
-    'BagRepair',
     'CHECKPOINT_RADIUS_M',
     'CheckpointProgress',
     'EndReason',
@@ -41,16 +38,13 @@ __all__ = [
     'RunMonitor',
     'RunReport',
     'Trajectory',
-    'bag_is_complete',
     'checkpoint_progress',
     'circuit_diameter',
     'compute_lap_metrics',
     'load_perfect_lap',
     'load_trajectory',
-    'open_bag',
     'point_polyline_distance',
     'quaternion_to_yaw_pitch',
-    'repair_bag',
     'report_markdown',
     'save_trajectory_csv',
     'write_report',

@@ -8,21 +8,17 @@ folder, or a single ``.mcap`` / ``.db3`` storage file. The odometry topic
 from __future__ import annotations
 
 import csv
-import sqlite3
 import struct
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag1 import ReaderError as Ros1ReaderError
-from rosbags.rosbag2 import ReaderError as Ros2ReaderError
-from rosbags.serde import SerdeError
-from rosbags.typesys import Stores, TypesysError, get_typestore
 
-from pilotnet_optimized.errors import BagError, TrajectoryError
+from pilotnet_optimized.bags.read import BAG_READ_ERRORS, BAG_SUFFIXES, BagSource, open_bag
+from pilotnet_optimized.errors import BagError, TrajectoryError, one_line
 
 __all__ = [
     'BAG_SUFFIXES',
@@ -34,15 +30,11 @@ __all__ = [
 ]
 
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
-#: Single-file bag formats; a directory is read as a rosbag2 folder.
-BAG_SUFFIXES = ('.bag', '.mcap', '.db3')
 #: Odometry topics picked first when a bag holds several (Behavior Metrics' F1 and plain ROS).
 PREFERRED_ODOMETRY_TOPICS = ('/F1ROS/odom', '/odom')
 
 _CSV_REQUIRED = ('t', 'x', 'y')
 _CSV_OPTIONAL = ('yaw', 'pitch')
-# md5 of the standard ROS 1 nav_msgs/Odometry definition: only that layout is parsed by hand.
-_ROS1_ODOMETRY_MD5 = 'cd5e73d190d741a2f92e81eda573aca7'
 
 
 @dataclass(frozen=True)
@@ -135,7 +127,8 @@ def quaternion_to_yaw_pitch(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Loading and saving
 
 
-def load_trajectory(path: str | Path, topic: str | None = None) -> Trajectory:
+def load_trajectory(path: str | Path, topic: str | None = None,
+                    warn: Callable[[str], None] | None = None) -> Trajectory:
     """Read a trajectory from a CSV file or a bag.
 
     CSV: a header row naming at least ``t``, ``x``, ``y`` (optionally ``yaw``, ``pitch``;
@@ -147,21 +140,26 @@ def load_trajectory(path: str | Path, topic: str | None = None) -> Trajectory:
 
     :param path: ``.csv`` file, ROS 1 ``.bag``, ``.mcap``/``.db3`` file or rosbag2 folder.
     :param topic: odometry topic to read from a bag; ignored for CSV.
+    :param warn: called with each warning line (a cut-off bag read up to its cut; default: printed on stderr).
     :returns: the trajectory.
     :raises TrajectoryError: missing file, unknown format or bad CSV content.
-    :raises BagError: unreadable or cut-off bag, or no odometry topic in it.
+    :raises BagError: unreadable bag, cut off before its first pose, or no odometry topic in it.
     """
     path = Path(path)
     if not path.exists():
         raise TrajectoryError(f'{path}: no such file or directory')
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in BAG_SUFFIXES:
-        return _load_bag(path, topic)
+        return _load_bag(path, topic, warn or _warn_stderr)
     if suffix == '.csv':
         return _load_csv(path)
     raise TrajectoryError(
         f'{path}: unknown trajectory format {path.suffix!r} '
         f'(expected .csv, {", ".join(BAG_SUFFIXES)} or a rosbag2 folder)')
+
+
+def _warn_stderr(line: str) -> None:
+    print(f'warning: {line}', file=sys.stderr)
 
 
 def save_trajectory_csv(traj: Trajectory, path: str | Path) -> None:
@@ -229,33 +227,16 @@ def _load_csv(path: Path) -> Trajectory:
 # ---------------------------------------------------------------------------------------------
 # Bags
 
-# Everything rosbags and its storage back-ends (sqlite3, mcap, lz4/zstd, struct parsing of a
-# damaged file) raise on a bad bag. AnyReader wraps most, but not errors met while iterating.
-_BAG_READ_ERRORS: tuple[type[BaseException], ...] = (
-    AnyReaderError, Ros1ReaderError, Ros2ReaderError, SerdeError, TypesysError,
-    OSError, EOFError, struct.error, ValueError, KeyError, IndexError, RuntimeError,
-    sqlite3.Error,
-)
-
-
-def _one_line(err: BaseException) -> str:
-    text = ' '.join(str(err).split())
-    return text or type(err).__name__
-
-
-def _load_bag(path: Path, topic: str | None) -> Trajectory:
-    # The default typestore is only used when a bag carries no message definitions (old .db3
-    # bags); ROS 1 bags always carry them, so the choice only has to match the bag family.
-    ros1 = path.suffix.lower() == '.bag' and not path.is_dir()
-    store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
+def _load_bag(path: Path, topic: str | None, warn: Callable[[str], None]) -> Trajectory:
     try:
-        with AnyReader([path], default_typestore=store) as reader:
-            connections = _odometry_connections(path, reader.connections, topic)
-            stamps, record_ns, poses = _read_odometry(reader, connections, ros1)
-    except _BAG_READ_ERRORS as err:
-        raise BagError(f'{path}: cannot read bag: {_one_line(err)}') from err
+        with open_bag(path) as source:
+            for line in source.warnings:
+                warn(line)
+            name = _odometry_topic(path, source.topics, topic)
+            stamps, record_ns, poses = _read_odometry(source, name, warn)
+    except BAG_READ_ERRORS as err:
+        raise BagError(f'{path}: cannot read bag: {one_line(err)}') from err
     if not record_ns:
-        name = connections[0].topic
         raise BagError(f'{path}: topic {name} has no messages')
 
     header_ns = np.asarray(stamps, dtype=np.int64)
@@ -281,61 +262,61 @@ def _load_bag(path: Path, topic: str | None) -> Trajectory:
         raise BagError(f'{path}: {err}') from err
 
 
-def _odometry_connections(path: Path, connections: Sequence[Any], topic: str | None) -> list[Any]:
-    topics = sorted({c.topic for c in connections})
-    listing = ', '.join(topics) if topics else 'none'
+def _odometry_topic(path: Path, topics: dict[str, str], topic: str | None) -> str:
+    listing = ', '.join(sorted(topics)) if topics else 'none'
     if topic is not None:
-        chosen = [c for c in connections if c.topic == topic]
-        if not chosen:
+        if topic not in topics:
             raise BagError(f'{path}: no topic {topic} (topics: {listing})')
-        kinds = {c.msgtype for c in chosen}
-        if kinds != {ODOMETRY_TYPE}:
-            raise BagError(
-                f'{path}: topic {topic} is {", ".join(sorted(kinds))}, not {ODOMETRY_TYPE}')
-        return chosen
-    odometry = [c for c in connections if c.msgtype == ODOMETRY_TYPE]
-    if not odometry:
+        if topics[topic] != ODOMETRY_TYPE:
+            raise BagError(f'{path}: topic {topic} is {topics[topic]}, not {ODOMETRY_TYPE}')
+        return topic
+    names = sorted(t for t, kind in topics.items() if kind == ODOMETRY_TYPE)
+    if not names:
         raise BagError(f'{path}: no {ODOMETRY_TYPE} topic (topics: {listing})')
-    names = [c.topic for c in odometry]
-    name = next((p for p in PREFERRED_ODOMETRY_TOPICS if p in names), names[0])
-    return [c for c in odometry if c.topic == name]
+    return next((p for p in PREFERRED_ODOMETRY_TOPICS if p in names), names[0])
 
 
 _PoseFields = tuple[int, float, float, float, float, float, float]
 
 
 def _read_odometry(
-    reader: Any, connections: list[Any], ros1: bool,
+    source: BagSource, topic: str, warn: Callable[[str], None],
 ) -> tuple[list[int], list[int], list[tuple[float, ...]]]:
-    """Header stamps (ns), record times (ns) and ``x, y, qx, qy, qz, qw`` of each message."""
+    """Header stamps (ns), record times (ns) and ``x, y, qx, qy, qz, qw`` of each message; a bag that is cut off
+    (a killed recorder's) gives the messages before the cut, with a warning."""
     stamps: list[int] = []
     record_ns: list[int] = []
     poses: list[tuple[float, ...]] = []
-    fast: Callable[[bytes], _PoseFields] | None = None
-    if ros1:
-        if all(c.digest == _ROS1_ODOMETRY_MD5 for c in connections):
-            fast = _parse_ros1_odometry
-    else:
-        fast = _parse_cdr_odometry
-    for connection, timestamp, raw in reader.messages(connections=connections):
+    fast: Callable[[bytes], _PoseFields] | None = _parse_ros1_odometry if source.ros1 else _parse_cdr_odometry
+    messages = source.messages({topic})
+    while True:
+        try:
+            message = next(messages)
+        except StopIteration:
+            break
+        except BAG_READ_ERRORS as err:
+            if not stamps:
+                raise
+            warn(f'{source.path}: the bag is cut off after {len(stamps)} {topic} message(s) ({one_line(err)}): '
+                 'using those')
+            break
+        raw = bytes(message.raw)
         if fast is not None and not stamps:
             # Check the hand parser against rosbags on the first message; any disagreement
             # (an unusual layout) means the slow, general path for the whole topic.
             try:
-                ok = fast(raw) == _deserialized_fields(reader, raw, connection.msgtype)
+                ok = fast(raw) == _deserialized_fields(message.decode())
             except struct.error:
                 ok = False
             fast = fast if ok else None
-        fields = (fast(raw) if fast is not None
-                  else _deserialized_fields(reader, raw, connection.msgtype))
+        fields = fast(raw) if fast is not None else _deserialized_fields(message.decode())
         stamps.append(fields[0])
-        record_ns.append(timestamp)
+        record_ns.append(message.record_ns)
         poses.append(fields[1:])
     return stamps, record_ns, poses
 
 
-def _deserialized_fields(reader: Any, raw: bytes, msgtype: str) -> _PoseFields:
-    msg = reader.deserialize(raw, msgtype)
+def _deserialized_fields(msg: Any) -> _PoseFields:
     stamp = msg.header.stamp
     p = msg.pose.pose.position
     q = msg.pose.pose.orientation

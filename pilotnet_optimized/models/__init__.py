@@ -4,7 +4,7 @@ Nothing here imports TensorFlow at import time: the model builders and the train
 """
 
 from pilotnet_optimized.models.preprocess import (
-    ImageError, Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
+    Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
 
-__all__ = ['ImageError', 'Preprocessing', 'denormalise_labels', 'normalise_input', 'normalise_labels', 'preprocess',
+__all__ = ['Preprocessing', 'denormalise_labels', 'normalise_input', 'normalise_labels', 'preprocess',
            'resize_frame']

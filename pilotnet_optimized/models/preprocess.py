@@ -13,18 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.errors import ImageError, PilotnetError
 from pilotnet_optimized.sim.car import V_RANGE, W_RANGE
 
 __all__ = ['Preprocessing', 'preprocess', 'preprocess_batch', 'resize_frame', 'normalise_input', 'normalise_labels',
-           'denormalise_labels', 'ImageError', 'sidecar_path']
+           'denormalise_labels', 'sidecar_path']
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
-
-
-class ImageError(PilotnetError):
-    """An image the model cannot take: wrong shape, type or channel count."""
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ class _Driver:
         from std_msgs.msg import Float64MultiArray, String
 
         from pilotnet_optimized.nodes import qos
-        from pilotnet_optimized.nodes.image_conversion import ImageSerializer
+        from pilotnet_optimized.bags.images import ImageSerializer
 
         self._rclpy = rclpy
         self.context = rclpy.Context()

@@ -8,16 +8,12 @@ of its own, so the two cannot drift apart (``test/test_graph.py`` checks that th
 
 No ROS import here: the launch file's tests and the runner's argument parsing must work without rclpy.
 
-Model names (``model:=drq``): an existing file or folder is used as it is; otherwise a bare name is looked up in
-``models_dir`` (default ``models/optimized``, the output of ``pilotnet optimize``): its ``manifest.json`` entry, else
-``<name>.tflite``, ``<name>.onnx``, ``<name>.keras``, ``<name>.h5``, ``<name>.engine``, ``<name>.plan``, or a
-SavedModel folder ``<name>/``.
+Model names (``model:=drq``) are looked up in ``models_dir`` by :func:`pilotnet_optimized.store.resolve_model`.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import random
 import re
@@ -29,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pilotnet_optimized.backends import BACKEND_CHOICES
 from pilotnet_optimized.errors import ModelError, PilotnetError
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
 __all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'DDS_VARS', 'PROJECT_TRANSPORT',
            'dds_env', 'graph_env', 'DEFAULT_MODELS_DIR', 'DEFAULT_OUTPUT_DIR', 'parse_arguments', 'describe_graph',
@@ -38,11 +36,8 @@ __all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'D
            'declare_parameters', 'drain_node']
 
 PACKAGE = 'pilotnet_optimized'
-DEFAULT_MODELS_DIR = 'models/optimized'
 #: Where a run's outputs go (metrics.json, metrics.md, the bag): ``{time}`` becomes the UTC start time.
 DEFAULT_OUTPUT_DIR = 'runs/{time}'
-MODEL_SUFFIXES = ('.tflite', '.onnx', '.keras', '.h5', '.engine', '.plan')
-BACKEND_CHOICES = ('auto', 'litert', 'tensorflow', 'onnxruntime', 'tensorrt')
 SIM_CHOICES = ('builtin', 'gazebo')
 
 #: The environment variables that choose Fast DDS's transports: a builtin mode, or an XML profile (Fast DDS 3 reads
@@ -259,66 +254,6 @@ def ros_arg_value(value: Any) -> str:
     except yaml.YAMLError:
         plain = False
     return text if plain else "'" + text.replace("'", "''") + "'"
-
-
-def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
-    """The model file (or SavedModel folder) ``model`` names, as an absolute path (see the module's rule).
-
-    :raises ModelError: when it is neither an existing path nor a model name found in ``models_dir``.
-    """
-    text = str(model).strip()
-    if not text:
-        raise ModelError('no model given (model:=<file or name> for the launch file and pilotnet run, '
-                         'model_path for the node)')
-    path = Path(text).expanduser()
-    if path.exists():
-        return path.resolve()
-    folder = Path(models_dir).expanduser()
-    bare = '/' not in text and Path(text).suffix == ''
-    if bare and folder.is_dir():
-        found = _from_manifest(folder, text)
-        if found is None:
-            for suffix in MODEL_SUFFIXES:
-                if (folder / f'{text}{suffix}').exists():
-                    found = folder / f'{text}{suffix}'
-                    break
-        if found is None and (folder / text / 'saved_model.pb').is_file():
-            found = folder / text
-        if found is not None:
-            return found.resolve()
-        names = _model_names(folder)
-        near = difflib.get_close_matches(text, names, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ''
-        listed = ', '.join(names) if names else 'none'
-        raise ModelError(f"model '{text}' not found in {folder} (models there: {listed}){hint}")
-    where = f' and not a model name in {folder}' if bare else ''
-    raise ModelError(f'model not found: {path}{where}')
-
-
-def _from_manifest(folder: Path, name: str) -> Path | None:
-    manifest = folder / 'manifest.json'
-    if not manifest.is_file():
-        return None
-    try:
-        entries = json.loads(manifest.read_text())
-    except ValueError:
-        return None
-    if isinstance(entries, dict) and isinstance(entries.get('methods'), dict):
-        entries = entries['methods']  # what `pilotnet optimize` writes: {'model': ..., 'methods': {name: entry}}
-    if isinstance(entries, dict):
-        items = list(entries.items())
-    else:
-        items = [(e.get('method'), e) for e in entries if isinstance(e, dict)]
-    for method, entry in items:
-        if method == name and isinstance(entry, dict) and entry.get('status', 'ok') == 'ok' and entry.get('file'):
-            path = folder / entry['file']
-            return path if path.exists() else None
-    return None
-
-
-def _model_names(folder: Path) -> list[str]:
-    return sorted(p.stem if p.is_file() else p.name for p in folder.iterdir()
-                  if p.suffix in MODEL_SUFFIXES or (p.is_dir() and (p / 'saved_model.pb').is_file()))
 
 
 def _bool(name: str, text: str) -> bool:

@@ -53,13 +53,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
 from pilotnet_optimized.backends import Backend, load_backend
-from pilotnet_optimized.errors import ModelOutputError, PilotnetError
-from pilotnet_optimized.models.preprocess import ImageError, denormalise_labels, preprocess
+from pilotnet_optimized.errors import ImageError, ModelOutputError, PilotnetError
+from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
 from pilotnet_optimized.nodes import qos
 from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DEFAULT_MODELS_DIR, ParamSpec, declare_parameters,
                                             resolve_model)
-from pilotnet_optimized.nodes.image_conversion import image_to_rgb
+from pilotnet_optimized.bags.images import image_to_rgb
 
 __all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
 

@@ -10,10 +10,10 @@ deserialising. Messages are stamped with their receive time on the node clock (w
 time, as ``ros2 bag record --use-sim-time`` does). The writer is rosbags' (``StoragePlugin.MCAP``), the message
 definitions come from rosbags' ROS 2 type store.
 
-The bag is ``output_dir``/``bag_name``. A killed recorder leaves a bag that :func:`pilotnet_optimized.laps.bags.
-open_bag` (or ``python -m pilotnet_optimized.laps.bags <bag>``) repairs and reads: every ``flush_period`` the
+The bag is ``output_dir``/``bag_name``. A killed recorder leaves a bag that :func:`pilotnet_optimized.bags.repair.
+open_bag` (or ``python -m pilotnet_optimized.bags.repair <bag>``) repairs and reads: every ``flush_period`` the
 pending MCAP chunk is written out and flushed, and ``metadata.yaml`` is rewritten with the counts so far (see
-:mod:`pilotnet_optimized.laps.bags`). SIGINT/SIGTERM close the bag properly (summary, footer, final
+:mod:`pilotnet_optimized.bags.repair`). SIGINT/SIGTERM close the bag properly (summary, footer, final
 ``metadata.yaml``); the bag path and the message counts are logged.
 """
 
@@ -35,7 +35,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.laps.bags import bag_metadata, write_bag_metadata
+from pilotnet_optimized.bags.repair import bag_metadata, write_bag_metadata
 from pilotnet_optimized.nodes import qos
 from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters, drain_node, resolve_output_dir
 from pilotnet_optimized.nodes.spin import spin_node
@@ -186,7 +186,7 @@ class RecorderNode(Node):
 
     def flush(self) -> None:
         """Write the pending chunk out, flush the file to the OS, rewrite ``metadata.yaml``: what a SIGKILL leaves
-        from here on is readable after :func:`~pilotnet_optimized.laps.bags.repair_bag`."""
+        from here on is readable after :func:`~pilotnet_optimized.bags.repair.repair_bag`."""
         if self._closed or not self._dirty:
             return
         storage = self._writer.storage

@@ -60,7 +60,7 @@ from pilotnet_optimized.laps import EndReason, compute_lap_metrics
 from pilotnet_optimized.nodes import qos
 from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters
-from pilotnet_optimized.nodes.image_conversion import ImageSerializer
+from pilotnet_optimized.bags.images import ImageSerializer
 from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
 from pilotnet_optimized.sim.episodes import RunResult, perfect_lap_of
 

@@ -25,266 +25,35 @@ import argparse
 import bisect
 import json
 import platform
-import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pilotnet_optimized.errors import BagError, PilotnetError
-from pilotnet_optimized.laps.trajectory import _BAG_READ_ERRORS, _one_line
-from pilotnet_optimized.models.preprocess import (ImageError, Preprocessing, denormalise_labels, normalise_input,
+from pilotnet_optimized.bags.images import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES, SUPPORTED_ENCODINGS,
+                                            message_to_rgb)
+from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
+from pilotnet_optimized.errors import BagError, ImageError, PilotnetError, one_line
+from pilotnet_optimized.models.preprocess import (Preprocessing, denormalise_labels, normalise_input,
                                                   normalise_labels, resize_frame)
-from pilotnet_optimized.nodes.image_conversion import SUPPORTED_ENCODINGS, image_to_rgb
-from pilotnet_optimized.optimize.evaluate import _size_mb, _versions
+from pilotnet_optimized.evaluate.offline import _versions
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, size_mb
 
 __all__ = ['IMAGE_TYPES', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'SUPPORTED_ENCODINGS', 'BagEvalRow', 'BagFrames',
-           'read_bag_frames', 'message_to_rgb', 'evaluate_bag', 'markdown_table', 'write_reports', 'cmd_bag_eval']
+           'read_bag_frames', 'evaluate_bag', 'markdown_table', 'write_reports', 'cmd_bag_eval']
 
-IMAGE_TYPE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
-IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 TWIST_TYPE = 'geometry_msgs/msg/Twist'
 TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
 #: Picked first when a bag holds several topics of a kind: our recorder's, then Behavior Metrics' (ROS 1).
 PREFERRED_IMAGE_TOPICS = ('/cam_f1_left/image_raw', '/F1ROS/cameraL/image_raw')
 PREFERRED_CMD_TOPICS = ('/cmd_vel_stamped', '/cmd_vel', '/F1ROS/cmd_vel')
 
-_MCAP_MAGIC = b'\x89MCAP0\r\n'
 
-
-# -- reading bags ------------------------------------------------------------------------------------------------
-@dataclass
-class _Source:
-    """One opened bag (or one storage file of it): its topics and a message iterator.
-
-    ``messages(topics)`` yields ``(topic, msgtype, record_ns, decode)`` in record order; ``decode()`` deserialises
-    the message, outside the iterator, so a read error (a cut-off file) and a message that does not decode are
-    told apart.
-    """
-
-    storage: str
-    topics: dict[str, str]
-    messages: Callable[[set[str]], Iterator[tuple[str, str, int, Callable[[], Any]]]]
-    duration_ns: int | None = None
-    close: Callable[[], None] = lambda: None
-
-
-def _default_typestore(ros1: bool) -> Any:
-    from rosbags.typesys import Stores, get_typestore
-    return get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
-
-
-def _anyreader_source(path: Path, storage: str) -> _Source:
-    from rosbags.highlevel import AnyReader
-    ros1 = path.suffix.lower() == '.bag' and not path.is_dir()
-    reader = AnyReader([path], default_typestore=_default_typestore(ros1))
-    reader.open()
-    topics = {c.topic: c.msgtype for c in reader.connections}
-    try:
-        duration = int(reader.duration) if reader.message_count else 0
-    except _BAG_READ_ERRORS:
-        duration = None
-
-    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
-        conns = [c for c in reader.connections if c.topic in wanted]
-        for conn, stamp, raw in reader.messages(connections=conns):
-            yield conn.topic, conn.msgtype, int(stamp), _lazy(reader.deserialize, raw, conn.msgtype)
-
-    return _Source(storage, topics, messages, duration, reader.close)
-
-
-def _lazy(func: Callable[[Any, str], Any], raw: Any, msgtype: str) -> Callable[[], Any]:
-    return lambda: func(raw, msgtype)
-
-
-def _mcap_stream_source(path: Path) -> _Source:
-    """A bare or cut-off MCAP file read front to back (no summary needed); types from its schema records."""
-    from mcap.records import Channel, Message, Schema
-    from mcap.stream_reader import StreamReader
-    from rosbags.typesys import Stores, TypesysError, get_typestore
-
-    with path.open('rb') as fh:
-        if fh.read(8) != _MCAP_MAGIC:
-            raise BagError(f'{path}: not an MCAP file (bad magic bytes)')
-    # A first pass finds the channels (they may sit inside chunks, so the whole file is read).
-    channels: dict[int, tuple[str, int]] = {}
-    schema_names: dict[int, str] = {}
-    try:
-        with path.open('rb') as fh:
-            for record in StreamReader(fh).records:
-                if isinstance(record, Schema):
-                    schema_names[record.id] = record.name
-                elif isinstance(record, Channel):
-                    channels[record.id] = (record.topic, record.schema_id)
-    except _STREAM_ERRORS:
-        pass  # cut off: the second pass meets the same end and reports it
-    topics = {topic: schema_names.get(sid, '') for topic, sid in channels.values()}
-    store = get_typestore(Stores.EMPTY)
-    fallback = _default_typestore(ros1=False)
-
-    def register(schema: Any) -> None:
-        data = schema.data.decode() if isinstance(schema.data, bytes) else str(schema.data)
-        if data.strip():  # an empty schema: decode() uses the default (Humble) definitions
-            try:
-                store.register(_types_from_schema(schema.name, schema.encoding, data))
-            except TypesysError as err:  # not a cut-off file: a definition rosbags cannot parse
-                raise BagError(f'{path}: schema of {schema.name} cannot be used: {_one_line(err)}') from err
-
-    def decode(raw: bytes, msgtype: str) -> Any:
-        typestore = store if msgtype in store.fielddefs else fallback
-        return typestore.deserialize_cdr(raw, msgtype)
-
-    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
-        schemas: dict[int, Any] = {}
-        chan: dict[int, tuple[str, str]] = {}
-        with path.open('rb') as fh:
-            for record in StreamReader(fh).records:
-                if isinstance(record, Schema):
-                    schemas[record.id] = record
-                elif isinstance(record, Channel):
-                    schema = schemas.get(record.schema_id)
-                    name = schema.name if schema is not None else ''
-                    if record.topic in wanted and schema is not None and name not in store.fielddefs:
-                        register(schema)
-                    chan[record.id] = (record.topic, name)
-                elif isinstance(record, Message) and record.channel_id in chan:
-                    topic, msgtype = chan[record.channel_id]
-                    if topic in wanted:
-                        yield topic, msgtype, int(record.log_time), _lazy(decode, record.data, msgtype)
-
-    return _Source('mcap (read as a stream: no index)', topics, messages)
-
-
-def _types_from_schema(name: str, encoding: str, data: str) -> dict:
-    # As rosbags' AnyReader does for the definitions a rosbag2 bag carries.
-    from rosbags.typesys import get_types_from_idl, get_types_from_msg
-    if encoding == 'ros2idl':
-        sep = '=' * 80 + '\n'
-        if data.startswith(f'{sep}IDL: '):
-            types: dict = {}
-            for part in data.split(sep)[1:]:
-                types.update(get_types_from_idl(part.split('\n', 1)[1]))
-            return types
-        return get_types_from_idl(data)
-    return get_types_from_msg(data, name)
-
-
-def _stream_errors() -> tuple[type[BaseException], ...]:
-    from mcap.exceptions import McapError
-    return (McapError, *_BAG_READ_ERRORS)
-
-
-_STREAM_ERRORS: tuple[type[BaseException], ...] = _stream_errors()
-
-
-def _storage_of(folder: Path) -> str:
-    suffixes = {p.suffix for p in folder.iterdir()}
-    return 'mcap' if '.mcap' in suffixes else 'sqlite3' if '.db3' in suffixes else 'rosbag2'
-
-
-def _open_file(path: Path, warnings: list[str]) -> _Source:
-    suffix = path.suffix.lower()
-    if suffix not in ('.bag', '.mcap', '.db3'):
-        raise BagError(f'{path}: unknown bag format {path.suffix!r} (expected a rosbag2 folder, .mcap, .db3 or a '
-                       'ROS 1 .bag)')
-    storage = {'.bag': 'rosbag1', '.mcap': 'mcap', '.db3': 'sqlite3'}[suffix]
-    try:
-        return _anyreader_source(path, storage)
-    except _BAG_READ_ERRORS as err:
-        if suffix != '.mcap':
-            hint = ' (a cut-off ROS 1 bag needs `rosbag reindex` first)' if suffix == '.bag' else ''
-            raise BagError(f'{path}: cannot read bag: {_one_line(err)}{hint}') from err
-        reason = _one_line(err)
-    warnings.append(f'{path}: no usable MCAP index ({reason}): reading it as a stream')
-    try:
-        return _mcap_stream_source(path)
-    except _STREAM_ERRORS as err:
-        raise BagError(f'{path}: cannot read bag: {_one_line(err)}') from err
-
-
-def _chain(files: list[Path], warnings: list[str]) -> _Source:
-    """The storage files of a folder whose metadata.yaml is missing or unusable, read one after the other."""
-    sources = [_open_file(f, warnings) for f in files]
-    topics: dict[str, str] = {}
-    for s in sources:
-        for topic, msgtype in s.topics.items():
-            topics.setdefault(topic, msgtype)
-    storage = sources[0].storage if len({s.storage for s in sources}) == 1 else 'mixed'
-
-    def messages(wanted: set[str]) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
-        for s in sources:
-            yield from s.messages(wanted)
-
-    def close() -> None:
-        for s in sources:
-            s.close()
-
-    return _Source(storage, topics, messages, None, close)
-
-
-def _open_bag(path: Path, warnings: list[str]) -> _Source:
-    if not path.exists():
-        raise BagError(f'{path}: no such file or directory')
-    if not path.is_dir():
-        return _open_file(path, warnings)
-    files = sorted(path.glob('*.mcap'), key=_natural) or sorted(path.glob('*.db3'), key=_natural)
-    if (path / 'metadata.yaml').is_file():
-        listed = _listed_files(path / 'metadata.yaml')
-        unlisted = [f.name for f in files if listed is not None and f.name not in listed]
-        if unlisted:  # a recorder killed after it split the bag, before it rewrote metadata.yaml
-            problem = f'metadata.yaml is stale (does not list {", ".join(unlisted)})'
-        else:
-            try:
-                return _anyreader_source(path, _storage_of(path))
-            except _BAG_READ_ERRORS as err:
-                problem = f'metadata.yaml or its storage unusable ({_one_line(err)})'
-    else:
-        problem = 'no metadata.yaml'
-    if not files:
-        raise BagError(f'{path}: not a bag: {problem}, and no .mcap or .db3 file in it')
-    warnings.append(f'{path}: {problem}: reading {", ".join(f.name for f in files)} directly')
-    return _chain(files, warnings)
-
-
-def _natural(path: Path) -> list[Any]:
-    """run_2.mcap before run_10.mcap."""
-    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', path.name)]
-
-
-def _listed_files(metadata: Path) -> set[str] | None:
-    """The storage file names metadata.yaml lists, or ``None`` when it cannot be read (rosbags will say why)."""
-    import yaml
-    try:
-        info = yaml.safe_load(metadata.read_text())['rosbag2_bagfile_information']
-        return {Path(str(p)).name for p in info['relative_file_paths']}
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
-
-
-# -- messages to arrays -----------------------------------------------------------------------------------------
-def message_to_rgb(msg: Any, msgtype: str = IMAGE_TYPE) -> np.ndarray:
-    """A deserialised ``Image`` (rgb8/bgr8) or ``CompressedImage`` (JPEG/PNG) as an H x W x 3 RGB uint8 array.
-
-    Raw images go through the inference node's own ``image_to_rgb`` (rows ``step`` bytes apart, padding dropped,
-    bgr8 swapped), which imports nothing from ROS: rosbags' messages have the same fields.
-
-    :raises ImageError: for another encoding, a short buffer, or compressed data that does not decode.
-    """
-    import cv2
-    if msgtype == COMPRESSED_IMAGE_TYPE:
-        buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-        if bgr is None:
-            raise ImageError(f"compressed image (format '{msg.format}') does not decode as JPEG or PNG")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return image_to_rgb(msg)
-
-
+# -- messages to values ----------------------------------------------------------------------------------------
 def _stamp_ns(msg: Any) -> int:
     stamp = msg.header.stamp
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
@@ -410,8 +179,8 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
         raise PilotnetError(f'--limit must be at least 1, not {limit}')
     if max_delay <= 0:
         raise PilotnetError(f'--max-delay must be positive, not {max_delay}')
-    warnings: list[str] = []
-    source = _open_bag(path, warnings)
+    source = open_bag(path)
+    warnings = list(source.warnings)
     try:
         image_topic, cmd_topic, stamped = _choose_topics(path, source.topics, image_topic, cmd_topic)
         image_type = source.topics[image_topic]
@@ -423,21 +192,22 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
         it = source.messages({image_topic, cmd_topic})
         while limit is None or len(pairer.pairs) < limit:
             try:
-                topic, msgtype, record_ns, decode = next(it)
+                message = next(it)
             except StopIteration:
                 break
-            except _STREAM_ERRORS as err:
+            except BAG_READ_ERRORS as err:
                 cut_off = True
                 where = f' {(last - first) / 1e9:.2f} s in' if first is not None else ' before any message'
-                warnings.append(f'{path}: the bag is cut off{where} ({_one_line(err)}): evaluating the '
+                warnings.append(f'{path}: the bag is cut off{where} ({one_line(err)}): evaluating the '
                                 f'{images} frame(s) read up to there')
                 break
+            topic, msgtype, record_ns = message.topic, message.msgtype, message.record_ns
             first = record_ns if first is None else first
             last = record_ns
             try:
-                msg = decode()
-            except _BAG_READ_ERRORS as err:
-                raise BagError(f'{path}: a {msgtype} message on {topic} does not decode: {_one_line(err)}') from err
+                msg = message.decode()
+            except BAG_READ_ERRORS as err:
+                raise BagError(f'{path}: a {msgtype} message on {topic} does not decode: {one_line(err)}') from err
             if topic == image_topic:
                 try:
                     rgb = message_to_rgb(msg, image_type)
@@ -493,7 +263,6 @@ class BagEvalRow:
 
 
 def _model_paths(models: Sequence[str], models_dir: str | Path) -> list[tuple[str, Path | None, str | None]]:
-    from pilotnet_optimized.nodes.graph import resolve_model
     out: list[tuple[str, Path | None, str | None]] = []
     for name in models:
         try:
@@ -509,7 +278,7 @@ def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing,
     try:
         backend = load_backend(path, backend_name, num_threads=threads, preprocessing=prep)
     except PilotnetError as err:
-        return BagEvalRow(name, path.name, backend_name, '-', _size_mb(path), 0,
+        return BagEvalRow(name, path.name, backend_name, '-', size_mb(path), 0,
                           status='skipped' if 'tensorrt' in str(err).lower() else 'error', error=str(err))
     try:
         x = normalise_input(frames.small[prep], prep)
@@ -536,7 +305,7 @@ def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing,
                       p99_ms=float(np.percentile(lat, 99)))
 
 
-def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path = 'models/optimized',
+def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path = DEFAULT_MODELS_DIR,
                  image_topic: str | None = None, cmd_topic: str | None = None, max_delay: float = 0.2,
                  limit: int | None = None, threads: int = 1, warmup: int = 10, backend: str = 'auto',
                  progress: Callable[[str], None] | None = print,
@@ -563,7 +332,7 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
                 error = str(err)
         if error is not None:
             rows.append(BagEvalRow(name, path.name if path else name, backend, '-',
-                                   _size_mb(path) if path else 0.0, 0, status='error', error=error))
+                                   size_mb(path) if path else 0.0, 0, status='error', error=error))
     start = time.perf_counter()
     frames = read_bag_frames(bag, list(preps.values()) or [Preprocessing()], image_topic, cmd_topic, max_delay,
                              limit)

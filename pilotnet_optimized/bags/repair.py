@@ -15,27 +15,27 @@ How the recorder node keeps a bag readable (see :mod:`pilotnet_optimized.nodes.r
   without a summary (readers then scan the file, which rosbags and the ``mcap`` library both do), and rewrites
   ``metadata.yaml`` from what is really there. At most one ``flush_period`` of messages is lost.
 
-:func:`open_bag` repairs when needed and opens the bag with rosbags' ``AnyReader``.
-``python -m pilotnet_optimized.laps.bags <bag folder>`` repairs a bag and prints its topics.
+Reading a cut-off bag needs no repair (:func:`pilotnet_optimized.bags.read.open_bag` streams it read-only);
+repairing makes it a valid bag for every other tool (``ros2 bag info``, Foxglove). ``pilotnet bag-repair <bag>``
+repairs a bag and prints its topics.
 """
 
 from __future__ import annotations
 
+import argparse
 import struct
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from pilotnet_optimized.bags.read import MCAP_MAGIC, open_bag
 from pilotnet_optimized.errors import BagError
 
-__all__ = ['BagRepair', 'MCAP_MAGIC', 'bag_is_complete', 'bag_metadata', 'open_bag', 'repair_bag',
-           'write_bag_metadata']
+__all__ = ['BagRepair', 'bag_is_complete', 'bag_metadata', 'repair_bag', 'write_bag_metadata', 'add_arguments', 'run']
 
-MCAP_MAGIC = b'\x89MCAP0\r\n'
 _OP_HEADER, _OP_FOOTER, _OP_DATA_END = 0x01, 0x02, 0x0F
 _KNOWN_OPS = frozenset(range(0x01, 0x10))
 _FOOTER = struct.Struct('<BQQQI')          # opcode, length 20, summary_start, summary_offset_start, summary_crc
@@ -185,8 +185,6 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
     :param bag: a rosbag2 folder of MCAP files, or one ``.mcap`` file.
     :raises BagError: when a file is not MCAP or has not even a header.
     """
-    from rosbags.highlevel import AnyReader
-
     bag = Path(bag)
     files = _mcap_files(bag)
     fixes = [(f, *_repair_file(f)) for f in files]
@@ -197,9 +195,9 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
     counts: dict[int, int] = {}
     start, end = 2 ** 63 - 1, 0
     for path, repaired, dropped in fixes:
-        with AnyReader([path]) as reader:
+        with open_bag(path) as source:
             total = 0
-            for conn in reader.connections:
+            for conn in source.connections:
                 # Topics are numbered per file by rosbags: key them by (topic, type) across files.
                 known = next((c for c in connections if (c.topic, c.msgtype) == (conn.topic, conn.msgtype)), None)
                 if known is None:
@@ -208,7 +206,7 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
                 counts[known.id] = counts.get(known.id, 0) + conn.msgcount
                 total += conn.msgcount
             if total:
-                start, end = min(start, reader.start_time), max(end, reader.end_time - 1)
+                start, end = min(start, source.start_ns or start), max(end, (source.end_ns or 1) - 1)
         results.append(BagRepair(path, repaired, dropped, total))
     if needs_metadata and folder is not None:
         custom = {'complete': 'false', 'repaired': 'true'} if any(r.repaired for r in results) else None
@@ -216,42 +214,24 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
     return results
 
 
-@contextmanager
-def open_bag(bag: str | Path, repair: bool = True) -> Iterator[Any]:
-    """Open a bag with rosbags' ``AnyReader`` (a context manager), repairing it first when a killed recorder left it
-    incomplete (``repair=False``: open it as it is)."""
-    from rosbags.highlevel import AnyReader
-
-    bag = Path(bag)
-    if repair and bag.exists() and bag.suffix != '.bag' and not bag_is_complete(bag):
-        repair_bag(bag)
-    with AnyReader([bag]) as reader:
-        yield reader
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet bag-repair`` arguments."""
+    parser.add_argument('bags', nargs='+', metavar='BAG', help='rosbag2 folder of MCAP files, or one .mcap file')
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pilotnet_optimized.laps.bags BAG...``: repair each bag and print its topics and counts."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ('-h', '--help'):
-        print('usage: python -m pilotnet_optimized.laps.bags BAG_FOLDER_OR_MCAP...\n'
-              'Repair bags a killed recorder left (cut after the last complete record, footer and metadata.yaml '
-              'written) and list their topics.')
-        return 0 if args else 2
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet bag-repair BAG...``: repair each bag and print its topics and counts; 1 if any failed."""
     code = 0
-    for arg in args:
+    for arg in args.bags:
         try:
             for fix in repair_bag(arg):
                 state = f'repaired ({fix.dropped_bytes} bytes of a cut-off record dropped)' if fix.repaired \
                     else 'complete'
                 print(f'{fix.path}: {state}, {fix.message_count} messages')
-            with open_bag(arg, repair=False) as reader:
-                for conn in reader.connections:
+            with open_bag(arg) as source:
+                for conn in source.connections:
                     print(f'  {conn.topic} ({conn.msgtype}): {conn.msgcount}')
         except (BagError, OSError) as err:
             print(f'{arg}: error: {err}', file=sys.stderr)
             code = 1
     return code
-
-
-if __name__ == '__main__':  # pragma: no cover
-    sys.exit(main())

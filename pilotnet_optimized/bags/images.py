@@ -18,15 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pilotnet_optimized.models.preprocess import ImageError
+from pilotnet_optimized.errors import ImageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from sensor_msgs.msg import Image
 
-__all__ = ['SUPPORTED_ENCODINGS', 'image_to_rgb', 'rgb_to_image', 'ImageSerializer', 'ImageError']
+__all__ = ['SUPPORTED_ENCODINGS', 'IMAGE_TYPE', 'COMPRESSED_IMAGE_TYPE', 'IMAGE_TYPES', 'image_to_rgb',
+           'message_to_rgb', 'rgb_to_image', 'ImageSerializer']
 
 #: Encodings :func:`image_to_rgb` accepts.
 SUPPORTED_ENCODINGS = ('rgb8', 'bgr8')
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 
 
 def image_to_rgb(msg: Image | Any) -> np.ndarray:
@@ -139,3 +143,21 @@ class ImageSerializer:
 
 
 _CDR_LE = b'\x00\x01\x00\x00'  # CDR encapsulation: little endian
+
+
+def message_to_rgb(msg: Any, msgtype: str = IMAGE_TYPE) -> np.ndarray:
+    """A deserialised ``Image`` (rgb8/bgr8) or ``CompressedImage`` (JPEG/PNG) as an H x W x 3 RGB uint8 array.
+
+    Raw images go through :func:`image_to_rgb` (the inference node's own) (rows ``step`` bytes apart, padding dropped,
+    bgr8 swapped), which imports nothing from ROS: rosbags' messages have the same fields.
+
+    :raises ImageError: for another encoding, a short buffer, or compressed data that does not decode.
+    """
+    import cv2
+    if msgtype == COMPRESSED_IMAGE_TYPE:
+        buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+        if bgr is None:
+            raise ImageError(f"compressed image (format '{msg.format}') does not decode as JPEG or PNG")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return image_to_rgb(msg)

@@ -37,6 +37,7 @@ import numpy as np
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
 if TYPE_CHECKING:
     import argparse
@@ -146,7 +147,6 @@ def _model_name(text: str) -> str:
 def _load(name: str, text: str, models_dir: str | Path, backend: str, threads: int,
           ) -> tuple[Backend | None, CompareRow]:
     from pilotnet_optimized.backends import load_backend
-    from pilotnet_optimized.nodes.graph import resolve_model  # ROS-free (graph.py imports no rclpy)
     try:
         path = resolve_model(text, models_dir)
     except PilotnetError as err:
@@ -212,7 +212,7 @@ def _add_ratios(rows: list[CompareRow]) -> str | None:
 
 
 def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simple', laps: int = 1,
-                   threads: int = 1, backend: str = 'auto', models_dir: str | Path = 'models/optimized',
+                   threads: int = 1, backend: str = 'auto', models_dir: str | Path = DEFAULT_MODELS_DIR,
                    timeout_s: float | None = None,
                    progress: Callable[[str], None] | None = print) -> Comparison:
     """Drive each model round ``circuit`` in lock-step and collect the seed's table.
@@ -283,7 +283,7 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
         say(f'{tag} {row.end_reason}: {row.percentage_completed:.1f} % in {row.sim_seconds:.1f} s simulated, '
             f'{lap}{row.average_speed:.2f} m/s, inference {inf} ({time.perf_counter() - t:.1f} s)')
     reference = _add_ratios(rows)
-    from pilotnet_optimized.optimize.evaluate import _versions
+    from pilotnet_optimized.evaluate.offline import _versions
     header = {
         'benchmark': 'compare',
         'circuit': track.name,

@@ -20,11 +20,9 @@ import numpy as np
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.models.data import Frames, load_datasets
 from pilotnet_optimized.models.preprocess import Preprocessing, denormalise_labels, normalise_input, normalise_labels
+from pilotnet_optimized.store import find_models, size_mb
 
-__all__ = ['EvalRow', 'find_models', 'evaluate_model', 'evaluate_folder', 'write_reports', 'markdown_table']
-
-MODEL_SUFFIXES = ('.keras', '.h5', '.tflite', '.onnx', '.engine', '.plan')
-MANIFEST = 'manifest.json'
+__all__ = ['EvalRow', 'evaluate_model', 'evaluate_folder', 'write_reports', 'markdown_table']
 
 
 @dataclass
@@ -50,36 +48,6 @@ class EvalRow:
     error: str | None = None
 
 
-def find_models(folder: str | Path) -> list[tuple[str, Path]]:
-    """(method, path) for every model in ``folder``: from its manifest when there is one, in its order;
-    otherwise every model file and SavedModel folder, named by file stem."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PilotnetError(f'model folder not found: {folder}')
-    manifest = folder / MANIFEST
-    found: list[tuple[str, Path]] = []
-    if manifest.is_file():
-        try:
-            entries = json.loads(manifest.read_text())
-        except ValueError as err:
-            raise PilotnetError(f'{manifest}: not valid JSON ({err})') from err
-        # `pilotnet optimize` writes {"methods": {name: entry}} beside its settings; a bare {name: entry} works too.
-        methods = entries.get('methods', entries) if isinstance(entries, dict) else {}
-        for method, entry in methods.items():
-            if isinstance(entry, dict) and entry.get('status', 'ok') == 'ok' and entry.get('file'):
-                path = folder / entry['file']
-                if path.exists():
-                    found.append((str(method), path))
-        if found:
-            return found
-    for path in sorted(folder.iterdir()):
-        if path.suffix in MODEL_SUFFIXES or (path.is_dir() and (path / 'saved_model.pb').is_file()):
-            found.append((path.stem if path.is_file() else path.name, path))
-    if not found:
-        raise PilotnetError(f'{folder}: no models in it (.keras, .tflite, .onnx, SavedModel folders)')
-    return found
-
-
 def _latency_ms(backend, sample: np.ndarray, warmup: int, runs: int) -> np.ndarray:
     batch = sample[None]
     for _ in range(warmup):
@@ -99,7 +67,7 @@ def evaluate_model(method: str, path: Path, frames: Frames, threads: int = 1, wa
     try:
         backend = load_backend(path, backend_name, num_threads=threads)
     except PilotnetError as err:
-        return EvalRow(method, path.name, backend_name, '-', _size_mb(path), None, None, None, None, None, None,
+        return EvalRow(method, path.name, backend_name, '-', size_mb(path), None, None, None, None, None, None,
                        status='skipped' if 'tensorrt' in str(err).lower() else 'error', error=str(err))
     prep: Preprocessing = backend.preprocessing
     x = normalise_input(frames.images, prep)
@@ -114,12 +82,6 @@ def evaluate_model(method: str, path: Path, frames: Frames, threads: int = 1, wa
                    precision=backend.precision, size_mb=backend.file_size_bytes / 2 ** 20, mse=mse,
                    mae_v=float(mae[0]), mae_w=float(mae[1]), p50_ms=float(np.percentile(lat, 50)),
                    p90_ms=float(np.percentile(lat, 90)), p99_ms=float(np.percentile(lat, 99)))
-
-
-def _size_mb(path: Path) -> float:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob('*') if p.is_file()) / 2 ** 20
-    return path.stat().st_size / 2 ** 20 if path.exists() else 0.0
 
 
 def _add_ratios(rows: list[EvalRow]) -> None:

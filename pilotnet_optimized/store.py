@@ -1,0 +1,129 @@
+"""Model folders: the ``manifest.json`` that ``pilotnet optimize`` writes, and finding a model by name.
+
+A model folder (default :data:`DEFAULT_MODELS_DIR`, the output of ``pilotnet optimize``) holds model files
+(:data:`~pilotnet_optimized.backends.MODEL_SUFFIXES`, one per backend's file kind), SavedModel folders, and a
+manifest ``{"model": ..., "settings": ..., "methods": {name: {"file": ..., "status": "ok", ...}}}`` (a bare
+``{name: entry}`` mapping, or a list of entries with a ``method`` key, is read too).
+
+A model is named either by a path (used as it is) or by a bare name looked up in the folder: its manifest entry,
+else ``<name>.tflite``, ``<name>.onnx``, ``<name>.keras``, ... , else a SavedModel folder ``<name>/``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from pilotnet_optimized.backends import MODEL_SUFFIXES
+from pilotnet_optimized.backends.base import size_on_disk
+from pilotnet_optimized.errors import ModelError
+
+__all__ = ['DEFAULT_MODELS_DIR', 'MANIFEST', 'MODEL_SUFFIXES', 'find_models', 'manifest_methods', 'model_names',
+           'resolve_model', 'size_mb', 'size_on_disk']
+
+#: Where model names are looked up unless told otherwise.
+DEFAULT_MODELS_DIR = 'models/optimized'
+#: The file in a model folder that lists its methods.
+MANIFEST = 'manifest.json'
+
+
+def manifest_methods(folder: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The manifest's method entries by name, in its order (every status); ``None`` when there is no manifest.
+
+    :raises ModelError: for a manifest that is not valid JSON.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text())
+    except ValueError as err:
+        raise ModelError(f'{path}: not valid JSON ({err})') from err
+    if isinstance(entries, dict) and isinstance(entries.get('methods'), dict):
+        entries = entries['methods']   # what `pilotnet optimize` writes: {'model': ..., 'methods': {name: entry}}
+    if isinstance(entries, dict):
+        items = list(entries.items())
+    elif isinstance(entries, list):
+        items = [(e.get('method'), e) for e in entries if isinstance(e, dict)]
+    else:
+        items = []
+    return {str(name): entry for name, entry in items if name is not None and isinstance(entry, dict)}
+
+
+def _manifest_files(folder: Path) -> list[tuple[str, Path]]:
+    """(name, path) of the manifest's entries that were written (status ok) and whose file is there."""
+    found = []
+    for name, entry in (manifest_methods(folder) or {}).items():
+        if entry.get('status', 'ok') == 'ok' and entry.get('file') and (folder / entry['file']).exists():
+            found.append((name, folder / entry['file']))
+    return found
+
+
+def _is_model(path: Path) -> bool:
+    if path.is_dir():
+        return (path / 'saved_model.pb').is_file()
+    return path.suffix in MODEL_SUFFIXES
+
+
+def model_names(folder: str | Path) -> list[str]:
+    """Names of the model files and SavedModel folders in ``folder`` (file stems), sorted."""
+    return sorted(p.stem if p.is_file() else p.name for p in Path(folder).iterdir() if _is_model(p))
+
+
+def find_models(folder: str | Path) -> list[tuple[str, Path]]:
+    """(name, path) for every model in ``folder``: from its manifest when it lists any, in its order; otherwise
+    every model file and SavedModel folder, named by file stem.
+
+    :raises ModelError: for a missing folder, an unreadable manifest, or a folder with no model in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f'model folder not found: {folder}')
+    found = _manifest_files(folder)
+    if found:
+        return found
+    found = [(p.stem if p.is_file() else p.name, p) for p in sorted(folder.iterdir()) if _is_model(p)]
+    if not found:
+        raise ModelError(f'{folder}: no models in it (.keras, .tflite, .onnx, SavedModel folders)')
+    return found
+
+
+def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
+    """The model file (or SavedModel folder) ``model`` names, as an absolute path (see the module's rule).
+
+    :raises ModelError: when it is neither an existing path nor a model name found in ``models_dir``.
+    """
+    text = str(model).strip()
+    if not text:
+        raise ModelError('no model given (model:=<file or name> for the launch file and pilotnet run, '
+                         'model_path for the node)')
+    path = Path(text).expanduser()
+    if path.exists():
+        return path.resolve()
+    folder = Path(models_dir).expanduser()
+    bare = '/' not in text and Path(text).suffix == ''
+    if bare and folder.is_dir():
+        try:
+            found = dict(_manifest_files(folder)).get(text)
+        except ModelError:
+            found = None   # a broken manifest: the files themselves still name the models
+        if found is None:
+            found = next((folder / f'{text}{s}' for s in MODEL_SUFFIXES if (folder / f'{text}{s}').exists()), None)
+        if found is None and (folder / text / 'saved_model.pb').is_file():
+            found = folder / text
+        if found is not None:
+            return found.resolve()
+        names = model_names(folder)
+        near = difflib.get_close_matches(text, names, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ''
+        listed = ', '.join(names) if names else 'none'
+        raise ModelError(f"model '{text}' not found in {folder} (models there: {listed}){hint}")
+    where = f' and not a model name in {folder}' if bare else ''
+    raise ModelError(f'model not found: {path}{where}')
+
+
+def size_mb(path: Path) -> float:
+    """A model's size in MB (bytes / 2^20, as the seed counts them); 0 when it does not exist."""
+    return (size_on_disk(path) or 0) / 2 ** 20
