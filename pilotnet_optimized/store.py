@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pilotnet_optimized.backends.base import size_on_disk
 from pilotnet_optimized.errors import ModelError
 
 __all__ = ['DEFAULT_MODELS_DIR', 'MANIFEST', 'MODEL_SUFFIXES', 'find_models', 'manifest_methods', 'model_names',
-           'resolve_model', 'size_mb', 'size_on_disk']
+           'resolve_model', 'size_mb', 'size_on_disk', 'split_names']
 
 #: Where model names are looked up unless told otherwise.
 DEFAULT_MODELS_DIR = 'models/optimized'
@@ -127,3 +128,10 @@ def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR
 def size_mb(path: Path) -> float:
     """A model's size in MB (bytes / 2^20, as the seed counts them); 0 when it does not exist."""
     return (size_on_disk(path) or 0) / 2 ** 20
+
+
+def split_names(values: str | Sequence[str]) -> list[str]:
+    """A list option's names, given comma-separated, space-separated or both (``--methods int8,dynamic`` and
+    ``--methods int8 dynamic``): every command's name lists read the same way. Empty items are dropped."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [name.strip() for item in items for name in str(item).split(',') if name.strip()]
