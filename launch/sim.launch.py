@@ -23,7 +23,8 @@ def generate_launch_description() -> Any:
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
-    from pilotnet_optimized.nodes.graph import ARGUMENTS, PACKAGE, describe_graph
+    from pilotnet_optimized.nodes.dds import PACKAGE
+    from pilotnet_optimized.nodes.graph import ARGUMENTS, describe_graph
 
     def nodes(context: Any) -> list[Any]:
         values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}

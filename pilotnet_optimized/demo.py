@@ -18,15 +18,28 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pilotnet_optimized import __version__
+from pilotnet_optimized.optimize.context import FINE_TUNING
+from pilotnet_optimized.optimize.methods import METHODS
 
-__all__ = ['DemoRecipe', 'DEFAULT_RECIPE', 'DEFAULT_FOLDER', 'ensure_default_models', 'add_arguments', 'cmd_demo']
+__all__ = ['DemoRecipe', 'DEFAULT_RECIPE', 'DEFAULT_FOLDER', 'DEMO_SUFFIXES', 'demo_methods',
+           'ensure_default_models', 'add_arguments', 'run']
 
 DEFAULT_FOLDER = Path('models/default')
 RECIPE_FILE = 'recipe.json'
+#: The file kinds the demo compares: the TFLite and ONNX files (not the Keras reference, not a SavedModel).
+DEMO_SUFFIXES = ('.tflite', '.onnx')
+
+
+def demo_methods() -> tuple[str, ...]:
+    """The demo's methods, from the method table in its order: every TFLite or ONNX file made without
+    fine-tuning (minutes, not the half hour the tfmot methods take) and without a GPU. The table's first such
+    row is the float32 baseline, which the comparison measures the rest against."""
+    return tuple(m.name for m in METHODS
+                 if m.suffix in DEMO_SUFFIXES and m.needs_data != FINE_TUNING and not m.needs_gpu)
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,8 @@ class DemoRecipe:
     :param frames_per_circuit: labelled frames per circuit (the full-size run uses 8000).
     :param arch: model architecture.
     :param epochs: training epochs (early stopping may end sooner).
-    :param methods: optimisation methods, in table order; the first is the comparison's baseline.
+    :param methods: optimisation methods, in table order; the first is the comparison's baseline (default:
+        :func:`demo_methods`).
     :param seed: dataset and training seed.
     """
 
@@ -45,7 +59,7 @@ class DemoRecipe:
     frames_per_circuit: int = 6000
     arch: str = 'pilotnet-nvidia'
     epochs: int = 6
-    methods: tuple[str, ...] = ('baseline', 'dynamic', 'float16', 'int8', 'int8-fallback', 'onnx')
+    methods: tuple[str, ...] = field(default_factory=demo_methods)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -123,6 +137,7 @@ def ensure_default_models(folder: str | Path = DEFAULT_FOLDER, recipe: DemoRecip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet demo`` arguments."""
     parser.add_argument('--folder', type=Path, default=DEFAULT_FOLDER,
                         help=f'where the default models are built and cached (default: {DEFAULT_FOLDER})')
     parser.add_argument('--rebuild', action='store_true', help='build the default models again')
@@ -133,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print the comparison as JSON (progress to stderr)')
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Build (once) and compare the default models; the exit code is the comparison's."""
     from pilotnet_optimized.evaluate.closed_loop import compare_models, report_and_exit
 

@@ -22,7 +22,7 @@ from pilotnet_optimized.backends.base import size_on_disk
 from pilotnet_optimized.errors import ModelError
 
 __all__ = ['DEFAULT_MODELS_DIR', 'MANIFEST', 'MODEL_SUFFIXES', 'find_models', 'manifest_methods', 'model_names',
-           'resolve_model', 'size_mb', 'size_on_disk', 'split_names']
+           'resolve_model', 'size_mb', 'size_on_disk', 'split_names', 'write_bytes_atomic']
 
 #: Where model names are looked up unless told otherwise.
 DEFAULT_MODELS_DIR = 'models/optimized'
@@ -135,3 +135,29 @@ def split_names(values: str | Sequence[str]) -> list[str]:
     ``--methods int8 dynamic``): every command's name lists read the same way. Empty items are dropped."""
     items = [values] if isinstance(values, str) else list(values)
     return [name.strip() for item in items for name in str(item).split(',') if name.strip()]
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``; returns ``path``.
+
+    A reader (a node reloading its model, a command reading the manifest) never sees a half-written file,
+    and an interrupted conversion leaves the previous file intact. Every model file and manifest is written
+    this way.
+    """
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; models are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

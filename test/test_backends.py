@@ -246,3 +246,36 @@ def test_robot_side_stays_free_of_tensorflow(tiny: TinyModel) -> None:
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- timing: the one warm-up / timed loop / percentiles / stage split ---------------------------------------------
+def test_timed_predict_is_predict_split_in_stages(tiny: TinyModel) -> None:
+    from pilotnet_optimized.backends.timing import timed_predict
+    with load_backend(tiny.file('none')) as backend:
+        out, preprocess_ms, inference_ms = timed_predict(backend, tiny.frames[0])
+        assert (float(out[0]), float(out[1])) == backend.predict(tiny.frames[0])   # bit for bit
+        assert preprocess_ms > 0 and inference_ms > 0
+        with pytest.raises(ImageError):
+            timed_predict(backend, tiny.frames[0][..., 0])
+
+
+def test_time_calls_warms_up_untimed_then_times_each_call() -> None:
+    from pilotnet_optimized.backends.timing import time_calls, time_each
+    calls: list[int] = []
+    ms = time_calls(lambda: calls.append(1), runs=5, warmup=3)
+    assert len(calls) == 8 and ms.shape == (5,) and (ms >= 0).all()
+    seen: list[str] = []
+    ms = time_each(seen.append, ['a', 'b'], warmup=['w'])
+    assert seen == ['w', 'a', 'b'] and ms.shape == (2,)
+    assert time_calls(lambda: None, runs=0).shape == (0,)
+
+
+def test_percentiles_keys_and_empty_input() -> None:
+    from pilotnet_optimized.backends.timing import percentiles
+    assert percentiles([1.0, 2.0, 3.0, float('nan')]) == {'p50_ms': 2.0, 'p90_ms': pytest.approx(2.8),
+                                                          'p99_ms': pytest.approx(2.98)}
+    stage = percentiles(np.array([1.0, 2.0]), (50, 99), prefix='inference_', mean=True, digits=1)
+    assert list(stage) == ['inference_mean_ms', 'inference_p50_ms', 'inference_p99_ms']
+    assert stage['inference_mean_ms'] == 1.5 and stage['inference_p99_ms'] == 2.0
+    assert percentiles([], mean=True) == {'mean_ms': None, 'p50_ms': None, 'p90_ms': None, 'p99_ms': None}
+    assert list(percentiles([1.0], (50,), unit='us')) == ['p50_us']

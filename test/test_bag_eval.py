@@ -306,7 +306,7 @@ def test_cli_json_and_reports_with_a_missing_model(models, drive, tmp_path):
                     str(models['a'].parent), '--json', '--warmup', '1', '--out', str(out))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert [r['status'] for r in report['rows']] == ['ok', 'error', 'ok']
+    assert [r['status'] for r in report['rows']] == ['ok', 'failed', 'ok']
     assert "model 'nosuchmodel' not found" in report['rows'][1]['error']
     assert_a_matches_b_does_not({**report, 'rows': [report['rows'][0], report['rows'][2]]})
     assert json.loads((out / 'bag_eval.json').read_text())['bag']['paired'] == FRAMES - 1
@@ -352,6 +352,6 @@ def test_write_reports_lists_errors_under_the_table(tmp_path):
     report = {'bag': {'path': 'b', 'storage': 'mcap', 'duration_s': 1.0, 'cut_off': True, 'paired': 1, 'frames': 2,
                       'unpaired': 1, 'image_topic': '/i', 'cmd_topic': '/c', 'pairing': 'x'},
               'machine': 'm', 'threads': 1, 'latency': 'l',
-              'rows': [{'model': 'x', 'status': 'error', 'error': 'boom'}]}
+              'rows': [{'model': 'x', 'status': 'failed', 'error': 'boom'}]}
     md = write_reports(report, tmp_path)['md'].read_text()
     assert 'cut off' in md and '- x: boom' in md

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- without ROS ------------------------------------------------------------------------------------------------------
 def test_help_works_without_importing_rclpy():
     code = ('import sys\nfrom pilotnet_optimized.cli import build_parser\n'
-            "build_parser().parse_args(['bench-latency', '--frames', '5'])\nprint('rclpy' in sys.modules)")
+            "argv = ['bench-latency', '--frames', '5']\n"
+            "build_parser(argv).parse_args(argv)\nprint('rclpy' in sys.modules)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip().endswith('False'), out.stderr
     helped = subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'bench-latency', '--help'],
@@ -51,12 +52,12 @@ def test_table_shows_errors_on_their_row():
                        lost=1, raw_p50_ms=1.0, raw_p90_ms=1.5, raw_p99_ms=2.0, node_inference_p50_ms=1.1,
                        node_e2e_p50_ms=2.5, node_e2e_p90_ms=3.0, node_e2e_p99_ms=4.0, round_trip_p50_ms=2.7,
                        round_trip_p90_ms=3.1, round_trip_p99_ms=4.5, overhead_ms=1.5, target_met=False)
-    bad = bl.LatencyRow('bad.tflite', 'DEFAULT', status='error', error='model not found: bad.tflite')
-    table = bl.markdown_table({'rows': [ok.__dict__, bad.__dict__]}).splitlines()
+    bad = bl.LatencyRow('bad.tflite', 'DEFAULT', status='failed', error='model not found: bad.tflite')
+    table = bl.latency_table({'rows': [ok.__dict__, bad.__dict__]}).splitlines()
     assert len(table) == 4 and table[0].startswith('| model | transport |')
     assert '| m.tflite | LARGE_DATA | litert | float32 | 9 (1 lost) | 1.00 / 1.50 / 2.00 |' in table[2]
     assert '| 1.500 | no | ok |' in table[2]
-    assert table[3].endswith('| error: model not found: bad.tflite |')
+    assert table[3].endswith('| failed: model not found: bad.tflite |')
 
 
 # -- the real node ------------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
         assert math.isfinite(r['overhead_ms']) and isinstance(r['target_met'], bool)
     for transport in ('SHM_LARGE', 'DEFAULT'):
         r = rows['corrupt', transport]
-        assert r['status'] == 'error' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
+        assert r['status'] == 'failed' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
     assert '[bench-latency] dynamic.tflite (SHM_LARGE): ready in' in err
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from helpers import assert_one_line_error
 
@@ -24,7 +25,7 @@ def test_help_lists_every_subcommand():
     proc = pilotnet('--help')
     assert proc.returncode == 0
     for sub in ('circuits', 'drive-expert', 'render', 'dataset', 'bench-sim', 'laps', 'train', 'drive', 'optimize',
-                'evaluate', 'run', 'demo', 'compare', 'bag-eval', 'bench-latency'):
+                'evaluate', 'run', 'demo', 'compare', 'bag-eval', 'bench-latency', 'bag-repair'):
         assert sub in proc.stdout
         sub_help = pilotnet(sub, '--help')
         assert sub_help.returncode == 0 and 'example' in sub_help.stdout
@@ -130,3 +131,77 @@ def test_bag_without_odometry_is_one_clear_line(tmp_path):
         writer.write(conn, 1, store.serialize_cdr(msg, 'std_msgs/msg/String'))
     proc = pilotnet('laps', '--trajectory', str(path), '--perfect-lap', str(path))
     assert_one_line_error(proc, 'Odometry')
+
+
+def test_help_imports_neither_tensorflow_nor_rclpy():
+    code = ('import sys\nfrom pilotnet_optimized.cli import main\n'
+            'for argv in (["--help"], ["optimize", "--help"], ["laps", "--help"]):\n'
+            '    try:\n        main(argv)\n    except SystemExit:\n        pass\n'
+            'heavy = sorted(m for m in ("tensorflow", "tf_keras", "rclpy", "onnxruntime") if m in sys.modules)\n'
+            'print("heavy:", heavy)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'heavy: []' in proc.stdout, proc.stdout[-500:]
+
+
+def _odometry_bag(path: Path, xy: list[tuple[float, float]]) -> None:
+    """A rosbag2 MCAP bag of nav_msgs/Odometry at 20 Hz through the points ``xy``, with 100 kB padding messages
+    on another topic so that the writer closes a 1 MiB chunk every hundred poses or so (as camera frames do)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    t = store.types
+    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conn = writer.add_connection('/odom', 'nav_msgs/msg/Odometry', typestore=store)
+    pad = writer.add_connection('/pad', 'std_msgs/msg/String', typestore=store)
+    padding = store.serialize_cdr(t['std_msgs/msg/String'](data='x' * 100_000), 'std_msgs/msg/String')
+    for i, (x, y) in enumerate(xy):
+        ns = i * 50_000_000
+        if i % 10 == 0:
+            writer.write(pad, ns, padding)
+        stamp = t['builtin_interfaces/msg/Time'](sec=ns // 10 ** 9, nanosec=ns % 10 ** 9)
+        pose = t['geometry_msgs/msg/PoseWithCovariance'](
+            pose=t['geometry_msgs/msg/Pose'](position=t['geometry_msgs/msg/Point'](x=x, y=y, z=0.0),
+                                             orientation=t['geometry_msgs/msg/Quaternion'](x=0, y=0, z=0, w=1)),
+            covariance=np.zeros(36))
+        twist = t['geometry_msgs/msg/TwistWithCovariance'](
+            twist=t['geometry_msgs/msg/Twist'](linear=t['geometry_msgs/msg/Vector3'](x=0, y=0, z=0),
+                                               angular=t['geometry_msgs/msg/Vector3'](x=0, y=0, z=0)),
+            covariance=np.zeros(36))
+        msg = t['nav_msgs/msg/Odometry'](header=t['std_msgs/msg/Header'](stamp=stamp, frame_id='odom'),
+                                         child_frame_id='base', pose=pose, twist=twist)
+        writer.write(conn, ns + 1, store.serialize_cdr(msg, 'nav_msgs/msg/Odometry'))
+    writer.close()
+
+
+def test_laps_reads_a_cut_off_bag_read_only_and_bag_repair_mends_it(tmp_path):
+    """A bag a killed recorder left (no footer, no metadata.yaml): `pilotnet laps` reads it up to the cut with a
+    warning and changes nothing; `pilotnet bag-repair` then makes it a complete bag with the same poses."""
+    from pilotnet_optimized.bags.repair import bag_is_complete
+    from pilotnet_optimized.sim import get_circuit
+    circuit = get_circuit('simple')
+    xy = [tuple(map(float, circuit.pose_at(s)[:2])) for s in np.arange(0.0, circuit.length, 0.5)]
+    perfect = tmp_path / 'perfect.csv'
+    perfect.write_text('t,x,y\n' + ''.join(f'{i * 0.05},{x},{y}\n' for i, (x, y) in enumerate(xy)))
+    bag = tmp_path / 'bag'
+    _odometry_bag(bag, xy)
+    mcap = bag / 'bag.mcap'
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[:len(data) // 2])
+    (bag / 'metadata.yaml').unlink()
+    cut = mcap.read_bytes()
+    proc = pilotnet('laps', '--trajectory', str(bag), '--perfect-lap', str(perfect), '--json')
+    assert proc.returncode == 0, proc.stderr
+    assert 'warning' in proc.stderr and 'cut off' in proc.stderr
+    read_cut = json.loads(proc.stdout)
+    assert 10 < read_cut['percentage_completed'] < 90
+    assert mcap.read_bytes() == cut and not (bag / 'metadata.yaml').exists()   # read-only
+    repair = pilotnet('bag-repair', str(bag))
+    assert repair.returncode == 0, repair.stderr
+    assert 'repaired' in repair.stdout and '/odom (nav_msgs/msg/Odometry)' in repair.stdout
+    assert bag_is_complete(bag)
+    again = pilotnet('laps', '--trajectory', str(bag), '--perfect-lap', str(perfect), '--json')
+    assert again.returncode == 0 and 'warning' not in again.stderr
+    assert json.loads(again.stdout)['percentage_completed'] == pytest.approx(read_cut['percentage_completed'],
+                                                                             abs=1.0)

@@ -56,9 +56,9 @@ def test_rows_are_what_drive_pilot_gives(models, comparison):
         assert row.precision == backend.precision and row.backend == 'litert'
         assert row.size_mb == pytest.approx(models[name].stat().st_size / 2 ** 20)
         # Timing: the model call is part of the brain's step, which is part of the loop.
-        assert 0 < row.inference_ms_p50 <= row.inference_ms_p99
-        assert 0 < row.inference_ms_mean < row.brain_ms_mean
-        assert row.brain_hz == pytest.approx(1e3 / row.brain_ms_mean)
+        assert 0 < row.inference_p50_ms <= row.inference_p99_ms
+        assert 0 < row.inference_mean_ms < row.brain_mean_ms
+        assert row.brain_hz == pytest.approx(1e3 / row.brain_mean_ms)
         assert 0 < row.loop_hz < row.brain_hz
         assert row.real_time_factor == pytest.approx(0.05 * row.loop_hz)
     assert rows['float'].size_ratio_vs_first == pytest.approx(1.0)
@@ -78,8 +78,8 @@ def test_reports_are_written(comparison, tmp_path):
     for key in ('timing', 'machine', 'mode', 'reference', 'rows'):
         assert key in report
     for key in ('name', 'status', 'end_reason', 'sim_seconds', 'lap_seconds', 'average_speed',
-                'percentage_completed', 'deviation_mean_m', 'deviation_max_m', 'inference_ms_mean',
-                'inference_ms_p99', 'brain_hz', 'loop_hz', 'real_time_factor', 'size_ratio_vs_first'):
+                'percentage_completed', 'deviation_mean_m', 'deviation_max_m', 'inference_mean_ms',
+                'inference_p99_ms', 'brain_hz', 'loop_hz', 'real_time_factor', 'size_ratio_vs_first'):
         assert key in report['rows'][0], key
     md = paths['md'].read_text()
     assert '| float |' in md and '| dynamic |' in md and 'brain Hz' in md and 'lock-step' in md
@@ -93,12 +93,12 @@ def test_a_missing_model_is_an_error_row_and_the_others_run(models, tmp_path):
     result = compare_models(['nope', str(models['dynamic'])], 'simple', models_dir=models['float'].parent,
                             timeout_s=3, progress=None)
     missing, ok = result.rows
-    assert missing.status == 'error' and "'nope' not found" in missing.error and '\n' not in missing.error
+    assert missing.status == 'failed' and "'nope' not found" in missing.error and '\n' not in missing.error
     assert ok.status == 'ok' and ok.frames > 0 and ok.sim_seconds <= 3.0 + 1e-9
     # The first model that ran is the reference for the ratios.
     assert result.header['reference'] == 'dynamic' and ok.speedup_vs_first == pytest.approx(1.0)
     paths = write_reports(result, tmp_path)
-    assert 'error: model' in paths['md'].read_text()
+    assert 'failed: model' in paths['md'].read_text()
     assert exit_code(result.to_dict()) == 3
 
 
@@ -107,8 +107,8 @@ def test_exit_codes():
         return {'rows': [{'status': s, 'completed': c} for s, c in rows]}
     assert exit_code(report(('ok', True), ('ok', True))) == 0
     assert exit_code(report(('ok', True), ('ok', False))) == 3
-    assert exit_code(report(('ok', True), ('error', False))) == 3
-    assert exit_code(report(('error', False))) == 1
+    assert exit_code(report(('ok', True), ('failed', False))) == 3
+    assert exit_code(report(('failed', False))) == 1
 
 
 def test_unknown_circuit_fails_before_any_model_loads(capsys):
@@ -125,7 +125,7 @@ def test_no_model_could_run_is_exit_1(tmp_path, capsys):
     out = tmp_path / 'out'
     assert main(['compare', '--models', 'a,b', '--models-dir', str(tmp_path), '--out', str(out), '--json']) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [r['status'] for r in report['rows']] == ['error', 'error']
+    assert [r['status'] for r in report['rows']] == ['failed', 'failed']
     assert (out / 'compare.json').is_file()
 
 

@@ -61,3 +61,13 @@ def test_the_default_models_drive_in_the_comparison(built, tmp_path):
     assert [r['status'] for r in rows] == ['ok', 'ok'] and all(r['frames'] > 0 for r in rows)
     paths = write_reports(comparison, tmp_path / 'run')
     assert all(Path(p).is_file() for p in paths.values())
+
+
+def test_the_recipe_takes_its_methods_from_the_table():
+    from pilotnet_optimized.demo import DEFAULT_RECIPE, demo_methods
+    from pilotnet_optimized.optimize.methods import BASELINE, get_method
+    # The same list as before the table chose it (a changed list would rebuild every cached demo folder).
+    assert DEFAULT_RECIPE.methods == demo_methods() == ('baseline', 'dynamic', 'float16', 'int8', 'int8-fallback',
+                                                        'onnx')
+    assert DEFAULT_RECIPE.methods[0] == BASELINE   # the comparison's baseline comes first
+    assert all(get_method(name).needs_data != 'fine-tuning' for name in DEFAULT_RECIPE.methods)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.models.train import TrainConfig, train
+from pilotnet_optimized.evaluate import offline
 from pilotnet_optimized.evaluate.offline import evaluate_folder, markdown_table, write_reports
+from pilotnet_optimized.evaluate.report import (Column, format_cell, machine_description, text_table, versions,
+                                                write_csv, write_report_files)
 from pilotnet_optimized.store import find_models
 from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.dataset import write_dataset
@@ -92,5 +98,53 @@ def test_a_corrupt_model_is_a_row_with_its_error(model_folder, tmp_path):
     (folder / 'broken.tflite').write_bytes(b'not a flatbuffer' * 100)
     report = evaluate_folder(folder, [model_folder / 'test'], runs=5, warmup=1, progress=None)
     broken = next(r for r in report['rows'] if r['method'] == 'broken')
-    assert broken['status'] == 'error' and 'broken.tflite' in broken['error']
+    assert broken['status'] == 'failed' and 'broken.tflite' in broken['error']
     assert sum(r['status'] == 'ok' for r in report['rows']) == 4
+
+
+def test_evaluate_command_takes_comma_and_space_separated_methods(model_folder, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    offline.add_arguments(parser)
+    args = parser.parse_args([str(model_folder / 'models'), '--data', str(model_folder / 'test'), '--runs', '3',
+                              '--methods', 'baseline,dynamic', 'int8', '--out', str(tmp_path), '--json'])
+    assert offline.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r['method'] for r in report['rows']] == ['baseline', 'dynamic', 'int8']
+    assert {p.name for p in tmp_path.iterdir()} == {f'evaluation.{k}' for k in ('json', 'csv', 'md', 'png')}
+
+
+# -- report: the one table writer ----------------------------------------------------------------------------------
+def test_cells_and_plain_tables():
+    assert [format_cell(v) for v in (None, 1.5, 123456.0, 3, 'x')] == ['-', '1.500', '1.235e+05', '3', 'x']
+    assert format_cell(2.0, '{:.1f}x') == '2.0x' and format_cell(None, '{:.1f}x') == '-'
+    # As cli's tables were: header, dashes, aligned columns; sequence rows by position, mapping rows by key.
+    assert text_table([('a', 1.0), ('bbb', None)], ('name', 'v')).splitlines() == [
+        'name  v', '----  -----', 'a     1.000', 'bbb   -']
+    cols = [Column('model', 'm'), Column('MB', 'mb', '{:.2f}')]
+    assert text_table([{'m': 'x', 'mb': 1.0}], cols).splitlines()[2] == 'x      1.00'
+
+
+def test_markdown_csv_json_files(tmp_path):
+    cols = [Column('model', 'm', '{}'), Column('status', 'status', '{}')]
+    rows = [{'m': 'a', 'status': 'ok'}, {'m': 'b|c', 'status': 'failed', 'error': 'x'}]
+    paths = write_report_files({'rows': rows}, tmp_path / 'out', 'r', cols, 'Header.')
+    assert list(paths) == ['json', 'csv', 'md'] and paths['md'].name == 'r.md'
+    md = paths['md'].read_text().splitlines()
+    assert md[:4] == ['Header.', '', '| model | status |', '|---|---|'] and md[5] == '| b\\|c | failed |'
+    assert json.loads(paths['json'].read_text()) == {'rows': rows}
+    with open(paths['csv'], newline='') as f:
+        assert [r['error'] for r in csv.DictReader(f)] == ['', 'x']   # every key of every row is a column
+    write_csv([], tmp_path / 'empty.csv')
+    with pytest.raises(ValueError, match='unknown report format'):
+        write_report_files({'rows': rows}, tmp_path, 'r', cols, 'h', formats=('xml',))
+
+
+def test_versions_and_machine_need_no_tensorflow_or_ros():
+    assert 'cores' in machine_description()
+    found = versions()
+    assert 'numpy' in found and all(isinstance(v, str) for v in found.values())
+    code = ('import sys; from pilotnet_optimized.evaluate import report; report.versions(); '
+            'from pilotnet_optimized.backends import timing; '
+            "print([m for m in ('tensorflow', 'tf_keras', 'rclpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'

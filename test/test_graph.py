@@ -19,9 +19,9 @@ import yaml
 
 from pilotnet_optimized.errors import ModelError, PilotnetError
 from pilotnet_optimized.store import resolve_model
-from pilotnet_optimized.nodes.graph import (ARGUMENTS, PACKAGE, describe_graph, output_dir_of, resolve_output_dir,
-                                            ros_arg_value)
-from pilotnet_optimized.nodes.runner import add_run_arguments, cmd_run, parse_assignments
+from pilotnet_optimized.nodes.dds import PACKAGE, config_dir
+from pilotnet_optimized.nodes.graph import ARGUMENTS, describe_graph, output_dir_of, resolve_output_dir, ros_arg_value
+from pilotnet_optimized.nodes.runner import add_arguments, parse_assignments, run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = str(ROOT / 'config' / 'fastdds_shm.xml')
@@ -141,6 +141,41 @@ def test_model_names_resolve_in_the_models_folder(tmp_path, monkeypatch):
 
 
 # -- config files and --ros-args ----------------------------------------------------------------------------------
+def test_config_dir_prefers_the_ament_index_over_the_source_tree_and_the_prefix(tmp_path, monkeypatch):
+    """A sourced colcon overlay wins; a stale ``pip install`` in the interpreter's prefix does not shadow it."""
+    share = tmp_path / 'install' / 'share' / PACKAGE
+    (share / 'config').mkdir(parents=True)
+    stale = tmp_path / 'venv'
+    (stale / 'share' / PACKAGE / 'config').mkdir(parents=True)
+    monkeypatch.setattr(sys, 'prefix', str(stale))
+
+    class PackageNotFoundError(KeyError):
+        pass
+
+    index = {PACKAGE: str(share)}
+
+    def get_package_share_directory(name: str) -> str:
+        if name not in index:
+            raise PackageNotFoundError(name)
+        return index[name]
+
+    fake = types.ModuleType('ament_index_python.packages')
+    fake.PackageNotFoundError = PackageNotFoundError
+    fake.get_package_share_directory = get_package_share_directory
+    monkeypatch.setitem(sys.modules, 'ament_index_python.packages', fake)
+    assert config_dir() == share / 'config'
+    index.clear()   # not in the index: a checkout's own config/ (editable installs, tests)
+    assert config_dir() == ROOT / 'config'
+
+    def unsourced(name: str) -> str:
+        raise OSError("Environment variable 'AMENT_PREFIX_PATH' is not set or empty")
+
+    fake.get_package_share_directory = unsourced
+    assert config_dir() == ROOT / 'config'
+    monkeypatch.setitem(sys.modules, 'ament_index_python.packages', None)   # no ament_index_python at all
+    assert config_dir() == ROOT / 'config'
+
+
 @pytest.mark.parametrize('node', ['inference_node', 'simulator_node', 'metrics_node', 'recorder_node'])
 def test_config_files_set_declared_parameters_with_their_types(node):
     module = pytest.importorskip(f'pilotnet_optimized.nodes.{node}', reason='needs rclpy')
@@ -154,6 +189,9 @@ def test_config_files_set_declared_parameters_with_their_types(node):
         assert type(value) is type(declared[name].default), name
         if declared[name].choices:
             assert value in declared[name].choices
+        if name.endswith('topic') or name == 'topics':
+            # The file shows the defaults (nodes.topics), for the reader: it must not point elsewhere.
+            assert value == declared[name].default, name
     overridden = {k for s in describe_graph({'model': 'x', 'record': 'true'}) if s.name == node
                   for k in s.parameters}
     assert overridden - {'use_sim_time'} <= set(declared)
@@ -306,10 +344,10 @@ def test_dry_run_prints_each_nodes_command(tmp_path, capsys):
     model = tmp_path / 'm.tflite'
     model.write_bytes(b'x')
     parser = argparse.ArgumentParser()
-    add_run_arguments(parser)
+    add_arguments(parser)
     out_dir = tmp_path / 'run'
     args = parser.parse_args([f'model:={model}', 'realtime:=true', f'output_dir:={out_dir}', '--dry-run'])
-    assert cmd_run(args) == 0
+    assert run(args) == 0
     lines = capsys.readouterr().out.splitlines()
     specs = describe_graph({'model': str(model), 'realtime': 'true', 'output_dir': str(out_dir)})
     assert len(lines) == len(specs)

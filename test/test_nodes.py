@@ -33,14 +33,16 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
-from pilotnet_optimized.errors import ModelOutputError  # noqa: E402
-from pilotnet_optimized.laps import EndReason  # noqa: E402
-from pilotnet_optimized.errors import ImageError  # noqa: E402
-from pilotnet_optimized.models.preprocess import Preprocessing  # noqa: E402
-from pilotnet_optimized.nodes import qos  # noqa: E402
-from pilotnet_optimized.nodes.graph import describe_graph  # noqa: E402
+from pilotnet_optimized.backends import BACKEND_CHOICES  # noqa: E402
 from pilotnet_optimized.bags.images import image_to_rgb, rgb_to_image  # noqa: E402
-from pilotnet_optimized.nodes.inference_node import TIMING_FIELDS, InferenceNode  # noqa: E402
+from pilotnet_optimized.errors import ImageError, ModelOutputError, PilotnetError  # noqa: E402
+from pilotnet_optimized.laps import EndReason  # noqa: E402
+from pilotnet_optimized.laps.report import TIMING_FIELDS  # noqa: E402
+from pilotnet_optimized.models.preprocess import Preprocessing  # noqa: E402
+from pilotnet_optimized.nodes import qos, topics  # noqa: E402
+from pilotnet_optimized.nodes.graph import describe_graph  # noqa: E402
+from pilotnet_optimized.nodes.inference_node import InferenceNode  # noqa: E402
+from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,16 +125,18 @@ class Probe:
         self.sim_status: list[dict] = []
         self.errors: list[str] = []
         n = self.node
-        n.create_subscription(Twist, '/cmd_vel', lambda m: self.twists.append((time.monotonic(), m.linear.x,
-                                                                               m.angular.z)), qos.COMMAND)
-        n.create_subscription(Float64MultiArray, '/inference_node/timing', lambda m: self.timing.append(list(m.data)),
+        n.create_subscription(Twist, topics.COMMAND,
+                              lambda m: self.twists.append((time.monotonic(), m.linear.x, m.angular.z)), qos.COMMAND)
+        n.create_subscription(Float64MultiArray, topics.INFERENCE_TIMING, lambda m: self.timing.append(list(m.data)),
                               qos.TIMING)
-        n.create_subscription(Odometry, '/odom', lambda m: self.odom.append((m.pose.pose.position.x,
-                                                                             m.pose.pose.position.y)), qos.ODOMETRY)
-        n.create_subscription(String, '/inference_node/status', lambda m: self.inference_status.append(
-            json.loads(m.data)), qos.STATUS)
-        n.create_subscription(String, '/sim/status', lambda m: self.sim_status.append(json.loads(m.data)), qos.STATUS)
-        self.image_pub = n.create_publisher(Image, '/cam_f1_left/image_raw', qos.CAMERA)
+        n.create_subscription(Odometry, topics.ODOMETRY,
+                              lambda m: self.odom.append((m.pose.pose.position.x, m.pose.pose.position.y)),
+                              qos.ODOMETRY)
+        n.create_subscription(String, topics.INFERENCE_STATUS,
+                              lambda m: self.inference_status.append(json.loads(m.data)), qos.STATUS)
+        n.create_subscription(String, topics.SIM_STATUS, lambda m: self.sim_status.append(json.loads(m.data)),
+                              qos.STATUS)
+        self.image_pub = n.create_publisher(Image, topics.CAMERA, qos.CAMERA)
         self.set_client = n.create_client(SetParameters, '/inference_node/set_parameters')
         self.get_client = n.create_client(GetParameters, '/inference_node/get_parameters')
         self._spin = threading.Thread(target=self._spin_loop, daemon=True)
@@ -245,13 +249,15 @@ def inference_factory(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
     model = tmp_path / 'fake.tflite'
     model.write_bytes(b'')
 
-    def make(outputs: tuple[float, float] = (0.5, 0.5)) -> InferenceNode:
+    def make(outputs: tuple[float, float] = (0.5, 0.5), **params: Any) -> InferenceNode:
+        overrides = [Parameter(k, value=v) for k, v in {'model_path': str(model), **params}.items()]
         node = InferenceNode(context=context, loader=lambda path, backend, threads: _FakeBackend(path, outputs),
-                             parameter_overrides=[Parameter('model_path', value=str(model))])
+                             parameter_overrides=overrides)
         node._cmd_pub = _Captured()  # what it publishes, without waiting for DDS
         made.append(node)
         return node
 
+    make.context = context  # type: ignore[attr-defined]
     yield make
     for node in made:
         node.destroy_node()
@@ -308,6 +314,94 @@ def test_parameter_changes_are_validated(inference_factory):
     assert not node.set_parameters([Parameter('image_topic', value='/x')])[0].successful   # read-only
     assert node.set_parameters([Parameter('input_timeout', value=2.0)])[0].successful
     assert node._input_timeout == 2.0
+
+
+def test_choices_are_enforced_in_one_place_at_start_and_when_set(inference_factory):
+    node = inference_factory()
+    generation = node._generation
+    refused = node.set_parameters([Parameter('backend', value='tensorflw')])[0]
+    assert not refused.successful
+    assert refused.reason == f"backend 'tensorflw': choose one of {', '.join(BACKEND_CHOICES)}"
+    # Checked before the node's own callback: no model load was started for the refused value.
+    assert node._generation == generation and param(node, 'backend') == 'auto'
+    with pytest.raises(PilotnetError, match="backend 'tflite': choose one of auto, "):
+        inference_factory(backend='tflite')
+    # Any node declaring a ParamSpec with choices gets the same check, start value and live value alike.
+    bare = rclpy.create_node('choices_probe', context=inference_factory.context,
+                             parameter_overrides=[Parameter('mode', value='b')])
+    try:
+        declare_parameters(bare, (ParamSpec('mode', 'a', 'a mode', choices=('a', 'b')),))
+        assert not bare.set_parameters([Parameter('mode', value='c')])[0].successful
+        assert bare.set_parameters([Parameter('mode', value='a')])[0].successful
+        other = rclpy.create_node('choices_probe_2', context=inference_factory.context,
+                                  parameter_overrides=[Parameter('mode', value='c')])
+        with pytest.raises(PilotnetError, match="mode 'c': choose one of a, b"):
+            declare_parameters(other, (ParamSpec('mode', 'a', 'a mode', choices=('a', 'b')),))
+        other.destroy_node()
+    finally:
+        bare.destroy_node()
+
+
+def test_stats_period_set_live_restarts_its_timer(inference_factory, capfd):
+    node = inference_factory()
+    first = node._stats_timer
+    assert first is not None and first.timer_period_ns == 10 * 10 ** 9
+    node._on_image(_frame_msg())   # counted in the old period: not in the next summary
+    assert node.set_parameters([Parameter('stats_period', value=0.5)])[0].successful
+    timer = node._stats_timer
+    assert timer is not first and timer.timer_period_ns == 5 * 10 ** 8
+    assert first not in list(node.timers)   # the old timer is gone, not ticking beside the new one
+    for _ in range(5):
+        node._on_image(_frame_msg())
+    node._on_stats()
+    assert '5 frames in 0.5 s (10.0 Hz)' in capfd.readouterr().err
+    assert node.set_parameters([Parameter('stats_period', value=0.0)])[0].successful   # 0 = no summaries
+    assert node._stats_timer is None and timer not in list(node.timers)
+
+
+def test_every_live_parameter_has_its_effect(inference_factory, tmp_path):
+    """The inference node's parameters that are not read-only: each one set live changes what the node does."""
+    node = inference_factory()
+    # model_path, backend and num_threads start a swap (a new generation); models_dir is read by the next one.
+    for name, value in (('model_path', str(node._active.model_path)), ('backend', 'litert'), ('num_threads', 2)):
+        generation = node._generation
+        assert node.set_parameters([Parameter(name, value=value)])[0].successful
+        assert node._generation == generation + 1, name
+    folder = tmp_path / 'other'
+    folder.mkdir()
+    (folder / 'drq.tflite').write_bytes(b'')
+    assert node.set_parameters([Parameter('models_dir', value=str(folder))])[0].successful
+    assert node.set_parameters([Parameter('model_path', value='drq')])[0].successful
+    wait_for(lambda: any(r.model_path == 'drq' for r, *_ in list(node._loaded)), 10, 'the drq model loaded')
+    loaded = next(m for r, m, *_ in list(node._loaded) if r.model_path == 'drq')
+    assert loaded is not None and loaded.model_path == (folder / 'drq.tflite').resolve()
+    # input_timeout and stats_period: test_parameter_changes_are_validated, test_stats_period_set_live_....
+
+
+@pytest.mark.parametrize('node, live', [
+    ('inference_node', {'model_path', 'models_dir', 'backend', 'num_threads', 'input_timeout', 'stats_period'}),
+    ('simulator_node', {'command_timeout'}),
+    ('metrics_node', set()),
+    ('recorder_node', set()),
+])
+def test_only_parameters_with_a_live_effect_are_settable(node, live):
+    """Every parameter that is not read-only takes effect when set (the tests above and below): nothing else may be
+    settable, or ``ros2 param set`` would report a change that does nothing."""
+    import importlib
+    module = importlib.import_module(f'pilotnet_optimized.nodes.{node}')
+    assert {p.name for p in module.PARAMETERS if not p.read_only} == live
+
+
+def test_simulator_command_timeout_set_live(inference_factory):
+    from pilotnet_optimized.nodes.simulator_node import SimulatorNode
+    sim = SimulatorNode(context=inference_factory.context)
+    try:
+        assert sim._command_timeout == 1.0
+        assert sim.set_parameters([Parameter('command_timeout', value=0.25)])[0].successful
+        assert sim._command_timeout == 0.25
+        assert not sim.set_parameters([Parameter('match', value='order')])[0].successful   # read-only
+    finally:
+        sim.destroy_node()
 
 
 def test_a_bad_initial_model_is_one_line_and_a_non_zero_exit(ros_env, tmp_path):

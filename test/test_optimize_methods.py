@@ -295,7 +295,7 @@ def test_narrow_dense_copies_the_kept_units_exactly():
 
 
 def test_distillation_blends_teacher_predictions_and_labels():
-    from pilotnet_optimized.optimize.methods import distillation_sequence
+    from pilotnet_optimized.optimize.context import distillation_sequence
 
     class Batches(list):
         epochs_ended = 0
@@ -329,17 +329,21 @@ def test_a_failing_method_does_not_stop_the_others(data, tiny):
     assert manifest['methods']['qat']['status'] == 'failed'
 
 
-def test_cmd_optimize_json(data, tiny, capsys):
-    from pilotnet_optimized.optimize.pipeline import add_arguments, cmd_optimize
+def test_run_optimize_json(data, tiny, capsys):
+    from pilotnet_optimized.optimize.pipeline import add_arguments, run
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args([str(tiny), '--methods', 'baseline', 'float16', '--out', str(data / 'cli'), '--json'])
-    assert cmd_optimize(args) == 0
+    assert run(args) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r['method'] for r in rows] == ['baseline', 'float16'] and rows[1]['status'] == 'ok'
+    # Comma-separated names read the same as space-separated ones (store.split_names, as every name list).
+    args = parser.parse_args([str(tiny), '--methods', 'float16,baseline', '--out', str(data / 'cli'), '--json'])
+    assert run(args) == 0
+    assert [r['method'] for r in json.loads(capsys.readouterr().out)] == ['baseline', 'float16']
     args = parser.parse_args([str(data / 'nothing.keras'), '--methods', 'baseline', '--out', str(data / 'cli')])
     with pytest.raises(PilotnetError, match='model not found'):
-        cmd_optimize(args)
+        run(args)
 
 
 def test_on_policy_frames_are_what_the_student_saw_labelled_by_the_expert():

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BM_KEYS = {'completed_distance', 'circuit_diameter', 'percentage_completed', 'lap_seconds', 'average_speed',
            'run_seconds', 'position_deviation_mean_m', 'position_deviation_max_m', 'position_deviation_bm',
            'laps_completed', 'end_reason'}
-OUR_KEYS = {'inference_ms_mean', 'inference_ms_p50', 'inference_ms_p90', 'inference_ms_p99', 'end_to_end_ms_p50',
-            'end_to_end_ms_p90', 'end_to_end_ms_p99', 'callback_ms_p50', 'callback_ms_p99', 'brain_loop_hz',
+OUR_KEYS = {'inference_mean_ms', 'inference_p50_ms', 'inference_p90_ms', 'inference_p99_ms', 'end_to_end_p50_ms',
+            'end_to_end_p90_ms', 'end_to_end_p99_ms', 'callback_p50_ms', 'callback_p99_ms', 'brain_loop_hz',
             'brain_loop_hz_wall', 'frames', 'real_time_factor', 'sim_seconds', 'model', 'simulator'}
 
 
@@ -70,9 +70,9 @@ def test_report_of_a_full_lap():
     assert out['completed_distance'] == pytest.approx(get_circuit('simple').length, rel=0.02)
     inference = np.append(timing[:, 0], timing[5, 0])
     for q in (50, 90, 99):
-        assert out[f'inference_ms_p{q}'] == pytest.approx(np.percentile(inference, q), abs=1e-4)
-    assert out['inference_ms_mean'] == pytest.approx(inference.mean(), abs=1e-4)
-    assert out['end_to_end_ms_p99'] == pytest.approx(np.percentile(np.append(timing[:, 1], timing[5, 1]), 99),
+        assert out[f'inference_p{q}_ms'] == pytest.approx(np.percentile(inference, q), abs=1e-4)
+    assert out['inference_mean_ms'] == pytest.approx(inference.mean(), abs=1e-4)
+    assert out['end_to_end_p99_ms'] == pytest.approx(np.percentile(np.append(timing[:, 1], timing[5, 1]), 99),
                                                      abs=1e-4)
     assert out['brain_loop_hz'] == pytest.approx((len(traj) - 1) / traj.duration, rel=1e-3)   # 20 Hz
     assert out['real_time_factor'] == pytest.approx(2.0, rel=1e-3)
@@ -85,7 +85,7 @@ def test_report_of_a_full_lap():
 
 def test_report_without_data_and_without_perfect_lap_is_still_valid_json(tmp_path):
     empty = RunReport(perfect_lap_of(get_circuit('simple')), circuit='simple').end('interrupted')
-    assert empty['frames'] == 0 and empty['percentage_completed'] is None and empty['inference_ms_p50'] is None
+    assert empty['frames'] == 0 and empty['percentage_completed'] is None and empty['inference_p50_ms'] is None
     no_lap = RunReport(None)
     for t in range(5):
         no_lap.add_odometry(t * 0.5, t * 1.0, 0.0)
@@ -99,7 +99,7 @@ def test_report_without_data_and_without_perfect_lap_is_still_valid_json(tmp_pat
 
 def test_timing_fields_are_the_inference_nodes():
     inference_node = pytest.importorskip('pilotnet_optimized.nodes.inference_node', reason='needs rclpy')
-    assert TIMING_FIELDS == inference_node.TIMING_FIELDS
+    assert TIMING_FIELDS is inference_node.TIMING_FIELDS   # imported, not a copy that could drift
 
 
 # -- bags a killed writer left, without ROS ----------------------------------------------------------------------
@@ -227,6 +227,27 @@ def _spin_until(executor: Any, predicate: Any, timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f'timed out after {timeout} s waiting for: {what}')
         executor.spin_once(timeout_sec=0.02)
+
+
+def test_recorder_imports_on_humbles_rclpy(monkeypatch):
+    """Humble's rclpy has no ``rclpy.event_handler`` (Iron renamed ``rclpy.qos_event`` to it): the recorder takes
+    the same classes from ``rclpy.qos_event`` there. Humble is simulated: ``event_handler`` cannot be imported, and
+    ``qos_event`` holds what Humble's holds (the two classes the recorder uses)."""
+    pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
+    import importlib
+    import types
+
+    import rclpy.event_handler as current
+
+    humble = types.ModuleType('rclpy.qos_event')
+    humble.SubscriptionEventCallbacks = current.SubscriptionEventCallbacks
+    humble.QoSRequestedIncompatibleQoSInfo = current.QoSRequestedIncompatibleQoSInfo
+    monkeypatch.setitem(sys.modules, 'rclpy.event_handler', None)   # `import rclpy.event_handler` fails
+    monkeypatch.setitem(sys.modules, 'rclpy.qos_event', humble)
+    monkeypatch.delitem(sys.modules, 'pilotnet_optimized.nodes.recorder_node', raising=False)
+    recorder = importlib.import_module('pilotnet_optimized.nodes.recorder_node')
+    assert recorder.SubscriptionEventCallbacks is humble.SubscriptionEventCallbacks
+    assert recorder.QoSRequestedIncompatibleQoSInfo is humble.QoSRequestedIncompatibleQoSInfo
 
 
 def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ros_context, tmp_path):
@@ -365,7 +386,7 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
     print(out)   # shown when the test fails
     assert proc.returncode in (0, 3), out[-3000:]
     end = json.loads(re.search(r'run ended: \w+; (\{.*\})', out).group(1))
-    assert end['frames'] > 10
+    assert end['frames'] >= 5   # the tiny model leaves the road within a second; enough frames to judge the flow
 
     # The report: Behavior Metrics' keys and ours, in agreement with the simulator's own figures.
     report = json.loads((out_dir / REPORT_JSON).read_text())
@@ -378,9 +399,9 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
     assert report['percentage_completed'] == pytest.approx(end['percentage_completed'], abs=0.5)
     assert 0 <= end['completed_distance'] - report['completed_distance'] <= 1.25
     assert report['sim_seconds'] == pytest.approx(end['sim_seconds'], abs=0.051)
-    assert 0 < report['inference_ms_p50'] <= report['inference_ms_p90'] <= report['inference_ms_p99']
-    assert report['callback_ms_p50'] >= report['inference_ms_p50']
-    assert report['end_to_end_ms_p50'] == 0.0           # lock-step: answered within the same simulated instant
+    assert 0 < report['inference_p50_ms'] <= report['inference_p90_ms'] <= report['inference_p99_ms']
+    assert report['callback_p50_ms'] >= report['inference_p50_ms']
+    assert report['end_to_end_p50_ms'] == 0.0           # lock-step: answered within the same simulated instant
     assert report['brain_loop_hz'] == pytest.approx(20.0, rel=0.05)   # one frame per 0.05 s of simulated time
     assert report['brain_loop_hz_wall'] > 1 and report['real_time_factor'] > 0
     assert report['model']['path'] == str(model) and report['model']['backend']

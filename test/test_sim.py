@@ -294,3 +294,19 @@ def test_perturbation_reset_clears_a_disturbance_from_the_old_clock():
     assert p.offset(0.0) == 0.0
     offsets = [p.offset(k * 0.05) for k in range(200)]
     assert any(o != 0.0 for o in offsets) and sum(o == 0.0 for o in offsets) > 50
+
+
+def test_bench_sim_command_prints_its_rows(capsys):
+    import argparse
+
+    from pilotnet_optimized.sim import bench
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(['--frames', '20', '--steps', '2000', '--json'])) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {r['what']: r for r in result['rows']}
+    assert rows['render frame']['count'] == 20 and rows['kinematics step']['count'] == 2
+    assert all(r['p50_us'] <= r['p90_us'] <= r['p99_us'] and r['per_second'] > 0 for r in rows.values())
+    assert bench.run(parser.parse_args(['--frames', '5', '--steps', '1000'])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == list(bench.COLUMNS) and set(lines[2]) <= {'-', ' '}

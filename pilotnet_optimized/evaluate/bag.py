@@ -34,17 +34,20 @@ from typing import Any
 
 import numpy as np
 
+from pilotnet_optimized.backends.timing import percentiles, time_each
 from pilotnet_optimized.bags.images import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES, SUPPORTED_ENCODINGS,
                                             message_to_rgb)
 from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
 from pilotnet_optimized.errors import BagError, ImageError, PilotnetError, one_line
+from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown, versions,
+                                                write_report_files)
 from pilotnet_optimized.models.preprocess import (Preprocessing, denormalise_labels, normalise_input,
                                                   normalise_labels, resize_frame)
-from pilotnet_optimized.evaluate.offline import _versions
-from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, size_mb
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, size_mb, split_names
 
 __all__ = ['IMAGE_TYPES', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'SUPPORTED_ENCODINGS', 'BagEvalRow', 'BagFrames',
-           'read_bag_frames', 'evaluate_bag', 'markdown_table', 'write_reports', 'cmd_bag_eval']
+           'COLUMNS', 'read_bag_frames', 'evaluate_bag', 'markdown_table', 'header_text', 'write_reports',
+           'add_arguments', 'run']
 
 TWIST_TYPE = 'geometry_msgs/msg/Twist'
 TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
@@ -279,30 +282,26 @@ def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing,
         backend = load_backend(path, backend_name, num_threads=threads, preprocessing=prep)
     except PilotnetError as err:
         return BagEvalRow(name, path.name, backend_name, '-', size_mb(path), 0,
-                          status='skipped' if 'tensorrt' in str(err).lower() else 'error', error=str(err))
+                          status='skipped' if 'tensorrt' in str(err).lower() else 'failed', error=str(err))
     try:
         x = normalise_input(frames.small[prep], prep)
-        for _ in range(warmup):
-            backend.predict_normalised(x[:1])
         preds = np.empty((len(x), 2), np.float32)
-        times = np.empty(len(x))
-        for i in range(len(x)):
-            t = time.perf_counter()
+
+        def predict(i: int) -> None:
             preds[i] = backend.predict_normalised(x[i:i + 1])[0, :2]
-            times[i] = time.perf_counter() - t
+
+        # Warm-up on the first frame (its prediction is then overwritten by the timed call).
+        lat = time_each(predict, range(len(x)), warmup=[0] * warmup)
     except PilotnetError as err:
         return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, 0,
-                          status='error', error=str(err))
+                          status='failed', error=str(err))
     finally:
         backend.close()
     mse = float(np.mean((preds - normalise_labels(frames.commands)) ** 2))
     err = np.abs(denormalise_labels(preds) - frames.commands)
-    lat = times * 1e3
     return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, len(x),
                       mse=mse, mae_v=float(err[:, 0].mean()), mae_w=float(err[:, 1].mean()),
-                      max_err_v=float(err[:, 0].max()), max_err_w=float(err[:, 1].max()),
-                      p50_ms=float(np.percentile(lat, 50)), p90_ms=float(np.percentile(lat, 90)),
-                      p99_ms=float(np.percentile(lat, 99)))
+                      max_err_v=float(err[:, 0].max()), max_err_w=float(err[:, 1].max()), **percentiles(lat))
 
 
 def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path = DEFAULT_MODELS_DIR,
@@ -315,7 +314,7 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
     :param models: model files or names looked up in ``models_dir`` (as ``pilotnet run model:=NAME``).
     :param progress: called with one line per model; ``None`` for silence.
     :param warn: called with each warning (a cut-off bag, a stale metadata.yaml); default: stderr.
-    :returns: a JSON-ready report: the bag, the machine, and one row per model (status ``error`` for a model
+    :returns: a JSON-ready report: the bag, the machine, and one row per model (status ``failed`` for a model
         that could not be loaded or run; the others still run).
     :raises BagError: for an unreadable bag or one with nothing to evaluate.
     """
@@ -332,7 +331,7 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
                 error = str(err)
         if error is not None:
             rows.append(BagEvalRow(name, path.name if path else name, backend, '-',
-                                   size_mb(path) if path else 0.0, 0, status='error', error=error))
+                                   size_mb(path) if path else 0.0, 0, status='failed', error=error))
     start = time.perf_counter()
     frames = read_bag_frames(bag, list(preps.values()) or [Preprocessing()], image_topic, cmd_topic, max_delay,
                              limit)
@@ -354,7 +353,6 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
             progress(f'[bag-eval] {name:<14} {detail}  ({time.perf_counter() - t:.1f} s)')
     order = {name: i for i, name in enumerate(models)}
     rows.sort(key=lambda r: order.get(r.model, len(order)))
-    from pilotnet_optimized.sim.bench import machine_description
     return {
         'benchmark': 'bag-eval',
         'bag': frames.bag,
@@ -364,7 +362,7 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
         'mse': 'on normalised labels (v in [6.5, 24], w in [-7.1, 7.1] -> [0, 1]); MAE and max error in m/s, rad/s',
         'machine': machine_description(),
         'python': platform.python_version(),
-        'versions': _versions(),
+        'versions': versions(),
         'seconds': round(time.perf_counter() - start, 1),
         'warnings': frames.warnings,
         'rows': [asdict(r) for r in rows],
@@ -376,21 +374,18 @@ def _warn_stderr(line: str) -> None:
 
 
 # -- output ----------------------------------------------------------------------------------------------------
-COLUMNS = [('model', 'model', '{}'), ('precision', 'precision', '{}'), ('size MB', 'size_mb', '{:.2f}'),
-           ('frames', 'frames', '{}'), ('MSE', 'mse', '{:.5f}'), ('MAE v m/s', 'mae_v', '{:.3f}'),
-           ('MAE w rad/s', 'mae_w', '{:.3f}'), ('max err v', 'max_err_v', '{:.3f}'),
-           ('max err w', 'max_err_w', '{:.3f}'), ('p50 ms', 'p50_ms', '{:.3f}'), ('p90 ms', 'p90_ms', '{:.3f}'),
-           ('p99 ms', 'p99_ms', '{:.3f}'), ('status', 'status', '{}')]
+COLUMNS = [Column('model', 'model', '{}'), Column('precision', 'precision', '{}'),
+           Column('size MB', 'size_mb', '{:.2f}'), Column('frames', 'frames', '{}'), Column('MSE', 'mse', '{:.5f}'),
+           Column('MAE v m/s', 'mae_v', '{:.3f}'), Column('MAE w rad/s', 'mae_w', '{:.3f}'),
+           Column('max err v', 'max_err_v', '{:.3f}'), Column('max err w', 'max_err_w', '{:.3f}'),
+           Column('p50 ms', 'p50_ms', '{:.3f}'), Column('p90 ms', 'p90_ms', '{:.3f}'),
+           Column('p99 ms', 'p99_ms', '{:.3f}'), Column('status', 'status', '{}')]
 
 
 def markdown_table(report: dict) -> str:
     """The report's rows as a Markdown table (errors listed under it)."""
-    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    for row in report['rows']:
-        cells = ['-' if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in COLUMNS]
-        lines.append('| ' + ' | '.join(cells) + ' |')
     errors = [f"- {r['model']}: {r['error']}" for r in report['rows'] if r.get('error')]
-    return '\n'.join(lines + ([''] + errors if errors else []))
+    return '\n'.join([rows_markdown(report['rows'], COLUMNS)] + ([''] + errors if errors else []))
 
 
 def header_text(report: dict) -> str:
@@ -404,20 +399,36 @@ def header_text(report: dict) -> str:
 
 def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """bag_eval.md and bag_eval.json in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {'md': out / 'bag_eval.md', 'json': out / 'bag_eval.json'}
-    paths['json'].write_text(json.dumps(report, indent=2) + '\n')
-    paths['md'].write_text(header_text(report) + '\n\n' + markdown_table(report) + '\n')
-    return paths
+    return write_report_files(report, out_dir, 'bag_eval', COLUMNS, header_text(report), formats=('md', 'json'),
+                              table=markdown_table(report))
 
 
-def cmd_bag_eval(args: argparse.Namespace) -> int:
+# -- the command -----------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``pilotnet bag-eval``'s options."""
+    p.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3), .mcap or .db3 file, or ROS 1 .bag')
+    p.add_argument('--models', nargs='+', required=True,
+                   help='model files or names in --models-dir, comma- or space-separated')
+    p.add_argument('--models-dir', default=DEFAULT_MODELS_DIR, help='where model names are looked up '
+                   f'(default: {DEFAULT_MODELS_DIR})')
+    p.add_argument('--image-topic', help='camera topic (default: the one Image or CompressedImage topic)')
+    p.add_argument('--cmd-topic', help='command topic (default: the TwistStamped one, else the Twist one)')
+    p.add_argument('--max-delay', type=float, default=0.2, help='seconds within which a Twist must follow its '
+                   'image to answer it (default: 0.2; TwistStamped pairs by header stamp)')
+    p.add_argument('--limit', type=int, help='first N answered frames (default: all)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--warmup', type=int, default=10, help='untimed calls per model first (default: 10)')
+    p.add_argument('--backend', default='auto', help='auto|litert|tensorflow|onnxruntime|tensorrt')
+    p.add_argument('--out', help='folder for bag_eval.md and bag_eval.json')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress lines)')
+
+
+def run(args: argparse.Namespace) -> int:
     """``pilotnet bag-eval BAG --models a,b``: exit 0 when at least one model ran, 1 when none did."""
-    models = [m.strip() for m in args.models.split(',') if m.strip()]
-    report = evaluate_bag(args.bag, models, models_dir=args.models_dir, image_topic=args.image_topic,
-                          cmd_topic=args.cmd_topic, max_delay=args.max_delay, limit=args.limit, threads=args.threads,
-                          warmup=args.warmup, backend=args.backend, progress=None if args.json else print)
+    report = evaluate_bag(args.bag, split_names(args.models), models_dir=args.models_dir,
+                          image_topic=args.image_topic, cmd_topic=args.cmd_topic, max_delay=args.max_delay,
+                          limit=args.limit, threads=args.threads, warmup=args.warmup, backend=args.backend,
+                          progress=None if args.json else print)
     paths = write_reports(report, args.out) if args.out else {}
     if args.json:
         print(json.dumps(report, indent=2))

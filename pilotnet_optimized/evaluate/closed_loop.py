@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pilotnet_optimized.backends.timing import percentiles, timed_predict
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
-from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
+from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown, versions,
+                                                write_report_files)
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, split_names
 
 if TYPE_CHECKING:
     import argparse
@@ -45,8 +48,8 @@ if TYPE_CHECKING:
     from pilotnet_optimized.backends import Backend
     from pilotnet_optimized.sim.circuit import Circuit
 
-__all__ = ['CompareRow', 'Comparison', 'compare_models', 'markdown_table', 'write_reports', 'exit_code',
-           'cmd_compare', 'add_arguments', 'TIMING_NOTE', 'header_text', 'report_and_exit']
+__all__ = ['CompareRow', 'Comparison', 'COLUMNS', 'compare_models', 'markdown_table', 'write_reports', 'exit_code',
+           'run', 'add_arguments', 'TIMING_NOTE', 'header_text', 'report_and_exit']
 
 #: How the timing columns are measured, for the report header.
 TIMING_NOTE = ('inference = the model call only; brain = preprocess + inference + postprocess per frame; '
@@ -79,12 +82,12 @@ class CompareRow:
     deviation_mean_m: float | None = None
     deviation_max_m: float | None = None
     deviation_bm: float | None = None
-    preprocess_ms_mean: float | None = None
-    inference_ms_mean: float | None = None
-    inference_ms_p50: float | None = None
-    inference_ms_p99: float | None = None
-    brain_ms_mean: float | None = None
-    brain_ms_p99: float | None = None
+    preprocess_mean_ms: float | None = None
+    inference_mean_ms: float | None = None
+    inference_p50_ms: float | None = None
+    inference_p99_ms: float | None = None
+    brain_mean_ms: float | None = None
+    brain_p99_ms: float | None = None
     brain_hz: float | None = None
     loop_hz: float | None = None
     real_time_factor: float | None = None
@@ -110,8 +113,8 @@ class Comparison:
 class _TimedPilot:
     """A backend as a :class:`~pilotnet_optimized.sim.episodes.Pilot` that times its stages.
 
-    Exactly :meth:`Backend.predict` (preprocess, model call, denormalise), split so that the model call can be
-    timed on its own; the commands are the same bit for bit.
+    Exactly :meth:`Backend.predict`, split by :func:`~pilotnet_optimized.backends.timing.timed_predict` (as the
+    inference node splits it) so that the model call is timed on its own; the commands are the same bit for bit.
     """
 
     def __init__(self, backend: Backend) -> None:
@@ -121,15 +124,10 @@ class _TimedPilot:
         self.starts: list[float] = []
 
     def predict(self, image_rgb: np.ndarray) -> tuple[float, float]:
-        t0 = time.perf_counter()
-        x = preprocess(image_rgb, self.backend.preprocessing)
-        t1 = time.perf_counter()
-        out = self.backend.predict_normalised(x[None])[0]
-        t2 = time.perf_counter()
-        v, w = denormalise_labels(out)
-        self.starts.append(t0)
-        self.preprocess_ms.append((t1 - t0) * 1e3)
-        self.inference_ms.append((t2 - t1) * 1e3)
+        self.starts.append(time.perf_counter())
+        (v, w), preprocess_ms, inference_ms = timed_predict(self.backend, image_rgb)
+        self.preprocess_ms.append(preprocess_ms)
+        self.inference_ms.append(inference_ms)
         return float(v), float(w)
 
     def warm_up(self, calls: int = WARMUP_CALLS) -> None:
@@ -150,11 +148,11 @@ def _load(name: str, text: str, models_dir: str | Path, backend: str, threads: i
     try:
         path = resolve_model(text, models_dir)
     except PilotnetError as err:
-        return None, CompareRow(name, text, status='error', error=str(err))
+        return None, CompareRow(name, text, status='failed', error=str(err))
     try:
         loaded = load_backend(path, backend, num_threads=threads)
     except PilotnetError as err:
-        return None, CompareRow(name, path.name, backend=backend, status='error', error=str(err))
+        return None, CompareRow(name, path.name, backend=backend, status='failed', error=str(err))
     info = loaded.describe()
     return loaded, CompareRow(name, path.name, backend=info['backend'], precision=info['precision'],
                               size_mb=info['size_mb'])
@@ -179,15 +177,13 @@ def _fill(row: CompareRow, run: Any, pilot: _TimedPilot, laps: int, control_peri
     row.wall_seconds = res.wall_seconds
     if not len(pilot.inference_ms):
         return
-    inf = np.asarray(pilot.inference_ms)
-    brain = np.asarray(run.inference_ms)  # drive_pilot times the whole predict(): the brain's step
-    row.preprocess_ms_mean = float(np.mean(pilot.preprocess_ms))
-    row.inference_ms_mean = float(inf.mean())
-    row.inference_ms_p50 = float(np.percentile(inf, 50))
-    row.inference_ms_p99 = float(np.percentile(inf, 99))
-    row.brain_ms_mean = float(brain.mean())
-    row.brain_ms_p99 = float(np.percentile(brain, 99))
-    row.brain_hz = 1e3 / row.brain_ms_mean if row.brain_ms_mean > 0 else None
+    row.preprocess_mean_ms = float(np.mean(pilot.preprocess_ms))
+    for key, value in percentiles(pilot.inference_ms, (50, 99), 'inference_', mean=True).items():
+        setattr(row, key, value)
+    # drive_pilot times the whole predict(): the brain's step.
+    for key, value in percentiles(run.inference_ms, (99,), 'brain_', mean=True).items():
+        setattr(row, key, value)
+    row.brain_hz = 1e3 / row.brain_mean_ms if row.brain_mean_ms else None
     if len(pilot.starts) >= 2:
         period = (pilot.starts[-1] - pilot.starts[0]) / (len(pilot.starts) - 1)
     else:  # one frame: the whole run is the best estimate there is
@@ -198,7 +194,7 @@ def _fill(row: CompareRow, run: Any, pilot: _TimedPilot, laps: int, control_peri
 
 
 def _add_ratios(rows: list[CompareRow]) -> str | None:
-    ref = next((r for r in rows if r.status == 'ok' and r.inference_ms_mean), None)
+    ref = next((r for r in rows if r.status == 'ok' and r.inference_mean_ms), None)
     if ref is None:
         return None
     for r in rows:
@@ -206,8 +202,8 @@ def _add_ratios(rows: list[CompareRow]) -> str | None:
             continue
         if r.size_mb and ref.size_mb:
             r.size_ratio_vs_first = ref.size_mb / r.size_mb
-        if r.inference_ms_mean and ref.inference_ms_mean:
-            r.speedup_vs_first = ref.inference_ms_mean / r.inference_ms_mean
+        if r.inference_mean_ms and ref.inference_mean_ms:
+            r.speedup_vs_first = ref.inference_mean_ms / r.inference_mean_ms
     return ref.name
 
 
@@ -217,7 +213,7 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
                    progress: Callable[[str], None] | None = print) -> Comparison:
     """Drive each model round ``circuit`` in lock-step and collect the seed's table.
 
-    A model that cannot be found, loaded or run is a row with ``status='error'`` and its one-line reason; the
+    A model that cannot be found, loaded or run is a row with ``status='failed'`` and its one-line reason; the
     others still run.
 
     :param models: model files, SavedModel folders, or names looked up in ``models_dir`` as ``pilotnet run`` does.
@@ -232,7 +228,6 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
     """
     from pilotnet_optimized.backends import BACKENDS
     from pilotnet_optimized.sim import get_circuit
-    from pilotnet_optimized.sim.bench import machine_description
     from pilotnet_optimized.sim.episodes import drive_pilot
     from pilotnet_optimized.sim.simulation import SimConfig
     names = [str(m).strip() for m in models if str(m).strip()]
@@ -263,7 +258,7 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
         loaded, row = _load(name, text, models_dir, backend, threads)
         rows.append(row)
         if loaded is None:
-            say(f'{tag} error: {row.error}')
+            say(f'{tag} {row.status}: {row.error}')
             continue
         say(f'{tag} driving {track.name} ({laps} lap(s), {row.backend}, {row.precision}, {row.size_mb:.2f} MB)')
         pilot = _TimedPilot(loaded)
@@ -271,19 +266,18 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
             pilot.warm_up()
             run = drive_pilot(track, pilot, laps=laps, sim_config=sim_config)
         except PilotnetError as err:
-            row.status, row.error = 'error', str(err)
-            say(f'{tag} error: {row.error}')
+            row.status, row.error = 'failed', str(err)
+            say(f'{tag} {row.status}: {row.error}')
             continue
         finally:
             loaded.close()
         _fill(row, run, pilot, laps, sim_config.control_period)
         trajectories[name] = run.result.trajectory.xy
         lap = f'lap {row.lap_seconds:.1f} s, ' if row.lap_seconds is not None else ''
-        inf = f'{row.inference_ms_mean:.2f} ms' if row.inference_ms_mean is not None else '-'
+        inf = f'{row.inference_mean_ms:.2f} ms' if row.inference_mean_ms is not None else '-'
         say(f'{tag} {row.end_reason}: {row.percentage_completed:.1f} % in {row.sim_seconds:.1f} s simulated, '
             f'{lap}{row.average_speed:.2f} m/s, inference {inf} ({time.perf_counter() - t:.1f} s)')
     reference = _add_ratios(rows)
-    from pilotnet_optimized.evaluate.offline import _versions
     header = {
         'benchmark': 'compare',
         'circuit': track.name,
@@ -299,7 +293,7 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
         'reference': reference,
         'machine': machine_description(),
         'python': platform.python_version(),
-        'versions': _versions(),
+        'versions': versions(),
         'seconds': round(time.perf_counter() - start, 1),
     }
     return Comparison(header, rows, track, trajectories)
@@ -313,35 +307,31 @@ def exit_code(report: dict[str, Any]) -> int:
     return 0 if all(r['status'] == 'ok' and r['completed'] for r in rows) else 3
 
 
-# (header, key, format); a missing value prints '-'.
-COLUMNS = [('model', 'name', '{}'), ('backend', 'backend', '{}'), ('precision', 'precision', '{}'),
-           ('size MB', 'size_mb', '{:.2f}'), ('smaller vs 1st', 'size_ratio_vs_first', '{:.1f}x'),
-           ('end', 'end_reason', '{}'), ('frames', 'frames', '{}'), ('total s', 'sim_seconds', '{:.1f}'),
-           ('lap s', 'lap_seconds', '{:.1f}'), ('avg speed m/s', 'average_speed', '{:.2f}'),
-           ('completed %', 'percentage_completed', '{:.1f}'), ('dev mean m', 'deviation_mean_m', '{:.2f}'),
-           ('dev max m', 'deviation_max_m', '{:.2f}'), ('dev BM (1000^d)', 'deviation_bm', '{:.3g}'),
-           ('inference mean ms', 'inference_ms_mean', '{:.2f}'), ('inference p50 ms', 'inference_ms_p50', '{:.2f}'),
-           ('inference p99 ms', 'inference_ms_p99', '{:.2f}'), ('faster vs 1st', 'speedup_vs_first', '{:.2f}x'),
-           ('brain ms', 'brain_ms_mean', '{:.2f}'), ('brain Hz (alone)', 'brain_hz', '{:.1f}'),
-           ('loop Hz (measured)', 'loop_hz', '{:.1f}'), ('real-time factor', 'real_time_factor', '{:.2f}'),
-           ('status', 'status', '{}')]
+#: The table's columns; a missing value prints '-'.
+COLUMNS = [Column('model', 'name', '{}'), Column('backend', 'backend', '{}'), Column('precision', 'precision', '{}'),
+           Column('size MB', 'size_mb', '{:.2f}'), Column('smaller vs 1st', 'size_ratio_vs_first', '{:.1f}x'),
+           Column('end', 'end_reason', '{}'), Column('frames', 'frames', '{}'),
+           Column('total s', 'sim_seconds', '{:.1f}'), Column('lap s', 'lap_seconds', '{:.1f}'),
+           Column('avg speed m/s', 'average_speed', '{:.2f}'),
+           Column('completed %', 'percentage_completed', '{:.1f}'),
+           Column('dev mean m', 'deviation_mean_m', '{:.2f}'), Column('dev max m', 'deviation_max_m', '{:.2f}'),
+           Column('dev BM (1000^d)', 'deviation_bm', '{:.3g}'),
+           Column('inference mean ms', 'inference_mean_ms', '{:.2f}'),
+           Column('inference p50 ms', 'inference_p50_ms', '{:.2f}'),
+           Column('inference p99 ms', 'inference_p99_ms', '{:.2f}'),
+           Column('faster vs 1st', 'speedup_vs_first', '{:.2f}x'), Column('brain ms', 'brain_mean_ms', '{:.2f}'),
+           Column('brain Hz (alone)', 'brain_hz', '{:.1f}'), Column('loop Hz (measured)', 'loop_hz', '{:.1f}'),
+           Column('real-time factor', 'real_time_factor', '{:.2f}'), Column('status', 'status', '{}')]
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The report's rows as a Markdown table (an error row shows its reason in the status cell)."""
-    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    for row in report['rows']:
-        cells = []
-        for _, key, fmt in COLUMNS:
-            value = row.get(key)
-            if key == 'status' and row.get('error'):
-                value = f"{value}: {row['error']}"
-            cells.append('-' if value is None else fmt.format(value).replace('|', '\\|'))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+    """The report's rows as a Markdown table (a row that did not run shows its reason in the status cell)."""
+    rows = [{**r, 'status': f"{r['status']}: {r['error']}"} if r.get('error') else r for r in report['rows']]
+    return rows_markdown(rows, COLUMNS)
 
 
 def header_text(report: dict[str, Any]) -> str:
+    """The paragraph above the table: circuit, mode, machine, and how the timing columns are measured."""
     ref = f"; ratios against `{report['reference']}` (the first model that ran)" if report['reference'] else ''
     return (f"Circuit `{report['circuit']}` ({report['circuit_length_m']} m), {report['laps']} lap(s), timeout "
             f"{report['timeout_s']:g} s; {report['mode']}; control period {report['control_period_s']} s; "
@@ -353,12 +343,10 @@ def header_text(report: dict[str, Any]) -> str:
 
 def write_reports(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:
     """compare.json, compare.md and compare.png in ``out_dir`` (created)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f'compare.{k}' for k in ('md', 'json', 'png')}
     report = comparison.to_dict()
-    paths['json'].write_text(json.dumps(report, indent=2) + '\n')
-    paths['md'].write_text(header_text(report) + '\n\n' + markdown_table(report) + '\n')
+    paths = write_report_files(report, out_dir, 'compare', COLUMNS, header_text(report), formats=('md', 'json'),
+                               table=markdown_table(report))
+    paths['png'] = Path(out_dir) / 'compare.png'
     _plot(comparison, paths['png'])
     return paths
 
@@ -422,11 +410,11 @@ def _plot(comparison: Comparison, path: Path) -> None:
 # -- the command -----------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``pilotnet compare``'s options."""
-    p.add_argument('--models', required=True,
-                   help='comma-separated models: files, SavedModel folders or names in --models-dir '
+    p.add_argument('--models', nargs='+', required=True,
+                   help='models, comma- or space-separated: files, SavedModel folders or names in --models-dir '
                    '(e.g. baseline,dynamic); the first is the reference for the ratios')
-    p.add_argument('--models-dir', default='models/optimized',
-                   help='folder where model names are looked up (default: models/optimized)')
+    p.add_argument('--models-dir', default=DEFAULT_MODELS_DIR,
+                   help=f'folder where model names are looked up (default: {DEFAULT_MODELS_DIR})')
     p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV (default: simple)')
     p.add_argument('--laps', type=int, default=1, help='laps each model drives (default: 1)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
@@ -437,10 +425,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--json', action='store_true', help='print JSON instead of the table (progress goes to stderr)')
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the comparison, write the reports, print the table (or JSON); exit code from :func:`exit_code`."""
-    import sys
-    models = [m.strip() for m in args.models.split(',') if m.strip()]
+    models = split_names(args.models)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)

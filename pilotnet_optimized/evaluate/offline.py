@@ -8,21 +8,29 @@ CSV, JSON and a size-vs-latency plot.
 
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pilotnet_optimized.backends.timing import percentiles, time_calls
 from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown,
+                                                versions, write_report_files)
 from pilotnet_optimized.models.data import Frames, load_datasets
 from pilotnet_optimized.models.preprocess import Preprocessing, denormalise_labels, normalise_input, normalise_labels
-from pilotnet_optimized.store import find_models, size_mb
+from pilotnet_optimized.optimize.methods import BASELINE, REFERENCE
+from pilotnet_optimized.store import find_models, size_mb, split_names
 
-__all__ = ['EvalRow', 'evaluate_model', 'evaluate_folder', 'write_reports', 'markdown_table']
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ['EvalRow', 'COLUMNS', 'evaluate_model', 'evaluate_folder', 'write_reports', 'markdown_table',
+           'add_arguments', 'run']
 
 
 @dataclass
@@ -48,18 +56,6 @@ class EvalRow:
     error: str | None = None
 
 
-def _latency_ms(backend, sample: np.ndarray, warmup: int, runs: int) -> np.ndarray:
-    batch = sample[None]
-    for _ in range(warmup):
-        backend.predict_normalised(batch)
-    times = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        backend.predict_normalised(batch)
-        times[i] = time.perf_counter() - t
-    return times * 1e3
-
-
 def evaluate_model(method: str, path: Path, frames: Frames, threads: int = 1, warmup: int = 50,
                    runs: int = 300, backend_name: str = 'auto') -> EvalRow:
     """One model's row: accuracy over all ``frames`` (in batches), latency at batch 1."""
@@ -68,25 +64,25 @@ def evaluate_model(method: str, path: Path, frames: Frames, threads: int = 1, wa
         backend = load_backend(path, backend_name, num_threads=threads)
     except PilotnetError as err:
         return EvalRow(method, path.name, backend_name, '-', size_mb(path), None, None, None, None, None, None,
-                       status='skipped' if 'tensorrt' in str(err).lower() else 'error', error=str(err))
+                       status='skipped' if 'tensorrt' in str(err).lower() else 'failed', error=str(err))
     prep: Preprocessing = backend.preprocessing
     x = normalise_input(frames.images, prep)
     preds = np.concatenate([backend.predict_normalised(x[i:i + 64]) for i in range(0, len(x), 64)])
     target = normalise_labels(frames.labels)
     mse = float(np.mean((preds - target) ** 2))
     mae = np.abs(denormalise_labels(preds) - frames.labels).mean(axis=0)
-    lat = _latency_ms(backend, x[len(x) // 2], warmup, runs)
+    batch = x[len(x) // 2][None]
+    lat = time_calls(lambda: backend.predict_normalised(batch), runs, warmup)
     info = backend.describe()
     backend.close()
     return EvalRow(method=method, file=path.name, backend=info.get('backend', backend.name),
                    precision=backend.precision, size_mb=backend.file_size_bytes / 2 ** 20, mse=mse,
-                   mae_v=float(mae[0]), mae_w=float(mae[1]), p50_ms=float(np.percentile(lat, 50)),
-                   p90_ms=float(np.percentile(lat, 90)), p99_ms=float(np.percentile(lat, 99)))
+                   mae_v=float(mae[0]), mae_w=float(mae[1]), **percentiles(lat))
 
 
 def _add_ratios(rows: list[EvalRow]) -> None:
     refs = {name: next((r for r in rows if r.method == name and r.status == 'ok'), None)
-            for name in ('keras', 'baseline')}
+            for name in (REFERENCE, BASELINE)}
     for r in rows:
         if r.status != 'ok':
             continue
@@ -122,7 +118,6 @@ def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1
                       else f'{row.status}: {row.error}')
             progress(f'[evaluate] {method:<14} {detail}  ({time.perf_counter() - t:.1f} s)')
     _add_ratios(rows)
-    from pilotnet_optimized.sim.bench import machine_description
     return {
         'benchmark': 'evaluate',
         'models': str(folder),
@@ -132,57 +127,38 @@ def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1
         'latency': f'batch 1, {warmup} warm-up calls, then {runs} timed calls',
         'machine': machine_description(),
         'python': platform.python_version(),
-        'versions': _versions(),
+        'versions': versions(),
         'seconds': round(time.perf_counter() - start, 1),
         'rows': [asdict(r) for r in rows],
     }
 
 
-def _versions() -> dict:
-    out = {}
-    for mod in ('tensorflow', 'ai_edge_litert', 'onnxruntime', 'tensorflow_model_optimization'):
-        try:
-            from importlib.metadata import version
-            out[mod] = version(mod.replace('_', '-'))
-        except Exception:  # noqa: BLE001 - a missing runtime just is not listed
-            continue
-    return out
-
-
-COLUMNS = [('method', 'method', '{}'), ('precision', 'precision', '{}'), ('size MB', 'size_mb', '{:.2f}'),
-           ('MSE', 'mse', '{:.5f}'), ('MAE v m/s', 'mae_v', '{:.3f}'), ('MAE w rad/s', 'mae_w', '{:.3f}'),
-           ('p50 ms', 'p50_ms', '{:.3f}'), ('p90 ms', 'p90_ms', '{:.3f}'), ('p99 ms', 'p99_ms', '{:.3f}'),
-           ('speed-up vs Keras', 'speedup_vs_keras', '{:.1f}x'),
-           ('speed-up vs TFLite', 'speedup_vs_baseline', '{:.2f}x'),
-           ('smaller vs Keras', 'size_ratio_vs_keras', '{:.1f}x'),
-           ('smaller vs TFLite', 'size_ratio_vs_baseline', '{:.1f}x'), ('status', 'status', '{}')]
+#: The table's columns (Markdown and the terminal).
+COLUMNS = [Column('method', 'method', '{}'), Column('precision', 'precision', '{}'),
+           Column('size MB', 'size_mb', '{:.2f}'), Column('MSE', 'mse', '{:.5f}'),
+           Column('MAE v m/s', 'mae_v', '{:.3f}'), Column('MAE w rad/s', 'mae_w', '{:.3f}'),
+           Column('p50 ms', 'p50_ms', '{:.3f}'), Column('p90 ms', 'p90_ms', '{:.3f}'),
+           Column('p99 ms', 'p99_ms', '{:.3f}'), Column('speed-up vs Keras', 'speedup_vs_keras', '{:.1f}x'),
+           Column('speed-up vs TFLite', 'speedup_vs_baseline', '{:.2f}x'),
+           Column('smaller vs Keras', 'size_ratio_vs_keras', '{:.1f}x'),
+           Column('smaller vs TFLite', 'size_ratio_vs_baseline', '{:.1f}x'), Column('status', 'status', '{}')]
 
 
 def markdown_table(report: dict) -> str:
     """The report's rows as a Markdown table."""
-    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    for row in report['rows']:
-        cells = []
-        for _, key, fmt in COLUMNS:
-            value = row.get(key)
-            cells.append('-' if value is None else fmt.format(value))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+    return rows_markdown(report['rows'], COLUMNS)
+
+
+def header_text(report: dict) -> str:
+    """One line about the models, the data and the machine, above the table."""
+    return (f"Models: `{report['models']}`; data: {', '.join(report['data'])} ({report['frames']} frames); "
+            f"{report['machine']}; {report['threads']} thread(s); {report['latency']}.")
 
 
 def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """evaluation.json, evaluation.csv, evaluation.md and evaluation.png in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f'evaluation.{k}' for k in ('json', 'csv', 'md', 'png')}
-    paths['json'].write_text(json.dumps(report, indent=2) + '\n')
-    with open(paths['csv'], 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(report['rows'][0]))
-        writer.writeheader()
-        writer.writerows(report['rows'])
-    header = (f"Models: `{report['models']}`; data: {', '.join(report['data'])} ({report['frames']} frames); "
-              f"{report['machine']}; {report['threads']} thread(s); {report['latency']}.")
-    paths['md'].write_text(header + '\n\n' + markdown_table(report) + '\n')
+    paths = write_report_files(report, out_dir, 'evaluation', COLUMNS, header_text(report))
+    paths['png'] = Path(out_dir) / 'evaluation.png'
     _plot(report, paths['png'])
     return paths
 
@@ -209,3 +185,33 @@ def _plot(report: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- the command -----------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``pilotnet evaluate``'s options."""
+    p.add_argument('models', help='folder of models (the output of pilotnet optimize)')
+    p.add_argument('--data', nargs='+', required=True, help='held-out dataset folders (e.g. data/test)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
+    p.add_argument('--limit', type=int, help='first N frames of each dataset folder (default: all)')
+    p.add_argument('--runs', type=int, default=300, help='timed batch-1 calls per model (default: 300)')
+    p.add_argument('--methods', nargs='+', help='only these methods, comma- or space-separated (default: every model '
+                   'in the folder)')
+    p.add_argument('--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the reports, print the table (or JSON): exit 0 when at least one model ran, 1 when none did."""
+    report = evaluate_folder(args.models, args.data, threads=args.threads, limit=args.limit, runs=args.runs,
+                             methods=split_names(args.methods) if args.methods else None,
+                             progress=None if args.json else print)
+    paths = write_reports(report, args.out or args.models)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['machine']}; {report['frames']} frames of {', '.join(report['data'])}; "
+              f"{report['threads']} thread(s)")
+        print(markdown_table(report))
+        print('wrote ' + ', '.join(str(p) for p in paths.values()))
+    return 0 if any(r['status'] == 'ok' for r in report['rows']) else 1

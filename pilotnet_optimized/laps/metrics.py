@@ -7,6 +7,7 @@ judged against itself scores exactly 100 % (see :func:`checkpoint_progress`).
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ __all__ = [
     'circuit_diameter',
     'compute_lap_metrics',
     'load_perfect_lap',
+    'add_arguments',
+    'run',
 ]
 
 #: A run point reaches a perfect-lap checkpoint within this distance (Behavior Metrics: 5 m).
@@ -306,3 +309,21 @@ def compute_lap_metrics(run: Trajectory, perfect: PerfectLap) -> LapMetrics:
         laps_completed=progress.reached // m,
         end_reason=None,
     )
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet laps`` arguments."""
+    parser.add_argument('--trajectory', required=True, help='run to judge: a bag with odometry or a t,x,y CSV')
+    parser.add_argument('--perfect-lap', required=True, help='perfect-lap bag (or t,x,y CSV)')
+    parser.add_argument('--topic', help='odometry topic in the run bag (default: the nav_msgs/Odometry one)')
+    parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet laps``: Behavior Metrics' figures of a recorded run (a cut-off bag is read up to its cut)."""
+    from pilotnet_optimized.evaluate.report import print_mapping
+    trajectory = load_trajectory(args.trajectory, topic=args.topic)
+    metrics = compute_lap_metrics(trajectory, load_perfect_lap(args.perfect_lap))
+    print_mapping({'trajectory': str(args.trajectory), 'points': len(trajectory.xy), **metrics.to_dict()}, args.json)
+    return 0

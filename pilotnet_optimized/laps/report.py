@@ -5,10 +5,10 @@ that drives, the simulator's end event) and :meth:`RunReport.end` turns it into 
 
 - Behavior Metrics' figures (:class:`~.metrics.LapMetrics`: ``completed_distance``, ``percentage_completed``,
   ``lap_seconds``, ``average_speed``, ``position_deviation_*``, ...) of the odometry against the perfect lap;
-- timing: ``inference_ms_{mean,p50,p90,p99}`` (the model call only, as Behavior Metrics measures it),
-  ``end_to_end_ms_{p50,p90,p99}`` (image stamp to command, node clock), ``callback_ms_{p50,p99}`` (image in to
-  command out, steady clock), ``brain_loop_hz`` (answered frames per simulated second) and ``brain_loop_hz_wall``
-  (per wall second), ``frames``, ``real_time_factor`` (simulated / wall seconds);
+- timing: ``inference_{mean,p50,p90,p99}_ms`` (the model call only, as Behavior Metrics measures it),
+  ``end_to_end_{p50,p90,p99}_ms`` (image stamp to command, node clock), ``callback_{p50,p99}_ms`` (image in to
+  command out, steady clock), ``preprocess_p50_ms``, ``brain_loop_hz`` (answered frames per simulated second)
+  and ``brain_loop_hz_wall`` (per wall second), ``frames``, ``real_time_factor`` (simulated / wall seconds);
 - ``model`` (the inference node's description of it), ``simulator`` (the simulator's own ``end`` event, when there
   was one) and ``end_reason``.
 
@@ -41,16 +41,10 @@ REPORT_MD = 'metrics.md'
 FORMAT = 'pilotnet_optimized.run_report/1'
 
 
-def _percentiles(values: list[float], name: str, which: Sequence[int], mean: bool = False) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    if mean:
-        out[f'{name}_mean'] = round(float(arr.mean()), 4) if arr.size else None
-    qs = np.percentile(arr, list(which)) if arr.size else [None] * len(which)
-    for q, value in zip(which, qs, strict=True):
-        out[f'{name}_p{q}'] = round(float(value), 4) if value is not None else None
-    return out
+def _percentiles(values: list[float], stage: str, which: Sequence[int], mean: bool = False) -> dict[str, float | None]:
+    # Imported here: backends imports models, which imports sim, which imports laps (this package).
+    from pilotnet_optimized.backends.timing import percentiles
+    return percentiles(values, which, prefix=f'{stage}_', mean=mean, digits=4)
 
 
 def _finite(value: Any) -> Any:
@@ -155,13 +149,11 @@ class RunReport:
             percentage = round(checkpoint_progress(np.asarray(self._xy), self.perfect).reached
                                / len(self.perfect) * 100.0, 3)
         traj = self.trajectory() if self._t else None
-        inference = np.asarray(self._timing['inference_ms'])
-        inference = inference[np.isfinite(inference)]
         return {'percentage_completed': percentage,
                 'completed_distance': round(traj.path_length(), 3) if traj is not None else 0.0,
                 'sim_seconds': round(traj.duration, 3) if traj is not None else 0.0,
                 'frames': self.frames,
-                'inference_ms_p50': round(float(np.median(inference)), 4) if inference.size else None}
+                **_percentiles(self._timing['inference_ms'], 'inference', (50,))}
 
     def end(self, reason: str | None, simulator: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Close the run and compute the report (once: a second call returns the first result).
@@ -202,10 +194,10 @@ class RunReport:
             'brain_loop_hz': round((self.frames - 1) / stamp_span, 4) if stamp_span > 0 else None,
             'brain_loop_hz_wall': round((samples - 1) / timing_wall, 4) if timing_wall > 0 else None,
         })
-        out.update(_percentiles(self._timing['inference_ms'], 'inference_ms', (50, 90, 99), mean=True))
-        out.update(_percentiles(self._timing['end_to_end_ms'], 'end_to_end_ms', (50, 90, 99)))
-        out.update(_percentiles(self._timing['callback_ms'], 'callback_ms', (50, 99)))
-        out.update(_percentiles(self._timing['preprocess_ms'], 'preprocess_ms', (50,)))
+        out.update(_percentiles(self._timing['inference_ms'], 'inference', (50, 90, 99), mean=True))
+        out.update(_percentiles(self._timing['end_to_end_ms'], 'end_to_end', (50, 90, 99)))
+        out.update(_percentiles(self._timing['callback_ms'], 'callback', (50, 99)))
+        out.update(_percentiles(self._timing['preprocess_ms'], 'preprocess', (50,)))
         out['model'] = dict(self.model) if self.model is not None else None
         out['simulator'] = {k: v for k, v in simulator.items() if k != 'event'} if simulator else None
         self.result = _finite(out)
@@ -241,10 +233,10 @@ def report_markdown(report: Mapping[str, Any]) -> str:
                                           f"{fmt(report.get('position_deviation_max_m'), ' m')}"),
         ('simulated time', fmt(report.get('sim_seconds'), ' s')),
         ('frames', fmt(report.get('frames'))),
-        ('inference p50 / p90 / p99', ' / '.join(fmt(report.get(f'inference_ms_p{q}'), ' ms')
+        ('inference p50 / p90 / p99', ' / '.join(fmt(report.get(f'inference_p{q}_ms'), ' ms')
                                                  for q in (50, 90, 99))),
-        ('end to end p50 / p99', f"{fmt(report.get('end_to_end_ms_p50'), ' ms')} / "
-                                 f"{fmt(report.get('end_to_end_ms_p99'), ' ms')}"),
+        ('end to end p50 / p99', f"{fmt(report.get('end_to_end_p50_ms'), ' ms')} / "
+                                 f"{fmt(report.get('end_to_end_p99_ms'), ' ms')}"),
         ('brain loop (sim / wall)', f"{fmt(report.get('brain_loop_hz'), ' Hz', 1)} / "
                                     f"{fmt(report.get('brain_loop_hz_wall'), ' Hz', 1)}"),
         ('real-time factor', fmt(report.get('real_time_factor'))),

@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from pilotnet_optimized.errors import ImageError, PilotnetError
+from pilotnet_optimized.errors import ConversionError, ImageError, PilotnetError
 from pilotnet_optimized.sim.car import V_RANGE, W_RANGE
 
+if TYPE_CHECKING:  # pragma: no cover
+    import tf_keras
+
 __all__ = ['Preprocessing', 'preprocess', 'preprocess_batch', 'resize_frame', 'normalise_input', 'normalise_labels',
-           'denormalise_labels', 'sidecar_path']
+           'denormalise_labels', 'sidecar_path', 'check_model_input']
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
@@ -143,3 +147,15 @@ def denormalise_labels(pred: np.ndarray) -> np.ndarray:
     lo = np.array([V_RANGE[0], W_RANGE[0]], np.float32)
     hi = np.array([V_RANGE[1], W_RANGE[1]], np.float32)
     return pred * (hi - lo) + lo
+
+
+def check_model_input(model: tf_keras.Model, preprocessing: Preprocessing) -> None:
+    """The model must take what its sidecar's preprocessing makes, or every backend would reject the file:
+    every converter checks this before writing one.
+
+    :raises ConversionError: when it does not.
+    """
+    shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if shape != preprocessing.input_shape:
+        raise ConversionError(f'model {model.name!r} takes input {model.input_shape}, but its preprocessing makes '
+                              f"{'x'.join(map(str, preprocessing.input_shape))}")

@@ -7,6 +7,7 @@ long straights do not teach the model that steering never matters.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
 __all__ = ['TrainConfig', 'TrainResult', 'augment_batch', 'oversample_indices', 'make_sequence', 'train',
-           'split_holdout']
+           'split_holdout', 'add_arguments', 'run']
 
 
 @dataclass(frozen=True)
@@ -206,3 +207,38 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
               'tensorflow': tf.__version__}
     out.with_name(out.name + '.train.json').write_text(json.dumps(report, indent=2) + '\n')
     return result
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet train`` arguments."""
+    p = parser
+    p.add_argument('--data', nargs='+', required=True, help='dataset folders (or folders above them)')
+    p.add_argument('--val', nargs='+', help='validation dataset folders (default: hold out the last 10 %%)')
+    p.add_argument('--out', required=True, help='model file to write (.keras)')
+    p.add_argument('--arch', default='pilotnet', choices=['pilotnet', 'pilotnet-nvidia'],
+                   help="architecture (default: pilotnet, the seed's 17 M-parameter model)")
+    p.add_argument('--head-units', type=int, help='width of the first dense layer (default: the architecture\'s)')
+    p.add_argument('--epochs', type=int, default=8, help='maximum epochs (default: 8; early stopping)')
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
+    p.add_argument('--patience', type=int, default=3, help='early-stopping patience in epochs (default: 3)')
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--no-crop', action='store_true', help='use the whole frame, not rows 240:480')
+    p.add_argument('--normalisation', default='none', choices=['none', 'unit', 'imagenet'],
+                   help='input normalisation outside the model (default: none; the model has its own)')
+    p.add_argument('--limit', type=int, help='use only the first N frames of each folder (quick trials)')
+    p.add_argument('--allow-test-data', action='store_true', help='allow training on test-split folders')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress bar)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet train``: train, write the model and its preprocessing sidecar, print the summary."""
+    from pilotnet_optimized.evaluate.report import print_mapping
+    prep = Preprocessing(crop_top=None if args.no_crop else 240, normalisation=args.normalisation)
+    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                      patience=args.patience, seed=args.seed, head_units=args.head_units, preprocessing=prep)
+    result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
+                   verbose=0 if args.json else 1, limit_per_folder=args.limit)
+    print_mapping({k: v for k, v in result.__dict__.items() if k != 'history'}, args.json)
+    return 0

@@ -1,8 +1,9 @@
 """``pilotnet bench-latency``: image-to-Twist latency through the real graph, per model and DDS transport.
 
-For each model, the real inference node is started as a process (``python -m ...inference_node --ros-args``, as
-:mod:`.runner` starts it) in a private ROS domain, with the transport asked for (default: the graph's own,
-:func:`~.graph.graph_env`). A driver node in this process, created before the inference node starts, publishes a
+For each model, the real inference node is started as a process (the graph's own ``inference_node``
+:class:`~.graph.NodeSpec` from :func:`~.graph.describe_graph`, started and stopped by :mod:`.process` as
+:mod:`.runner` does) in a private ROS domain, with the transport asked for (default: the graph's own,
+:func:`~.dds.graph_env`). A driver node in this process, created before the inference node starts, publishes a
 rendered 640x480 rgb8 camera frame on the camera topic (best effort, :data:`~.qos.CAMERA`) stamped with the system
 clock, one at a time: the next frame goes out only after the stamped answer (``/cmd_vel_stamped``) and the node's
 ``~/timing`` sample for this frame arrived, or after ``frame_timeout``, so nothing queues. Per frame:
@@ -15,8 +16,9 @@ The node reads its clock for ``end_to_end_ms`` just after it has published the c
 back is quicker than that last bit of the node's callback (or the node is descheduled there), one frame's round
 trip can be a little shorter than its node end-to-end; both are on the system clock of one machine.
 
-Raw inference is timed in this process after the node has stopped: the same model, backend and threads, with
-``predict_normalised`` on the preprocessed frames, as many calls as frames. The node's overhead is node end-to-end
+Raw inference is timed in this process after the node has stopped (:func:`~pilotnet_optimized.backends.timing.
+time_each`): the same model, backend and threads, with ``predict_normalised`` on the preprocessed frames, as many
+calls as frames. The node's overhead is node end-to-end
 p50 minus raw inference p50; the target is at most :data:`TARGET_OVERHEAD_MS`.
 
 Importing this module imports nothing from ROS (``pilotnet --help`` builds its arguments); the run does.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,31 +45,34 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DDS_VARS, DEFAULT_MODELS_DIR, PROJECT_TRANSPORT, NodeSpec,
-                                            config_dir, dds_env, free_ros_domain, resolve_model)
+from pilotnet_optimized.backends import BACKEND_CHOICES
+from pilotnet_optimized.backends.timing import percentiles, time_each
+from pilotnet_optimized.errors import PilotnetError, one_line
+from pilotnet_optimized.evaluate.report import Column, format_cell, machine_description, markdown_table, versions
+from pilotnet_optimized.nodes import topics
+from pilotnet_optimized.nodes.dds import (BUILTIN_TRANSPORTS_VAR, DDS_VARS, PROJECT_TRANSPORT, apply_env, dds_env,
+                                          free_ros_domain)
+from pilotnet_optimized.nodes.graph import describe_graph
+from pilotnet_optimized.nodes.process import NodeProcess
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, split_names
 
-__all__ = ['TRANSPORTS', 'TARGET_OVERHEAD_MS', 'LatencyRow', 'add_arguments', 'bench_latency', 'cmd_bench_latency',
-           'default_models', 'markdown_table', 'parse_transports']
+__all__ = ['EXAMPLE', 'TRANSPORTS', 'TARGET_OVERHEAD_MS', 'LatencyRow', 'COLUMNS', 'add_arguments', 'bench_latency',
+           'run', 'default_models', 'latency_table', 'parse_transports']
 
-#: Transport settings (:func:`~.graph.dds_env`): the project's profile (``SHM_LARGE``), Fast DDS's own default
+#: Transport settings (:func:`~.dds.dds_env`): the project's profile (``SHM_LARGE``), Fast DDS's own default
 #: (``DEFAULT``: nothing set), or a ``FASTDDS_BUILTIN_TRANSPORTS`` mode.
 TRANSPORTS = (PROJECT_TRANSPORT, 'LARGE_DATA', 'DEFAULT', 'SHM', 'UDPv4', 'UDPv6', 'LARGE_DATAv6')
-TRANSPORT_VAR = 'FASTDDS_BUILTIN_TRANSPORTS'
 #: The issue's bar: node end-to-end p50 at most this much above raw inference p50.
 TARGET_OVERHEAD_MS = 1.0
 #: Default models, looked up in ``--models-dir``: these names, then the first ONNX and the first Keras/SavedModel.
 DEFAULT_NAMES = ('baseline', 'dynamic', 'int8')
-NODE_NAME = 'inference_node'
-IMAGE_TOPIC = '/cam_f1_left/image_raw'
-STAMPED_TOPIC = '/cmd_vel_stamped'
-KILL_AFTER_TERM_S = 2.0
 EXAMPLE = 'pilotnet bench-latency --models baseline,dynamic,int8 --frames 300 --transports SHM_LARGE,DEFAULT'
 
 
 @dataclass
 class LatencyRow:
-    """One model under one transport: latencies in ms (p50/p90/p99), or the error that stopped it."""
+    """One model under one transport: latencies in ms (p50/p90/p99), or the error that stopped it (``status``
+    ``'failed'``)."""
 
     model: str
     transport: str
@@ -153,61 +159,11 @@ def render_frames(count: int = 8, circuit: str = 'simple') -> list[np.ndarray]:
 def _transport(transport: str) -> Iterator[None]:
     """Set the DDS variables in this process (Fast DDS reads them when a participant is created)."""
     saved = {k: os.environ.get(k) for k in DDS_VARS}
-    _apply(os.environ, dds_env(transport))
+    apply_env(os.environ, dds_env(transport))
     try:
         yield
     finally:
-        _apply(os.environ, saved)
-
-
-def _apply(environ: Any, values: dict[str, str | None]) -> None:
-    for key, value in values.items():
-        if value is None:
-            environ.pop(key, None)
-        else:
-            environ[key] = value
-
-
-# -- the inference node as a process ---------------------------------------------------------------------------------
-class _NodeProcess:
-    """The inference node, started like the runner starts it; its output collected in the background."""
-
-    def __init__(self, spec: NodeSpec, domain: int, transport: str) -> None:
-        env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'PYTHONUNBUFFERED': '1'}
-        _apply(env, dds_env(transport))
-        self.proc = subprocess.Popen(spec.command(sys.executable), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True,
-                                     errors='replace')
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def error_line(self) -> str:
-        """Why the node stopped: its one-line startup error, else its last line, else the exit code."""
-        self._reader.join(timeout=2.0)
-        prefix = f'{NODE_NAME}: error: '
-        for line in reversed(self.lines):
-            if line.startswith(prefix):
-                return line[len(prefix):]
-        last = next((line.strip() for line in reversed(self.lines) if line.strip()), '')
-        return f'inference node exited with code {self.proc.poll()}' + (f': {last}' if last else '')
-
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGINT (the node publishes its final zero), then SIGTERM, then SIGKILL; returns the exit code."""
-        for sig, wait_s in ((signal.SIGINT, timeout), (signal.SIGTERM, KILL_AFTER_TERM_S), (signal.SIGKILL, 5.0)):
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)  # its own process group: a terminal's Ctrl-C does not reach it
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=wait_s)
-        self._reader.join(timeout=2.0)
-        return self.proc.poll()
+        apply_env(os.environ, saved)
 
 
 # -- the driver node in this process ---------------------------------------------------------------------------------
@@ -232,11 +188,11 @@ class _Driver:
         self.node = rclpy.create_node('bench_latency_driver', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, qos.CAMERA)
-        self._serializer = ImageSerializer(frame_id='cam_f1_left')
-        self.node.create_subscription(TwistStamped, STAMPED_TOPIC, self._on_answer, qos.COMMAND)
-        self.node.create_subscription(Float64MultiArray, f'/{NODE_NAME}/timing', self._on_timing, qos.TIMING)
-        self.node.create_subscription(String, f'/{NODE_NAME}/status', self._on_status, qos.STATUS)
+        self.image_pub = self.node.create_publisher(Image, topics.CAMERA, qos.CAMERA)
+        self._serializer = ImageSerializer(frame_id=topics.CAMERA_FRAME)
+        self.node.create_subscription(TwistStamped, topics.STAMPED_COMMAND, self._on_answer, qos.COMMAND)
+        self.node.create_subscription(Float64MultiArray, topics.INFERENCE_TIMING, self._on_timing, qos.TIMING)
+        self.node.create_subscription(String, topics.INFERENCE_STATUS, self._on_status, qos.STATUS)
         self.status: list[dict] = []
         self._expect: tuple[int, int] = (-1, -1)
         self._answer_ns: int | None = None
@@ -259,7 +215,7 @@ class _Driver:
     def spin(self, seconds: float) -> None:
         self.executor.spin_once(timeout_sec=seconds)
 
-    def wait_ready(self, node: _NodeProcess, timeout: float) -> dict:
+    def wait_ready(self, node: NodeProcess, timeout: float) -> dict:
         """Until the node has loaded its model and both directions are discovered: the camera publisher matched
         to its subscription and its stamped-command publisher seen. Returns the node's ``model_loaded`` event.
 
@@ -269,13 +225,14 @@ class _Driver:
         while True:
             loaded = next((e for e in self.status if e.get('event') == 'model_loaded'), None)
             seen = {'model loaded (~/status)': loaded is not None,
-                    f'camera subscription matched ({IMAGE_TOPIC})': self.image_pub.get_subscription_count() > 0,
-                    f'stamped command publisher seen ({STAMPED_TOPIC})': self.node.count_publishers(STAMPED_TOPIC) > 0,
-                    'timing publisher seen': self.node.count_publishers(f'/{NODE_NAME}/timing') > 0}
+                    f'camera subscription matched ({topics.CAMERA})': self.image_pub.get_subscription_count() > 0,
+                    f'stamped command publisher seen ({topics.STAMPED_COMMAND})':
+                        self.node.count_publishers(topics.STAMPED_COMMAND) > 0,
+                    'timing publisher seen': self.node.count_publishers(topics.INFERENCE_TIMING) > 0}
             if all(seen.values()):
                 assert loaded is not None
                 return loaded
-            if node.proc.poll() is not None:
+            if node.poll() is not None:
                 raise PilotnetError(node.error_line())
             if time.monotonic() > deadline:
                 missing = ', '.join(k for k, ok in seen.items() if not ok)
@@ -310,11 +267,10 @@ class _Driver:
 
 
 # -- one row ---------------------------------------------------------------------------------------------------------
-def _pcts(values: Sequence[float]) -> tuple[float, float, float] | tuple[None, None, None]:
-    if len(values) == 0:
-        return None, None, None
-    p50, p90, p99 = np.percentile(np.asarray(values, float), [50, 90, 99])
-    return round(float(p50), 4), round(float(p90), 4), round(float(p99), 4)
+def _put(row: LatencyRow, values: Sequence[float] | np.ndarray, stage: str, which: Sequence[int] = (50,)) -> None:
+    """Set the row's ``<stage>_p<q>_ms`` fields from the samples (``None`` without any)."""
+    for key, value in percentiles(values, which, prefix=f'{stage}_', digits=4).items():
+        setattr(row, key, value)
 
 
 def _raw_inference(path: str, backend: str, threads: int, frames: list[np.ndarray], calls: int,
@@ -325,15 +281,9 @@ def _raw_inference(path: str, backend: str, threads: int, frames: list[np.ndarra
 
     with load_backend(path, backend, num_threads=threads) as model:
         inputs = [preprocess(f, model.preprocessing)[None] for f in frames]
-        for i in range(warmup):
-            model.predict_normalised(inputs[i % len(inputs)])
-        times = np.empty(calls)
-        for i in range(calls):
-            x = inputs[i % len(inputs)]
-            t = time.perf_counter()
-            model.predict_normalised(x)
-            times[i] = time.perf_counter() - t
-        return times * 1e3, model.describe()
+        times = time_each(model.predict_normalised, [inputs[i % len(inputs)] for i in range(calls)],
+                          warmup=[inputs[i % len(inputs)] for i in range(warmup)])
+        return times, model.describe()
 
 
 def bench_model(model: str, transport: str, frames_rgb: list[np.ndarray], *, frames: int = 300,
@@ -347,27 +297,29 @@ def bench_model(model: str, transport: str, frames_rgb: list[np.ndarray], *, fra
     row = LatencyRow(model=model, transport=transport, threads=threads)
     try:
         path = str(resolve_model(model, models_dir))
+        graph = describe_graph({'model': path, 'models_dir': models_dir, 'backend': backend, 'num_threads': threads})
     except PilotnetError as err:
-        row.status, row.error = 'error', str(err)
+        row.status, row.error = 'failed', one_line(err)
         return row
     row.path = path
     label = f'{Path(path).name} ({transport})'
     domain = free_ros_domain() if domain is None else domain
-    config = config_dir() / f'{NODE_NAME}.yaml'
-    spec = NodeSpec(name=NODE_NAME, executable=NODE_NAME, module=f'pilotnet_optimized.nodes.{NODE_NAME}',
-                    param_files=(str(config),) if config.is_file() else (),
-                    parameters={'model_path': path, 'models_dir': models_dir, 'backend': backend,
-                                'num_threads': threads})
+    spec = next(s for s in graph if s.name == topics.INFERENCE_NODE)
+    # The graph's inference node, but on the system clock (the driver stamps frames with it, and nothing publishes
+    # /clock) and with this benchmark's transport (in the environment below) instead of the graph's.
+    spec = dataclasses.replace(spec, parameters={**spec.parameters, 'use_sim_time': False}, env={})
+    env = {**os.environ, 'ROS_DOMAIN_ID': str(domain)}
+    apply_env(env, dds_env(transport))
     round_trips: list[float] = []
     timings: list[list[float]] = []
     paired: list[tuple[float, float, float]] = []   # (round trip, node e2e, node callback) of one frame
     with _transport(transport):
         driver = _Driver(domain)  # exists before the node starts (simultaneous participants can miss each other)
-        node: _NodeProcess | None = None
+        node: NodeProcess | None = None
         try:
             t0 = time.perf_counter()
-            node = _NodeProcess(spec, domain, transport)
-            say(f'{label}: started {NODE_NAME} (pid {node.proc.pid}, domain {domain})')
+            node = NodeProcess(spec, env=env)
+            say(f'{label}: started {spec.name} (pid {node.pid}, domain {domain})')
             loaded = driver.wait_ready(node, start_timeout)
             row.start_s = round(time.perf_counter() - t0, 2)
             row.backend, row.precision = loaded.get('backend'), loaded.get('precision')
@@ -382,7 +334,7 @@ def bench_model(model: str, transport: str, frames_rgb: list[np.ndarray], *, fra
                 rt, timing = driver.frame(frames_rgb[i % len(frames_rgb)], frame_timeout)
                 if rt is None:
                     row.lost += 1
-                    if node.proc.poll() is not None:
+                    if node.poll() is not None:
                         raise PilotnetError(node.error_line())
                     continue
                 round_trips.append(rt)
@@ -390,7 +342,7 @@ def bench_model(model: str, transport: str, frames_rgb: list[np.ndarray], *, fra
                     timings.append(timing)
                     paired.append((rt, timing[1], timing[3]))
         except PilotnetError as err:
-            row.status, row.error = 'error', ' '.join(str(err).split())
+            row.status, row.error = 'failed', one_line(err)
         finally:
             if node is not None:
                 node.stop()
@@ -400,38 +352,34 @@ def bench_model(model: str, transport: str, frames_rgb: list[np.ndarray], *, fra
         say(f'{label}: error: {row.error}')
         return row
     if not round_trips:
-        row.status, row.error = 'error', f'no answer to any of {frames} frames within {frame_timeout:g} s each'
+        row.status, row.error = 'failed', f'no answer to any of {frames} frames within {frame_timeout:g} s each'
         say(f'{label}: error: {row.error}')
         return row
     try:
         raw, info = _raw_inference(path, backend, threads, frames_rgb, max(frames, 1), warmup)
     except PilotnetError as err:
-        row.status, row.error = 'error', f'raw inference: {err}'
+        row.status, row.error = 'failed', f'raw inference: {one_line(err)}'
         say(f'{label}: error: {row.error}')
         return row
     row.backend, row.precision = info['backend'], info['precision']
-    row.raw_p50_ms, row.raw_p90_ms, row.raw_p99_ms = _pcts(raw)
-    row.round_trip_p50_ms, row.round_trip_p90_ms, row.round_trip_p99_ms = _pcts(round_trips)
+    _put(row, raw, 'raw', (50, 90, 99))
+    _put(row, round_trips, 'round_trip', (50, 90, 99))
     if timings:
         t = np.asarray(timings)
-        row.node_inference_p50_ms, _, row.node_inference_p99_ms = _pcts(t[:, 0])
-        row.node_e2e_p50_ms, row.node_e2e_p90_ms, row.node_e2e_p99_ms = _pcts(t[:, 1])
-        row.node_preprocess_p50_ms = _pcts(t[:, 2])[0]
-        row.node_callback_p50_ms = _pcts(t[:, 3])[0]
+        _put(row, t[:, 0], 'node_inference', (50, 99))
+        _put(row, t[:, 1], 'node_e2e', (50, 90, 99))
+        _put(row, t[:, 2], 'node_preprocess')
+        _put(row, t[:, 3], 'node_callback')
         p = np.asarray(paired)
-        row.camera_hop_p50_ms = _pcts(p[:, 1] - p[:, 2])[0]
-        row.return_hop_p50_ms = _pcts(p[:, 0] - p[:, 1])[0]
+        _put(row, p[:, 1] - p[:, 2], 'camera_hop')
+        _put(row, p[:, 0] - p[:, 1], 'return_hop')
         assert row.node_e2e_p50_ms is not None and row.raw_p50_ms is not None
         row.overhead_ms = round(row.node_e2e_p50_ms - row.raw_p50_ms, 4)
         row.target_met = row.overhead_ms <= TARGET_OVERHEAD_MS
     say(f'{label}: round trip p50 {row.round_trip_p50_ms:.3f} ms, node stamp->publish p50 '
-        f'{_num(row.node_e2e_p50_ms)} ms, raw inference p50 {row.raw_p50_ms:.3f} ms, overhead '
-        f'{_num(row.overhead_ms)} ms' + (f', {row.lost} lost' if row.lost else ''))
+        f"{format_cell(row.node_e2e_p50_ms, '{:.3f}')} ms, raw inference p50 {row.raw_p50_ms:.3f} ms, overhead "
+        f"{format_cell(row.overhead_ms, '{:.3f}')} ms" + (f', {row.lost} lost' if row.lost else ''))
     return row
-
-
-def _num(value: float | None) -> str:
-    return '-' if value is None else f'{value:.3f}'
 
 
 # -- the whole benchmark ---------------------------------------------------------------------------------------------
@@ -466,7 +414,6 @@ def bench_latency(models: Sequence[str], transports: Sequence[str] = (PROJECT_TR
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, old)
-    from pilotnet_optimized.sim.bench import machine_description
     h, w = frames_rgb[0].shape[:2]
     return {
         'benchmark': 'bench-latency',
@@ -477,7 +424,7 @@ def bench_latency(models: Sequence[str], transports: Sequence[str] = (PROJECT_TR
         'machine': machine_description(),
         'load_average': load,
         'python': platform.python_version(),
-        'versions': _versions(),
+        'versions': versions(),
         'rmw': os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp (default)'),
         'image': f'{w}x{h} rgb8, rendered by the built-in simulator (simple circuit, {len(frames_rgb)} views)',
         'frames': frames,
@@ -497,42 +444,43 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for dist in ('ros-rclpy', 'ai-edge-litert', 'onnxruntime', 'tensorflow', 'numpy', 'opencv-python-headless'):
-        with contextlib.suppress(PackageNotFoundError):
-            out[dist] = version(dist)
-    return out
-
-
 # -- output ----------------------------------------------------------------------------------------------------------
-def _trio(row: dict, prefix: str) -> str:
-    values = [row.get(f'{prefix}_{p}_ms') for p in ('p50', 'p90', 'p99')]
-    return '-' if values[0] is None else ' / '.join(f'{v:.2f}' for v in values)
+#: The table's columns, over the cells of :func:`_cells` (p50 / p90 / p99 in one cell).
+COLUMNS = (
+    Column('model', 'name'), Column('transport', 'transport'), Column('backend', 'backend'),
+    Column('precision', 'precision'), Column('frames', 'frames'), Column('raw inference ms', 'raw'),
+    Column('node inference p50 ms', 'node_inference_p50_ms', '{:.3f}'), Column('node stamp->publish ms', 'node_e2e'),
+    Column('round trip ms', 'round_trip'), Column('overhead ms', 'overhead_ms', '{:.3f}'),
+    Column(f'<= {TARGET_OVERHEAD_MS:g} ms', 'target'), Column('status', 'status'),
+)
 
 
-def markdown_table(report: dict) -> str:
+def _trio(row: Mapping[str, Any], stage: str) -> str | None:
+    values = [row.get(f'{stage}_{p}_ms') for p in ('p50', 'p90', 'p99')]
+    return None if values[0] is None else ' / '.join(f'{v:.2f}' for v in values)
+
+
+def _cells(r: Mapping[str, Any]) -> dict[str, Any]:
+    """One report row as the table shows it."""
+    ok = r['status'] == 'ok'
+    return {**r, 'name': Path(r['path']).name if r['path'] else r['model'],
+            'backend': r['backend'] or None, 'precision': r['precision'] or None,
+            'frames': None if not ok else str(r['frames']) + (f" ({r['lost']} lost)" if r['lost'] else ''),
+            'raw': _trio(r, 'raw'), 'node_e2e': _trio(r, 'node_e2e'), 'round_trip': _trio(r, 'round_trip'),
+            'target': None if r['target_met'] is None else ('yes' if r['target_met'] else 'no'),
+            'status': 'ok' if ok else f"{r['status']}: {r['error']}"}
+
+
+def latency_table(report: Mapping[str, Any]) -> str:
     """The report's rows as a Markdown table (p50 / p90 / p99 in one cell)."""
-    header = ['model', 'transport', 'backend', 'precision', 'frames', 'raw inference ms', 'node inference p50 ms',
-              'node stamp->publish ms', 'round trip ms', 'overhead ms', f'<= {TARGET_OVERHEAD_MS:g} ms', 'status']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for r in report['rows']:
-        frames = '-' if r['status'] != 'ok' else str(r['frames']) + (f" ({r['lost']} lost)" if r['lost'] else '')
-        met = '-' if r['target_met'] is None else ('yes' if r['target_met'] else 'no')
-        status = 'ok' if r['status'] == 'ok' else f"error: {r['error']}"
-        cells = [Path(r['path']).name if r['path'] else r['model'], r['transport'], r['backend'] or '-',
-                 r['precision'] or '-', frames, _trio(r, 'raw'), _num(r['node_inference_p50_ms']),
-                 _trio(r, 'node_e2e'), _trio(r, 'round_trip'), _num(r['overhead_ms']), met,
-                 status.replace('|', '/')]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+    return markdown_table([_cells(r) for r in report['rows']], COLUMNS)
 
 
 # -- command line ----------------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``pilotnet bench-latency`` arguments."""
-    parser.add_argument('--models', help='comma-separated model files or names looked up in --models-dir (default: '
+    parser.add_argument('--models', nargs='+', metavar='MODEL',
+                        help='model files or names looked up in --models-dir, comma- or space-separated (default: '
                         'baseline, dynamic, int8, the first .onnx and the first .keras/SavedModel there)')
     parser.add_argument('--models-dir', default=DEFAULT_MODELS_DIR,
                         help=f'folder where model names are looked up (default: {DEFAULT_MODELS_DIR})')
@@ -544,7 +492,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--transports', default=PROJECT_TRANSPORT, metavar='T1,T2',
                         help='DDS transport settings to run each model under, for the node and this process alike: '
                         f"{', '.join(TRANSPORTS)} ({PROJECT_TRANSPORT}: config/fastdds_shm.xml, what the graph uses; "
-                        f'DEFAULT: Fast DDS\'s own; the others: {TRANSPORT_VAR} modes) (default: {PROJECT_TRANSPORT})')
+                        f'DEFAULT: Fast DDS\'s own; the others: {BUILTIN_TRANSPORTS_VAR} modes) '
+                        f'(default: {PROJECT_TRANSPORT})')
     parser.add_argument('--frame-timeout', type=float, default=0.5, metavar='S',
                         help='seconds to wait for the answer to one frame before it counts as lost and the next '
                         'goes out (default: 0.5)')
@@ -586,10 +535,9 @@ def _one_process_per_transport(args: argparse.Namespace, models: Sequence[str], 
     return merged
 
 
-def cmd_bench_latency(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print the table (or JSON). Exit code 0 when at least one model ran, else 1."""
-    models = [m.strip() for m in args.models.split(',') if m.strip()] if args.models else \
-        default_models(args.models_dir)
+    models = split_names(args.models) if args.models else default_models(args.models_dir)
     transports = parse_transports(args.transports)
     if args.threads < 1:
         raise PilotnetError(f'--threads must be at least 1, not {args.threads}')
@@ -606,6 +554,6 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         print(f"{report['machine']}, load average {' '.join(str(x) for x in report['load_average'])}; "
               f"{report['image']}; {report['frames']} frames after {report['warmup']} warm-up, one at a time; "
               f"{report['threads']} thread(s); {report['rmw']}")
-        print(markdown_table(report))
+        print(latency_table(report))
         print(f"target: {report['target']}")
     return 0 if any(r['status'] == 'ok' for r in report['rows']) else 1

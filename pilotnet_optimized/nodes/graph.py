@@ -14,11 +14,6 @@ Model names (``model:=drq``) are looked up in ``models_dir`` by :func:`pilotnet_
 from __future__ import annotations
 
 import difflib
-import os
-import random
-import re
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,28 +22,16 @@ from typing import Any
 
 from pilotnet_optimized.backends import BACKEND_CHOICES
 from pilotnet_optimized.errors import ModelError, PilotnetError
+from pilotnet_optimized.nodes.dds import DDS_VARS, config_dir, graph_env
+from pilotnet_optimized.nodes.topics import INFERENCE_NODE
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
-__all__ = ['PACKAGE', 'ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'DDS_VARS', 'PROJECT_TRANSPORT',
-           'dds_env', 'graph_env', 'DEFAULT_MODELS_DIR', 'DEFAULT_OUTPUT_DIR', 'parse_arguments', 'describe_graph',
-           'resolve_model', 'resolve_output_dir',
-           'output_dir_of', 'free_ros_domain', 'config_dir', 'ros_arg_value', 'ros_text', 'ParamSpec',
-           'declare_parameters', 'drain_node']
+__all__ = ['ARGUMENTS', 'LaunchArgument', 'GraphArgs', 'NodeSpec', 'DEFAULT_OUTPUT_DIR', 'SIM_CHOICES',
+           'parse_arguments', 'describe_graph', 'resolve_output_dir', 'output_dir_of', 'ros_arg_value', 'ros_text']
 
-PACKAGE = 'pilotnet_optimized'
 #: Where a run's outputs go (metrics.json, metrics.md, the bag): ``{time}`` becomes the UTC start time.
 DEFAULT_OUTPUT_DIR = 'runs/{time}'
 SIM_CHOICES = ('builtin', 'gazebo')
-
-#: The environment variables that choose Fast DDS's transports: a builtin mode, or an XML profile (Fast DDS 3 reads
-#: the first profile variable, Fast DDS 2 / Humble the second). If a user sets any of them, theirs win, all of them.
-DDS_VARS = ('FASTDDS_BUILTIN_TRANSPORTS', 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
-#: The transport setting of the nodes this project starts: ``config/fastdds_shm.xml``, shared memory with segments
-#: that hold whole camera frames, and UDP for discovery. Fast DDS's default shared-memory segment (512 KB) is
-#: smaller than one 640x480 frame (fragmented, and best effort loses many); the LARGE_DATA builtin mode (TCP and
-#: shared memory) is as fast, but two of its participants now and then never matched (2 pairs in 108 here, none
-#: in 40 with the profile), which left a simulator waiting for a brain that was running.
-PROJECT_TRANSPORT = 'SHM_LARGE'
 
 
 @dataclass(frozen=True)
@@ -63,7 +46,7 @@ class LaunchArgument:
 
 ARGUMENTS: dict[str, LaunchArgument] = {a.name: a for a in (
     LaunchArgument('model', '', 'model to drive with: a file (.tflite, .onnx, .keras, .engine), a SavedModel folder, '
-                   'or a name looked up in models_dir (drq -> models/optimized/drq.tflite)'),
+                   f'or a name looked up in models_dir (drq -> {DEFAULT_MODELS_DIR}/drq.tflite)'),
     LaunchArgument('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up'),
     LaunchArgument('backend', 'auto', 'inference runtime; auto picks it from the model file', BACKEND_CHOICES),
     LaunchArgument('num_threads', '1', 'CPU threads for one inference (1..64)'),
@@ -146,96 +129,6 @@ class NodeSpec:
     def command(self, python: str) -> list[str]:
         """The command line that starts this node with the interpreter ``python``."""
         return [python, '-m', self.module, *self.ros_args()]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One node parameter as plain data: declared by :func:`declare_parameters`, checked against ``config/*.yaml``.
-
-    :param choices: allowed string values (ROS descriptors have no such field: the node checks them when set).
-    :param int_range: ``(low, high)`` inclusive, enforced by rclpy.
-    :param float_range: ``(low, high)`` inclusive, enforced by rclpy.
-    :param read_only: fixed after start (topics and the simulated world: changing them live would mean rebuilding
-        subscriptions or the run).
-    """
-
-    name: str
-    default: Any
-    description: str
-    choices: tuple[str, ...] | None = None
-    int_range: tuple[int, int] | None = None
-    float_range: tuple[float, float] | None = None
-    read_only: bool = False
-
-
-def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> None:
-    """Declare ``specs`` on an rclpy ``node`` with descriptors (description, ranges, read-only)."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-    for spec in specs:
-        text = spec.description + (f" (one of: {', '.join(spec.choices)})" if spec.choices else '')
-        descriptor = ParameterDescriptor(description=text, read_only=spec.read_only)
-        if spec.int_range is not None:
-            descriptor.integer_range = [IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)]
-        if spec.float_range is not None:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.float_range[0]),
-                                                                  to_value=float(spec.float_range[1]), step=0.0)]
-        node.declare_parameter(spec.name, spec.default, descriptor)
-
-
-def drain_node(node: Any, seconds: float = 0.5, idle_s: float = 0.1) -> None:
-    """Run the callbacks of messages that have arrived but not been taken yet, on the node's executor: at most
-    ``seconds``, and stop once nothing came for ``idle_s`` (a node's last words before it stops: the end event that
-    arrived with the SIGINT, the last frames for a bag)."""
-    import time
-
-    executor = getattr(node, 'executor', None)
-    if executor is None:
-        return
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        start = time.monotonic()
-        executor.spin_once(timeout_sec=idle_s)
-        if time.monotonic() - start >= idle_s * 0.9:
-            return   # nothing was waiting
-
-
-def config_dir() -> Path:
-    """The ``config/`` folder: the source tree's (a checkout, editable installs), the one ``pip install .`` put in
-    ``<prefix>/share/pilotnet_optimized``, or the ament share folder of a colcon install."""
-    for here in (Path(__file__).resolve().parents[2] / 'config', Path(sys.prefix) / 'share' / PACKAGE / 'config'):
-        if here.is_dir():
-            return here
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            return Path(get_package_share_directory(PACKAGE)) / 'config'
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    raise PilotnetError(f'cannot find the config folder of {PACKAGE} (not in the source tree, and the package is not '
-                        'installed in an ament prefix: source install/setup.bash)')
-
-
-def dds_env(transport: str = PROJECT_TRANSPORT) -> dict[str, str | None]:
-    """The :data:`DDS_VARS` for a transport setting (``None``: unset): ``'SHM_LARGE'`` (the project's profile),
-    ``'DEFAULT'`` (Fast DDS's own default), or a ``FASTDDS_BUILTIN_TRANSPORTS`` mode (``'LARGE_DATA'``, ``'SHM'``,
-    ``'UDPv4'``...)."""
-    unset: dict[str, str | None] = dict.fromkeys(DDS_VARS)
-    if transport == 'DEFAULT':
-        return unset
-    if transport == PROJECT_TRANSPORT:
-        profile = str(config_dir() / 'fastdds_shm.xml')
-        # Fast DDS 3 (Jazzy, Kilted) reads this one; Humble's Fast DDS 2 reads FASTRTPS_DEFAULT_PROFILES_FILE, which
-        # Kilted's rmw warns about on every start: Humble users set that one to the same file (README).
-        return {**unset, 'FASTDDS_DEFAULT_PROFILES_FILE': profile}
-    return {**unset, 'FASTDDS_BUILTIN_TRANSPORTS': transport}
-
-
-def graph_env() -> dict[str, str]:
-    """The environment every node of the graph gets (unless the user has a DDS setting of their own)."""
-    return {k: v for k, v in dds_env().items() if v is not None}
 
 
 def ros_arg_value(value: Any) -> str:
@@ -350,8 +243,8 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
                         'wait_for_observers': observers},
             env=graph_env(), ends_run=True, end_codes=(3,)))
     specs.append(NodeSpec(
-        name='inference_node', executable='inference_node', module='pilotnet_optimized.nodes.inference_node',
-        param_files=_files(config, 'inference_node'),
+        name=INFERENCE_NODE, executable=INFERENCE_NODE, module=f'pilotnet_optimized.nodes.{INFERENCE_NODE}',
+        param_files=_files(config, INFERENCE_NODE),
         # Both simulators publish /clock: stamps, timing and logs are in simulated time.
         parameters={'model_path': model, 'models_dir': a.models_dir, 'backend': a.backend,
                     'num_threads': a.num_threads, 'use_sim_time': True},
@@ -392,23 +285,6 @@ def output_dir_of(specs: list[NodeSpec]) -> str | None:
         if 'output_dir' in spec.parameters:
             return str(spec.parameters['output_dir'])
     return None
-
-
-def free_ros_domain() -> int:
-    """A random ROS domain (1..101, the range whose ports are safe on Linux) that no Fast DDS shared-memory port
-    file in /dev/shm belongs to: a process killed on a domain leaves its ports behind, and their ghost slows down
-    or blocks discovery there for seconds (seen here). For private graphs: benchmarks and tests.
-
-    ``PILOTNET_ROS_DOMAIN`` forces one (to rerun a failure on the domain it happened on)."""
-    if os.environ.get('PILOTNET_ROS_DOMAIN'):
-        return int(os.environ['PILOTNET_ROS_DOMAIN'])
-    used = set()
-    for path in Path('/dev/shm').glob('fastdds_port*'):
-        match = re.match(r'fastdds_port(\d+)', path.name)
-        if match:
-            used.add((int(match.group(1)) - 7400) // 250)  # port = 7400 + 250 * domain + offset (< 250)
-    free = [d for d in range(1, 102) if d not in used] or list(range(1, 102))
-    return random.Random(os.getpid() ^ time.time_ns()).choice(free)
 
 
 def _files(config: Path, node: str) -> tuple[str, ...]:

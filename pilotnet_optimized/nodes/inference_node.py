@@ -52,34 +52,36 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
-from pilotnet_optimized.backends import Backend, load_backend
-from pilotnet_optimized.errors import ImageError, ModelOutputError, PilotnetError
-from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
-from pilotnet_optimized.nodes import qos
-from pilotnet_optimized.nodes.spin import spin_node
-from pilotnet_optimized.nodes.graph import (BACKEND_CHOICES, DEFAULT_MODELS_DIR, ParamSpec, declare_parameters,
-                                            resolve_model)
+from pilotnet_optimized.backends import BACKEND_CHOICES, Backend, load_backend
+from pilotnet_optimized.backends.timing import percentiles, timed_predict
 from pilotnet_optimized.bags.images import image_to_rgb
+from pilotnet_optimized.errors import ImageError, ModelOutputError, one_line
+from pilotnet_optimized.laps.report import TIMING_FIELDS
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
+from pilotnet_optimized.nodes.spin import spin_node
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
 __all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
 
-TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
 WATCHDOG_PERIOD_S = 0.1
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('model_path', '', 'model file or SavedModel folder, or a model name looked up in models_dir; set it '
               'at run time to swap models (loaded in the background; a bad one is refused and this is set back)'),
-    ParamSpec('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up (drq -> <dir>/drq.tflite)'),
+    ParamSpec('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up (drq -> <dir>/drq.tflite); '
+              'a change applies to the next model_path set'),
     ParamSpec('backend', 'auto', 'inference runtime; auto picks it from the model file', choices=BACKEND_CHOICES),
     ParamSpec('num_threads', 1, 'CPU threads for one inference', int_range=(1, 64)),
-    ParamSpec('image_topic', '/cam_f1_left/image_raw', 'camera topic (sensor_msgs/Image, rgb8 or bgr8)',
+    ParamSpec('image_topic', topics.CAMERA, 'camera topic (sensor_msgs/Image, rgb8 or bgr8)',
               read_only=True),
-    ParamSpec('cmd_topic', '/cmd_vel', 'command topic (geometry_msgs/Twist)', read_only=True),
-    ParamSpec('stamped_cmd_topic', '/cmd_vel_stamped', "the same commands as TwistStamped with the answered image's "
-              "stamp, for lock-step simulators ('' = off)", read_only=True),
+    ParamSpec('cmd_topic', topics.COMMAND, 'command topic (geometry_msgs/Twist)', read_only=True),
+    ParamSpec('stamped_cmd_topic', topics.STAMPED_COMMAND, "the same commands as TwistStamped with the answered "
+              "image's stamp, for lock-step simulators ('' = off)", read_only=True),
     ParamSpec('input_timeout', 0.5, 'seconds without a usable image before the watchdog publishes zero commands',
               float_range=(0.05, 60.0)),
-    ParamSpec('stats_period', 10.0, 'seconds between timing summaries in the log (0 = none)',
+    ParamSpec('stats_period', 10.0, 'seconds between timing summaries in the log (0 = none); a change restarts '
+              'the summary period',
               float_range=(0.0, 3600.0)),
 )
 _RELOAD_KEYS = ('model_path', 'backend', 'num_threads')
@@ -126,16 +128,13 @@ class InferenceNode(Node):
     :raises PilotnetError: when the initial model cannot be loaded, or a parameter has a bad value.
     """
 
-    def __init__(self, node_name: str = 'inference_node', *, loader: Loader = load_model, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = topics.INFERENCE_NODE, *, loader: Loader = load_model, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_parameters(self, PARAMETERS)
-        value = self._param
-        backend = str(value('backend')).strip().lower()
-        if backend not in BACKEND_CHOICES:
-            raise PilotnetError(f"backend '{backend}': choose one of {', '.join(BACKEND_CHOICES)}")
+        declare_parameters(self, PARAMETERS, on_set=self._on_set_parameters)
         self._loader = loader
-        self._input_timeout = float(value('input_timeout'))
-        first = _Request(0, str(value('model_path')), str(value('models_dir')), backend, int(value('num_threads')))
+        self._input_timeout = float(param(self, 'input_timeout'))
+        first = _Request(0, str(param(self, 'model_path')), str(param(self, 'models_dir')),
+                         str(param(self, 'backend')), int(param(self, 'num_threads')))
         self._backend: Backend = loader(str(resolve_model(first.model_path, first.models_dir)), first.backend,
                                         first.num_threads)
         self._active = first
@@ -148,20 +147,19 @@ class InferenceNode(Node):
         self._times: deque[tuple[float, float]] = deque(maxlen=2000)   # (inference_ms, callback_ms)
         self._frames_since_stats = 0
 
-        self._cmd_pub = self.create_publisher(Twist, str(value('cmd_topic')), qos.COMMAND)
-        stamped = str(value('stamped_cmd_topic')).strip()
+        self._cmd_pub = self.create_publisher(Twist, str(param(self, 'cmd_topic')), qos.COMMAND)
+        stamped = str(param(self, 'stamped_cmd_topic')).strip()
         self._stamped_pub = self.create_publisher(TwistStamped, stamped, qos.COMMAND) if stamped else None
-        self._timing_pub = self.create_publisher(Float64MultiArray, '~/timing', qos.TIMING)
-        self._status_pub = self.create_publisher(String, '~/status', qos.STATUS)
-        self._image_sub = self.create_subscription(Image, str(value('image_topic')), self._on_image, qos.CAMERA)
+        self._timing_pub = self.create_publisher(Float64MultiArray, topics.TIMING, qos.TIMING)
+        self._status_pub = self.create_publisher(String, topics.STATUS, qos.STATUS)
+        self._image_sub = self.create_subscription(Image, str(param(self, 'image_topic')), self._on_image, qos.CAMERA)
         # Steady clock: with use_sim_time the ROS clock stops when the simulator does, and so would a watchdog on it.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._watchdog = self.create_timer(WATCHDOG_PERIOD_S, self._on_watchdog, clock=self._steady)
-        period = float(value('stats_period'))
-        self._stats_timer = self.create_timer(period, self._on_stats, clock=self._steady) if period > 0 else None
+        self._stats_timer: Any = None
+        self._set_stats_period(float(param(self, 'stats_period')))
         # Worker threads hand loaded models to the executor thread through this, so the swap happens between frames.
         self._loaded_gc = self.create_guard_condition(self._on_model_loaded)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         info = self._backend.describe()
         self.get_logger().info(f"driving with {info['path']} ({info['backend']}, {info['precision']}, "
@@ -170,32 +168,29 @@ class InferenceNode(Node):
         self._publish_status({'event': 'model_loaded', 'requested': first.model_path, **info, 'load_seconds': None})
 
     # -- parameters and model swaps ------------------------------------------------------------------------------
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
-
     @property
     def backend(self) -> Backend:
         """The model driving now."""
         return self._backend
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Validate a change; start loading a new model in the background when one is asked for."""
+        """Apply a change (its choices are checked already, by :func:`~.params.declare_parameters`): start loading
+        a new model in the background when one is asked for, restart the stats timer, take the new timeout."""
         if self._reverting:
             return SetParametersResult(successful=True)
         changes = {p.name: p.value for p in params}
-        if 'backend' in changes and str(changes['backend']).strip().lower() not in BACKEND_CHOICES:
-            return SetParametersResult(successful=False, reason=f"backend '{changes['backend']}': choose one of "
-                                       f"{', '.join(BACKEND_CHOICES)}")
         if 'model_path' in changes and not str(changes['model_path']).strip():
             return SetParametersResult(successful=False, reason='model_path must not be empty')
         if 'input_timeout' in changes:
             self._input_timeout = float(changes['input_timeout'])
+        if 'stats_period' in changes:
+            self._set_stats_period(float(changes['stats_period']))
         if any(key in changes for key in _RELOAD_KEYS):
-            current = {key: self._param(key) for key in (*_RELOAD_KEYS, 'models_dir')}
+            current = {key: param(self, key) for key in (*_RELOAD_KEYS, 'models_dir')}
             current.update(changes)
             self._generation += 1
             request = _Request(self._generation, str(current['model_path']), str(current['models_dir']),
-                               str(current['backend']).strip().lower(), int(current['num_threads']))
+                               str(current['backend']), int(current['num_threads']))
             self.get_logger().info(f'loading {request.model_path} ({request.backend}, {request.num_threads} '
                                    f'thread(s)) in the background; still driving with {self._active.model_path}')
             threading.Thread(target=self._load_worker, args=(request,), name=f'model-load-{request.generation}',
@@ -239,7 +234,7 @@ class InferenceNode(Node):
                 self._publish_status({'event': 'model_loaded', 'requested': request.model_path, **info,
                                       'load_seconds': round(seconds, 3)})
             else:
-                text = ' '.join(str(error).split()) or type(error).__name__
+                text = one_line(error)
                 self.get_logger().error(f'cannot use model {request.model_path}: {text}; still driving with '
                                         f'{self._active.model_path}')
                 self._publish_status({'event': 'model_error', 'requested': request.model_path, 'error': text,
@@ -269,13 +264,13 @@ class InferenceNode(Node):
         if self._stale:
             self._stale = False
             self.get_logger().info('camera images arriving: driving')
+        converted = time.perf_counter()
         model = self._backend  # read once: a swap lands between frames, never inside one
         try:
-            x = preprocess(rgb, model.preprocessing)
-            t_model = time.perf_counter()
-            out = model.predict_normalised(x[None])[0]
-            t_done = time.perf_counter()
-            v, w = (float(z) for z in denormalise_labels(out))
+            # Backend.predict split into its stages (the one split every benchmark uses): the model call is timed
+            # on its own, as Behavior Metrics times it.
+            out, preprocess_ms, inference_ms = timed_predict(model, rgb)
+            v, w = float(out[0]), float(out[1])
         except ModelOutputError as err:
             self.get_logger().error(f'{err}: publishing a zero command', throttle_duration_sec=1.0)
             self._publish_command(0.0, 0.0, msg)
@@ -289,8 +284,10 @@ class InferenceNode(Node):
         end = time.perf_counter()
         stamp = Time.from_msg(msg.header.stamp, clock_type=self.get_clock().clock_type)
         end_to_end_ms = (self.get_clock().now() - stamp).nanoseconds / 1e6
-        inference_ms, callback_ms = (t_done - t_model) * 1e3, (end - start) * 1e3
-        timing = Float64MultiArray(data=[inference_ms, end_to_end_ms, (t_model - start) * 1e3, callback_ms,
+        callback_ms = (end - start) * 1e3
+        # preprocess_ms: Image message to model input, the conversion to RGB included.
+        preprocess_ms += (converted - start) * 1e3
+        timing = Float64MultiArray(data=[inference_ms, end_to_end_ms, preprocess_ms, callback_ms,
                                          msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9])
         timing.layout.dim = [MultiArrayDimension(label=','.join(TIMING_FIELDS), size=len(TIMING_FIELDS),
                                                  stride=len(TIMING_FIELDS))]
@@ -317,16 +314,26 @@ class InferenceNode(Node):
             self.get_logger().warning(f'no camera image for {self._input_timeout:g} s: publishing zero commands')
         self._publish_command(0.0, 0.0)
 
+    def _set_stats_period(self, period: float) -> None:
+        """(Re)start the stats timer with ``period`` seconds (0: none). The count starts again with it, so that the
+        next summary's frames and Hz are those of one whole new period."""
+        if self._stats_timer is not None:
+            self.destroy_timer(self._stats_timer)
+        self._stats_period = period
+        self._frames_since_stats = 0
+        self._stats_timer = self.create_timer(period, self._on_stats, clock=self._steady) if period > 0 else None
+
     def _on_stats(self) -> None:
         n, self._frames_since_stats = self._frames_since_stats, 0
         if n == 0 or not self._times:
             return
         recent = np.array(list(self._times)[-n:])
-        p50, p99 = np.percentile(recent[:, 0], [50, 99])
-        c50, c99 = np.percentile(recent[:, 1], [50, 99])
-        period = float(self._param('stats_period'))
-        self.get_logger().info(f'{n} frames in {period:g} s ({n / period:.1f} Hz): inference p50 {p50:.2f} ms, '
-                               f'p99 {p99:.2f} ms; image to command p50 {c50:.2f} ms, p99 {c99:.2f} ms')
+        inference = percentiles(recent[:, 0], which=(50, 99))
+        callback = percentiles(recent[:, 1], which=(50, 99))
+        period = self._stats_period
+        self.get_logger().info(f"{n} frames in {period:g} s ({n / period:.1f} Hz): inference p50 "
+                               f"{inference['p50_ms']:.2f} ms, p99 {inference['p99_ms']:.2f} ms; image to command "
+                               f"p50 {callback['p50_ms']:.2f} ms, p99 {callback['p99_ms']:.2f} ms")
 
     # -- shutdown --------------------------------------------------------------------------------------------
     def publish_final_zero(self, timeout_s: float = 1.0) -> None:
@@ -348,7 +355,7 @@ def main(args: list[str] | None = None) -> int:
 
     :returns: 0 after a clean stop, 2 when the node cannot start (one line on stderr says why).
     """
-    return spin_node('inference_node', InferenceNode, args, on_stop=InferenceNode.publish_final_zero)
+    return spin_node(topics.INFERENCE_NODE, InferenceNode, args, on_stop=InferenceNode.publish_final_zero)
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -35,9 +35,10 @@ from std_msgs.msg import Float64MultiArray, String
 
 from pilotnet_optimized.laps import PerfectLap, load_perfect_lap
 from pilotnet_optimized.laps.report import TIMING_FIELDS, RunReport, write_report
-from pilotnet_optimized.nodes import qos
-from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters, drain_node, resolve_output_dir
-from pilotnet_optimized.nodes.spin import spin_node
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.graph import resolve_output_dir
+from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
+from pilotnet_optimized.nodes.spin import drain_node, spin_node
 
 __all__ = ['MetricsNode', 'PARAMETERS', 'main']
 
@@ -52,11 +53,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(Behavior Metrics' lap-<circuit>.bag for a Gazebo world); '' = use circuit", read_only=True),
     ParamSpec('output_dir', '', "folder for metrics.json and metrics.md; {time} becomes the UTC start time; '' = "
               'runs/{time}', read_only=True),
-    ParamSpec('odom_topic', '/odom', 'odometry topic (nav_msgs/Odometry)', read_only=True),
-    ParamSpec('timing_topic', '/inference_node/timing', "the inference node's timing rows", read_only=True),
-    ParamSpec('inference_status_topic', '/inference_node/status', "the inference node's events (model_loaded)",
+    ParamSpec('odom_topic', topics.ODOMETRY, 'odometry topic (nav_msgs/Odometry)', read_only=True),
+    ParamSpec('timing_topic', topics.INFERENCE_TIMING, "the inference node's timing rows", read_only=True),
+    ParamSpec('inference_status_topic', topics.INFERENCE_STATUS, "the inference node's events (model_loaded)",
               read_only=True),
-    ParamSpec('sim_status_topic', '/sim/status', "the simulator's events (end: the run is over; '' = none)",
+    ParamSpec('sim_status_topic', topics.SIM_STATUS, "the simulator's events (end: the run is over; '' = none)",
               read_only=True),
     ParamSpec('progress_period', 1.0, 'seconds between ~/progress messages and log lines (0 = none)',
               float_range=(0.0, 3600.0), read_only=True),
@@ -81,33 +82,30 @@ class MetricsNode(Node):
     def __init__(self, node_name: str = 'metrics_node', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
-        value = self._param
-        circuit = str(value('circuit'))
-        perfect, source = _load_perfect(circuit, str(value('perfect_lap')))
-        self.output_dir = resolve_output_dir(str(value('output_dir')))
+        circuit = str(param(self, 'circuit'))
+        perfect, source = _load_perfect(circuit, str(param(self, 'perfect_lap')))
+        self.output_dir = resolve_output_dir(str(param(self, 'output_dir')))
         self.report = RunReport(perfect, circuit=circuit, perfect_source=source)
         self.written: tuple[Path, Path] | None = None
         self._end_event: dict[str, Any] | None = None
         self._end_seen_at = 0.0
         self._fields = TIMING_FIELDS
 
-        self.create_subscription(Odometry, str(value('odom_topic')), self._on_odom, qos.ODOMETRY)
-        self.create_subscription(Float64MultiArray, str(value('timing_topic')), self._on_timing, qos.TIMING)
-        self.create_subscription(String, str(value('inference_status_topic')), self._on_inference_status, qos.STATUS)
-        sim_status = str(value('sim_status_topic')).strip()
+        self.create_subscription(Odometry, str(param(self, 'odom_topic')), self._on_odom, qos.ODOMETRY)
+        self.create_subscription(Float64MultiArray, str(param(self, 'timing_topic')), self._on_timing, qos.TIMING)
+        self.create_subscription(String, str(param(self, 'inference_status_topic')), self._on_inference_status,
+                                 qos.STATUS)
+        sim_status = str(param(self, 'sim_status_topic')).strip()
         if sim_status:
             self.create_subscription(String, sim_status, self._on_sim_status, qos.STATUS)
-        self._progress_pub = self.create_publisher(String, '~/progress', qos.STATUS)
+        self._progress_pub = self.create_publisher(String, topics.PROGRESS, qos.STATUS)
         # Steady clock: simulated time stops with the simulator, and the report must still be written.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._settle_timer = self.create_timer(SETTLE_TICK_S, self._on_settle, clock=steady)
-        period = float(value('progress_period'))
+        period = float(param(self, 'progress_period'))
         self._progress_timer = self.create_timer(period, self._on_progress, clock=steady) if period > 0 else None
         self.get_logger().info(f'judging against {source} ({len(perfect)} checkpoints, '
                                f'{perfect.circuit_diameter:.1f} m); report to {self.output_dir}')
-
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     # -- input ------------------------------------------------------------------------------------------------
     def _on_odom(self, msg: Odometry) -> None:
@@ -166,7 +164,7 @@ class MetricsNode(Node):
         self._progress_pub.publish(String(data=json.dumps(progress)))
         if progress['frames'] or self.report.poses:
             pct = progress['percentage_completed']
-            p50 = progress['inference_ms_p50']
+            p50 = progress['inference_p50_ms']
             self.get_logger().info(
                 f"{pct if pct is not None else 0:.1f} % of the lap, {progress['completed_distance']:.1f} m in "
                 f"{progress['sim_seconds']:.1f} s, {progress['frames']} frames"
@@ -185,7 +183,7 @@ class MetricsNode(Node):
         pct = result.get('percentage_completed')
         self.get_logger().info(
             f"run report ({reason}): {pct if pct is not None else 0:.1f} % of the lap, {result['frames']} frames, "
-            f"inference p50 {result.get('inference_ms_p50')} ms -> {self.written[0]}")
+            f"inference p50 {result.get('inference_p50_ms')} ms -> {self.written[0]}")
 
     def stop(self) -> None:
         """At SIGINT/SIGTERM: take what has arrived, then write the report (the end event's, if it came)."""

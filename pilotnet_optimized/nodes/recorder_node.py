@@ -27,31 +27,35 @@ from pathlib import Path
 from typing import Any
 
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
-from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.bags.repair import bag_metadata, write_bag_metadata
-from pilotnet_optimized.nodes import qos
-from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters, drain_node, resolve_output_dir
-from pilotnet_optimized.nodes.spin import spin_node
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.graph import resolve_output_dir
+from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
+from pilotnet_optimized.nodes.spin import drain_node, spin_node
+
+try:   # Iron and later (Jazzy, Kilted)
+    from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
+except ImportError:   # Humble: the same classes, in the module that Iron renamed
+    from rclpy.qos_event import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 __all__ = ['RecorderNode', 'PARAMETERS', 'KNOWN_TOPICS', 'DEFAULT_TOPICS', 'main']
 
-#: The graph's topics, with their types and the QoS their publishers offer: subscribed at start-up.
-KNOWN_TOPICS: dict[str, tuple[str, QoSProfile]] = {
-    '/cam_f1_left/image_raw': ('sensor_msgs/msg/Image', qos.CAMERA),
-    '/cmd_vel': ('geometry_msgs/msg/Twist', qos.COMMAND),
-    '/cmd_vel_stamped': ('geometry_msgs/msg/TwistStamped', qos.COMMAND),
-    '/odom': ('nav_msgs/msg/Odometry', qos.ODOMETRY),
-    '/inference_node/timing': ('std_msgs/msg/Float64MultiArray', qos.TIMING),
-    '/sim/status': ('std_msgs/msg/String', qos.STATUS),
-    '/inference_node/status': ('std_msgs/msg/String', qos.STATUS),
+# The QoS each of the graph's topics is published with in this package (nodes.qos).
+_OFFERED: dict[str, QoSProfile] = {
+    topics.CAMERA: qos.CAMERA, topics.COMMAND: qos.COMMAND, topics.STAMPED_COMMAND: qos.COMMAND,
+    topics.ODOMETRY: qos.ODOMETRY, topics.INFERENCE_TIMING: qos.TIMING, topics.SIM_STATUS: qos.STATUS,
+    topics.INFERENCE_STATUS: qos.STATUS,
 }
+#: The graph's topics, with their types and the QoS their publishers offer: subscribed at start-up.
+KNOWN_TOPICS: dict[str, tuple[str, QoSProfile]] = {topic: (msgtype, _OFFERED[topic])
+                                                   for topic, msgtype in topics.TYPES.items()}
 DEFAULT_TOPICS = list(KNOWN_TOPICS)
 DISCOVERY_PERIOD_S = 0.1
 #: Queue depth of every subscription: the recorder must not drop a burst (a camera frame is 0.9 MB: 10 of them).
@@ -101,8 +105,8 @@ class RecorderNode(Node):
     def __init__(self, node_name: str = 'recorder_node', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
-        self.bag_path = resolve_output_dir(str(self._param('output_dir'))) / str(self._param('bag_name'))
-        self._wanted = [str(t) for t in self._param('topics')]
+        self.bag_path = resolve_output_dir(str(param(self, 'output_dir'))) / str(param(self, 'bag_name'))
+        self._wanted = [str(t) for t in param(self, 'topics')]
         self._store = _typestore()
         try:
             self._writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
@@ -117,16 +121,13 @@ class RecorderNode(Node):
         self._dirty = False
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._discovery = self.create_timer(DISCOVERY_PERIOD_S, self._discover, clock=steady)
-        self.create_timer(float(self._param('flush_period')), self.flush, clock=steady)
+        self.create_timer(float(param(self, 'flush_period')), self.flush, clock=steady)
         for topic in self._wanted:
             if topic in KNOWN_TOPICS and topic not in self._recording:
                 msgtype, offered = KNOWN_TOPICS[topic]
                 self._subscribe(topic, msgtype, [offered], quiet=True)
         self._write_metadata(complete=False)
         self.get_logger().info(f"recording {', '.join(self._wanted)} to {self.bag_path}")
-
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     # -- subscriptions ----------------------------------------------------------------------------------------
     def _discover(self) -> None:

@@ -13,18 +13,17 @@ The run ends when:
 - any other node exits: the rest are stopped; exit code the node's, or 1 if it exited 0;
 - Ctrl-C or SIGTERM: every node is stopped; exit code 0 when all stop cleanly.
 
-Stopping is SIGINT to each node in reverse start order (the brain before the simulator, so its final zero command
-reaches the car), a wait of ``--stop-timeout`` seconds, then SIGTERM, and SIGKILL for anything still running after
-two more seconds. Each node runs in its own process group, so a terminal's Ctrl-C reaches it once, from here.
+Stopping is :func:`~.process.stop_processes` in reverse start order (the brain before the simulator, so its final
+zero command reaches the car): SIGINT, a wait of ``--stop-timeout`` seconds, then SIGTERM, and SIGKILL for anything
+still running after two more seconds. Each node runs in its own process group (:class:`~.process.NodeProcess`), so
+a terminal's Ctrl-C reaches it once, from here.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,17 +31,17 @@ from collections.abc import Sequence
 from typing import IO
 
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.nodes.graph import (ARGUMENTS, NodeSpec, describe_graph, output_dir_of, parse_arguments,
-                                            resolve_model)
+from pilotnet_optimized.nodes.graph import ARGUMENTS, NodeSpec, describe_graph, output_dir_of, parse_arguments
+from pilotnet_optimized.nodes.process import NodeProcess, stop_processes
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
-__all__ = ['add_run_arguments', 'cmd_run', 'parse_assignments', 'GraphRunner', 'main']
+__all__ = ['EXAMPLE', 'add_arguments', 'run', 'parse_assignments', 'GraphRunner', 'main']
 
-KILL_AFTER_TERM_S = 2.0
 NODE_UP_TIMEOUT_S = 30.0  # a node that imports TensorFlow (.keras models) takes ~10 s on a loaded machine
-EXAMPLE = 'pilotnet run model:=models/optimized/drq.tflite circuit:=simple laps:=1'
+EXAMPLE = f'pilotnet run model:={DEFAULT_MODELS_DIR}/drq.tflite circuit:=simple laps:=1'
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``pilotnet run`` arguments: ``NAME:=VALUE`` assignments (the launch file's), ``--dry-run``,
     ``--stop-timeout``."""
     lines = [f"  {a.name}:={a.default or '<required>'}  {a.description}" for a in ARGUMENTS.values()]
@@ -68,7 +67,7 @@ def parse_assignments(items: Sequence[str]) -> dict[str, str]:
     return values
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the graph the assignments describe; see the module documentation for the exit codes.
 
     :raises PilotnetError: for bad arguments or a model that cannot be found (before anything starts).
@@ -100,10 +99,9 @@ class GraphRunner:
         self.python = python
         self.stop_timeout = stop_timeout
         self.out = out or sys.stdout
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, NodeProcess] = {}
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
-        self._pumps: list[threading.Thread] = []
         self._up: dict[str, threading.Event] = {}
 
     def say(self, name: str, text: str) -> None:
@@ -124,8 +122,8 @@ class GraphRunner:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-        for pump in self._pumps:
-            pump.join(timeout=2.0)
+        for proc in self.procs.values():
+            proc.join_output()
         return code
 
     def _run(self) -> int:
@@ -160,17 +158,17 @@ class GraphRunner:
         return code
 
     def _start(self, spec: NodeSpec) -> None:
-        env = {**os.environ, **spec.env_additions(os.environ)}
-        env['PYTHONUNBUFFERED'] = '1'   # node prints reach the terminal as they happen
-        cmd = spec.command(self.python)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        up = self._up[spec.name] = threading.Event()
+        logger_tag = f'[{spec.name}]:'  # rclpy's console format: [LEVEL] [time] [logger]: message
+
+        def relay(line: str) -> None:
+            if logger_tag in line:
+                up.set()
+            self.say(spec.name, line)
+
+        proc = NodeProcess(spec, self.python, on_line=relay)
         self.procs[spec.name] = proc
-        self._up[spec.name] = threading.Event()
-        self.say('runner', f'started {spec.name} (pid {proc.pid}): {shlex.join(cmd)}')
-        pump = threading.Thread(target=self._pump, args=(spec.name, proc), name=f'out-{spec.name}', daemon=True)
-        pump.start()
-        self._pumps.append(pump)
+        self.say('runner', f'started {spec.name} (pid {proc.pid}): {shlex.join(proc.command)}')
 
     def _wait_until_up(self, name: str) -> None:
         """Wait until the node has logged its first line (its DDS participant exists by then), or exited.
@@ -189,55 +187,20 @@ class GraphRunner:
                          'next node anyway')
                 return
 
-    def _pump(self, name: str, proc: subprocess.Popen) -> None:
-        assert proc.stdout is not None
-        logger_tag = f'[{name}]:'  # rclpy's console format: [LEVEL] [time] [logger]: message
-        for raw in proc.stdout:
-            line = raw.decode(errors='replace')
-            if logger_tag in line:
-                self._up[name].set()
-            self.say(name, line)
-
     def _stop_all(self) -> list[str]:
-        """SIGINT (reverse start order), wait, SIGTERM, wait, SIGKILL. Returns the nodes that did not stop cleanly:
-        a non-zero exit after our SIGINT, or one that needed SIGKILL."""
-        running = [(n, p) for n, p in reversed(list(self.procs.items())) if p.poll() is None]
-        for _, proc in running:
-            self._signal(proc, signal.SIGINT)
-        self._wait(running, self.stop_timeout)
-        failed: list[str] = []
-        for sig, wait_s in ((signal.SIGTERM, KILL_AFTER_TERM_S), (signal.SIGKILL, 5.0)):
-            left = [(n, p) for n, p in running if p.poll() is None]
-            for name, proc in left:
-                self.say('runner', f'{name} still running: sending {signal.Signals(sig).name}')
-                self._signal(proc, sig)
-                if sig == signal.SIGKILL:
-                    failed.append(name)
-            self._wait(left, wait_s)
+        """Stop every node still running, in reverse start order. Returns the nodes that did not stop cleanly: a
+        non-zero exit after our SIGINT, or one that needed SIGKILL."""
+        running = [p for p in reversed(list(self.procs.values())) if p.poll() is None]
+        killed = stop_processes(running, self.stop_timeout, say=lambda text: self.say('runner', text))
+        failed = [p.name for p in killed]
         end_codes = {spec.name: spec.end_codes for spec in self.specs}
-        for name, proc in running:
+        for proc in running:
             rc = proc.poll()
             # A simulator may end its run (code 3: ended early) just as we stop it: that is a result, not a failure.
-            if rc != 0 and rc not in end_codes.get(name, ()) and name not in failed:
-                self.say('runner', f'{name} stopped with exit code {rc}')
-                failed.append(name)
+            if rc != 0 and rc not in end_codes.get(proc.name, ()) and proc.name not in failed:
+                self.say('runner', f'{proc.name} stopped with exit code {rc}')
+                failed.append(proc.name)
         return failed
-
-    @staticmethod
-    def _wait(procs: list[tuple[str, subprocess.Popen]], seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        for _, proc in procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-
-    @staticmethod
-    def _signal(proc: subprocess.Popen, sig: int) -> None:
-        try:
-            os.killpg(proc.pid, sig)  # its own process group: the node and anything it started
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,10 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='pilotnet run', description='Start the node graph (simulator and '
                                      'inference node) without ros2 launch.', epilog=f'example:\n  {EXAMPLE}',
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return cmd_run(args)
+        return run(args)
     except PilotnetError as err:
         print(f'pilotnet run: error: {err}', file=sys.stderr)
         return 2

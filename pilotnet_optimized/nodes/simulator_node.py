@@ -55,18 +55,16 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.laps import EndReason, compute_lap_metrics
-from pilotnet_optimized.nodes import qos
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
 from pilotnet_optimized.nodes.spin import spin_node
-from pilotnet_optimized.nodes.graph import ParamSpec, declare_parameters
 from pilotnet_optimized.bags.images import ImageSerializer
 from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
 from pilotnet_optimized.sim.episodes import RunResult, perfect_lap_of
 
 __all__ = ['SimulatorNode', 'PARAMETERS', 'main']
 
-CAMERA_FRAME = 'cam_f1_left'
 LOCKSTEP_TICK_S = 0.01   # how often lock-step checks for lost frames and timeouts
 RESEND_AFTER_S = 0.2     # a best-effort frame with no answer after this long is sent again (match:=stamp only)
 BRAIN_SETTLE_S = 0.5     # the brain must be in the graph this long before the first frame goes out
@@ -96,12 +94,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('match', 'auto', 'lock-step: how an answer is matched to its frame', choices=MATCH_CHOICES,
               read_only=True),
     ParamSpec('on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True),
-    ParamSpec('image_topic', '/cam_f1_left/image_raw', 'camera topic', read_only=True),
-    ParamSpec('odom_topic', '/odom', 'odometry topic', read_only=True),
-    ParamSpec('cmd_topic', '/cmd_vel', 'command topic (geometry_msgs/Twist)', read_only=True),
-    ParamSpec('stamped_cmd_topic', '/cmd_vel_stamped', "stamped answers (geometry_msgs/TwistStamped; '' = none)",
+    ParamSpec('image_topic', topics.CAMERA, 'camera topic', read_only=True),
+    ParamSpec('odom_topic', topics.ODOMETRY, 'odometry topic', read_only=True),
+    ParamSpec('cmd_topic', topics.COMMAND, 'command topic (geometry_msgs/Twist)', read_only=True),
+    ParamSpec('stamped_cmd_topic', topics.STAMPED_COMMAND, "stamped answers (geometry_msgs/TwistStamped; '' = none)",
               read_only=True),
-    ParamSpec('status_topic', '/sim/status', 'run events as JSON (std_msgs/String, latched)', read_only=True),
+    ParamSpec('status_topic', topics.SIM_STATUS, 'run events as JSON (std_msgs/String, latched)', read_only=True),
 )
 
 
@@ -128,43 +126,38 @@ class SimulatorNode(Node):
 
     def __init__(self, node_name: str = 'simulator_node', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_parameters(self, PARAMETERS)
-        value = self._param
-        for name, choices in (('match', MATCH_CHOICES), ('on_end', ON_END_CHOICES)):
-            if value(name) not in choices:
-                raise PilotnetError(f"{name} '{value(name)}': choose one of {', '.join(choices)}")
-        circuit = get_circuit(str(value('circuit')))
-        self._sim = Simulator(circuit, SimConfig(control_period=float(value('control_period'))))
-        self._laps = int(value('laps'))
-        self._realtime = bool(value('realtime'))
-        self._on_end = str(value('on_end'))
-        self._command_timeout = float(value('command_timeout'))
-        self._start_timeout = float(value('start_timeout'))
-        self._wait_for_observers = int(value('wait_for_observers'))
-        strength = float(value('lighting'))
-        rng = np.random.default_rng(int(value('seed')))
+        declare_parameters(self, PARAMETERS, on_set=self._on_set_parameters)
+        circuit = get_circuit(str(param(self, 'circuit')))
+        self._sim = Simulator(circuit, SimConfig(control_period=float(param(self, 'control_period'))))
+        self._laps = int(param(self, 'laps'))
+        self._realtime = bool(param(self, 'realtime'))
+        self._on_end = str(param(self, 'on_end'))
+        self._command_timeout = float(param(self, 'command_timeout'))
+        self._start_timeout = float(param(self, 'start_timeout'))
+        self._wait_for_observers = int(param(self, 'wait_for_observers'))
+        strength = float(param(self, 'lighting'))
+        rng = np.random.default_rng(int(param(self, 'seed')))
         self._lighting = Lighting.random(rng, strength) if strength > 0 else None
         cam = self._sim.config.camera
         self._frame = np.empty((cam.height_px, cam.width, 3), np.uint8)
         self._sim.frame(self._lighting, out=self._frame)  # paints the circuit texture now, not on the first frame
         # Frames go out as CDR packed here (0.02 ms for 640x480) rather than through rclpy's message conversion
         # (1.1 ms): like Gazebo's C++ camera, the simulator then adds next to nothing to the image latency.
-        self._serializer = ImageSerializer(frame_id=CAMERA_FRAME)
+        self._serializer = ImageSerializer(frame_id=topics.CAMERA_FRAME)
         self._image = b''                              # the last frame sent, as published (resent when lost)
         self._image_stamp: tuple[int, int] = (0, 0)
 
-        self._image_topic = str(value('image_topic'))
-        self._cmd_topic = str(value('cmd_topic'))
-        self._stamped_topic = str(value('stamped_cmd_topic')).strip()
-        self._match = str(value('match'))
+        self._image_topic = str(param(self, 'image_topic'))
+        self._cmd_topic = str(param(self, 'cmd_topic'))
+        self._stamped_topic = str(param(self, 'stamped_cmd_topic')).strip()
+        self._match = str(param(self, 'match'))
         self._image_pub = self.create_publisher(Image, self._image_topic, qos.CAMERA)
-        self._odom_pub = self.create_publisher(Odometry, str(value('odom_topic')), qos.ODOMETRY)
-        self._clock_pub = self.create_publisher(ClockMsg, '/clock', qos.CLOCK)
-        self._status_pub = self.create_publisher(String, str(value('status_topic')), qos.STATUS)
+        self._odom_pub = self.create_publisher(Odometry, str(param(self, 'odom_topic')), qos.ODOMETRY)
+        self._clock_pub = self.create_publisher(ClockMsg, topics.CLOCK, qos.CLOCK)
+        self._status_pub = self.create_publisher(String, str(param(self, 'status_topic')), qos.STATUS)
         self.create_subscription(Twist, self._cmd_topic, self._on_twist, qos.COMMAND)
         if self._stamped_topic:
             self.create_subscription(TwistStamped, self._stamped_topic, self._on_stamped, qos.COMMAND)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._state = 'waiting'          # waiting (for the brain) -> running -> ended
         self._created = time.monotonic()
@@ -179,7 +172,7 @@ class SimulatorNode(Node):
         self.exit_code = 0
         # Steady clock: this node is the source of simulated time, so nothing it does may wait on it.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        period = float(value('control_period')) if self._realtime else LOCKSTEP_TICK_S
+        period = float(param(self, 'control_period')) if self._realtime else LOCKSTEP_TICK_S
         self._tick = self.create_timer(period, self._on_tick, clock=steady)
         self._publish_status({'event': 'ready', **self._describe()})
         self.get_logger().info(f"{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), "
@@ -188,9 +181,6 @@ class SimulatorNode(Node):
                                + (f' and {self._wait_for_observers} observer(s)' if self._wait_for_observers else ''))
 
     # -- state ------------------------------------------------------------------------------------------------
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
-
     @property
     def finished(self) -> bool:
         """The run has ended and ``on_end`` is ``exit``: :func:`main` returns :attr:`exit_code`."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
@@ -17,7 +18,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from pilotnet_optimized.errors import PilotnetError
 
-__all__ = ['STARTUP_ERRORS', 'spin_node']
+__all__ = ['STARTUP_ERRORS', 'spin_node', 'drain_node']
 
 # What a bad model, circuit or parameter raises while a node is built: one line and exit code 2, no traceback.
 STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
@@ -75,3 +76,18 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
         node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def drain_node(node: Any, seconds: float = 0.5, idle_s: float = 0.1) -> None:
+    """Run the callbacks of messages that have arrived but not been taken yet, on the node's executor: at most
+    ``seconds``, and stop once nothing came for ``idle_s`` (a node's last words before it stops: the end event that
+    arrived with the SIGINT, the last frames for a bag)."""
+    executor = getattr(node, 'executor', None)
+    if executor is None:
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        start = time.monotonic()
+        executor.spin_once(timeout_sec=idle_s)
+        if time.monotonic() - start >= idle_s * 0.9:
+            return   # nothing was waiting

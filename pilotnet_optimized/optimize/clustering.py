@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pilotnet_optimized.optimize.qat import fresh_copy
+from pilotnet_optimized.optimize.context import fresh_copy
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras

@@ -23,7 +23,7 @@ from pilotnet_optimized.optimize.qat import QUANTISED_LAYERS, quantize_aware
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-    from pilotnet_optimized.optimize.methods import OptimizeContext
+    from pilotnet_optimized.optimize.context import OptimizeContext
 
 __all__ = ['KINDS', 'collaborative_model', 'make_collaborative']
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pilotnet_optimized.errors import ConversionError
-from pilotnet_optimized.models.preprocess import Preprocessing
-from pilotnet_optimized.optimize.tflite import check_model_input, write_bytes_atomic
+from pilotnet_optimized.errors import ConversionError, one_line
+from pilotnet_optimized.models.preprocess import Preprocessing, check_model_input
+from pilotnet_optimized.store import write_bytes_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
@@ -38,7 +38,7 @@ def to_onnx(model: tf_keras.Model, out_path: str | Path, preprocessing: Preproce
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as err:  # tf2onnx raises whatever its graph rewriters hit
-        raise ConversionError(f'ONNX conversion failed: {" ".join(str(err).split())[:500]}') from err
+        raise ConversionError(f'ONNX conversion failed: {one_line(err, 500)}') from err
     data = proto.SerializeToString()
     path = write_bytes_atomic(out_path, data)
     preprocessing.save(path)

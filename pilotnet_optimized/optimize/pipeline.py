@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,18 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.optimize.methods import (METHODS, Method, OptimizeContext, OptimizeSettings, method_names,
-                                                 resolve_methods)
+from pilotnet_optimized.errors import PilotnetError, one_line
+from pilotnet_optimized.optimize.context import OptimizeContext, OptimizeSettings
+from pilotnet_optimized.optimize.methods import METHODS, Method, method_names, resolve_methods
+from pilotnet_optimized.store import MANIFEST, size_on_disk, split_names, write_bytes_atomic
 
-__all__ = ['optimize_model', 'add_arguments', 'cmd_optimize', 'build_tensorrt_engine', 'MANIFEST']
-
-MANIFEST = 'manifest.json'
+__all__ = ['optimize_model', 'add_arguments', 'run']
 
 
 def optimize_model(keras_path: str | Path, out_dir: str | Path, methods: Iterable[str] | str = ('all',),
                    train_data: list[str | Path] | None = None, val_data: list[str | Path] | None = None,
-                   finetune_epochs: int = 2, max_finetune_frames: int | None = 3000, calibration_frames: int = 200,
+                   finetune_epochs: int = OptimizeSettings.finetune_epochs,
+                   max_finetune_frames: int | None = OptimizeSettings.max_finetune_frames,
+                   calibration_frames: int = OptimizeSettings.calibration_frames,
                    progress: Callable[[str], None] | None = print, **options: Any) -> list[dict]:
     """Produce every requested method's file from the trained model ``keras_path`` into ``out_dir``.
 
@@ -42,7 +42,7 @@ def optimize_model(keras_path: str | Path, out_dir: str | Path, methods: Iterabl
         clustering and ``slim``).
     :param val_data: held-out dataset folders; when given, each output is loaded back and scored.
     :param progress: called with one line per method and a summary; ``None`` for silence.
-    :param options: further :class:`~pilotnet_optimized.optimize.methods.OptimizeSettings` fields
+    :param options: further :class:`~pilotnet_optimized.optimize.context.OptimizeSettings` fields
         (``slim_units``, ``slim_quantization``, ``clusters``, ``learning_rate``...).
     :returns: one row per method: method, file, precision, size_bytes, seconds, status ('ok', 'failed' or
         'skipped'), error, parameters, and the scores when measured.
@@ -98,10 +98,10 @@ def _run_method(ctx: OptimizeContext, method: Method) -> dict:
         with _quiet_tensorflow():
             row['parameters'] = method.producer(ctx, out) or {}
         row['seconds'] = round(time.perf_counter() - start, 1)
-        row['size_bytes'] = _size(out)
+        row['size_bytes'] = size_on_disk(out)
         row.update(_check_output(ctx, method, out))
     except Exception as err:  # one method's failure must not stop the run: record it, go on
-        row.update(status='failed', error=_one_line(err), seconds=round(time.perf_counter() - start, 1))
+        row.update(status='failed', error=one_line(err), seconds=round(time.perf_counter() - start, 1))
     return row
 
 
@@ -127,13 +127,13 @@ def _check_output(ctx: OptimizeContext, method: Method, out: Path) -> dict:
     try:
         backend = load_backend(out)
     except Exception as err:
-        raise PilotnetError(f'{out.name} was written but does not load: {_one_line(err)}') from err
+        raise PilotnetError(f'{out.name} was written but does not load: {one_line(err)}') from err
     with backend:
         found: dict[str, Any] = {'runtime_precision': backend.precision}
         if ctx.val_data:
             frames, key = ctx.val_frames(), 'reference on validation frames'
         elif ctx.train_data and method.needs_data:
-            frames, key = ctx.cached('check frames', lambda: _calibration_frames(ctx)), 'reference on check frames'
+            frames, key = ctx.cached('check frames', ctx.calibration_frames), 'reference on check frames'
         else:
             return found
         x = normalise_input(frames.images, ctx.preprocessing)
@@ -146,52 +146,9 @@ def _check_output(ctx: OptimizeContext, method: Method, out: Path) -> dict:
     return found
 
 
-def _calibration_frames(ctx: OptimizeContext) -> Any:
-    from pilotnet_optimized.models.data import Frames
-    frames = ctx.train_frames()
-    idx = np.linspace(0, len(frames) - 1, min(len(frames), ctx.settings.calibration_frames)).round().astype(int)
-    return Frames(frames.images[idx], frames.labels[idx], frames.sources)
-
-
-def build_tensorrt_engine(ctx: OptimizeContext, out: Path, fp16: bool = False, max_batch: int = 64) -> dict:
-    """A TensorRT engine from the model's ONNX export (this run's ``onnx.onnx`` when present), for this GPU
-    and TensorRT version only, with a dynamic batch of 1..``max_batch``."""
-    import tensorrt as trt
-
-    from pilotnet_optimized.optimize.onnx import INPUT_NAME, to_onnx
-    from pilotnet_optimized.optimize.tflite import write_bytes_atomic
-
-    onnx_path = ctx.out_dir / 'onnx.onnx'
-    with tempfile.TemporaryDirectory() as tmp:
-        if not onnx_path.is_file():
-            onnx_path = to_onnx(ctx.model(), Path(tmp) / 'model.onnx', preprocessing=ctx.preprocessing)
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_path.read_bytes()):
-            errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise PilotnetError(f'TensorRT could not parse {onnx_path.name}: {errors}')
-        config = builder.create_builder_config()
-        if fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
-        shape = ctx.preprocessing.input_shape
-        profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, (1, *shape), (1, *shape), (max_batch, *shape))
-        config.add_optimization_profile(profile)
-        engine = builder.build_serialized_network(network, config)
-        if engine is None:
-            raise PilotnetError('TensorRT could not build an engine (see its log above)')
-        write_bytes_atomic(out, bytes(engine))
-    ctx.preprocessing.save(out)
-    return {'fp16': fp16, 'max_batch': max_batch, 'tensorrt': trt.__version__}
-
-
 # -- manifest and progress ----------------------------------------------------------------------------------
 def _write_manifest(ctx: OptimizeContext, rows: list[dict], seconds: float) -> Path:
     from dataclasses import asdict
-
-    from pilotnet_optimized.optimize.tflite import write_bytes_atomic
 
     manifest = {
         'model': str(ctx.keras_path),
@@ -266,32 +223,24 @@ class _quiet_tensorflow:
         self._logger.setLevel(self._level)
 
 
-def _size(path: Path) -> int | None:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob('*') if p.is_file())
-    return path.stat().st_size if path.is_file() else None
-
-
-def _one_line(err: BaseException) -> str:
-    text = ' '.join(str(err).split())
-    return (text[:400] + ' ...' if len(text) > 400 else text) or type(err).__name__
-
-
 # -- command line ----------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``pilotnet optimize`` arguments."""
     parser.add_argument('model', help='trained model (.keras, from pilotnet train)')
     parser.add_argument('--methods', nargs='+', default=['all'], metavar='METHOD',
-                        help=f"methods to run, or all (default): {', '.join(method_names())}")
+                        help='methods to run, comma- or space-separated, or all (default): '
+                             f"{', '.join(method_names())}")
     parser.add_argument('--out', help='output folder (default: <model stem>_optimized beside the model)')
     parser.add_argument('--data', nargs='+', help='training dataset folders, for calibration and fine-tuning')
     parser.add_argument('--val', nargs='+', help='held-out dataset folders: score each output on them')
-    parser.add_argument('--finetune-epochs', type=int, default=2, help='fine-tuning epochs (default: 2, the seed)')
+    parser.add_argument('--finetune-epochs', type=int, default=OptimizeSettings.finetune_epochs,
+                        help=f'fine-tuning epochs (default: {OptimizeSettings.finetune_epochs}, the seed)')
     parser.add_argument('--max-finetune-frames', type=int, default=OptimizeSettings.max_finetune_frames,
                         help='fine-tune on at most this many random training frames (default: '
                              f'{OptimizeSettings.max_finetune_frames}; 0: all)')
-    parser.add_argument('--calibration-frames', type=int, default=200,
-                        help='representative frames for the int8 modes (default: 200)')
+    parser.add_argument('--calibration-frames', type=int, default=OptimizeSettings.calibration_frames,
+                        help='representative frames for the int8 modes (default: '
+                             f'{OptimizeSettings.calibration_frames})')
     parser.add_argument('--slim-units', type=int, default=OptimizeSettings.slim_units,
                         help=f'dense1 units slim keeps (default: {OptimizeSettings.slim_units})')
     parser.add_argument('--slim-quantization', default=OptimizeSettings.slim_quantization,
@@ -309,11 +258,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print JSON instead of progress lines and a table')
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run :func:`optimize_model` from parsed arguments; 0 when every method ran (or was skipped), 1 otherwise."""
     model = Path(args.model)
     out = Path(args.out) if args.out else model.with_name(model.stem + '_optimized')
-    rows = optimize_model(model, out, methods=args.methods, train_data=args.data, val_data=args.val,
+    rows = optimize_model(model, out, methods=split_names(args.methods), train_data=args.data, val_data=args.val,
                           finetune_epochs=args.finetune_epochs,
                           max_finetune_frames=args.max_finetune_frames or None,
                           calibration_frames=args.calibration_frames, slim_units=args.slim_units,

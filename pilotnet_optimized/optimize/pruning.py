@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pilotnet_optimized.optimize.qat import fresh_copy
+from pilotnet_optimized.optimize.context import fresh_copy
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-    from pilotnet_optimized.optimize.methods import OptimizeContext
+    from pilotnet_optimized.optimize.context import OptimizeContext
 
 __all__ = ['prune', 'pruning_schedule', 'prunable_layer_names', 'layer_sparsity', 'gzip_size', 'pruned_model',
            'make_pruned', 'PRUNED_LAYERS', 'MIN_PRUNED_WEIGHTS']

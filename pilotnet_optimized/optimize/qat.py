@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pilotnet_optimized.optimize.context import fresh_copy
+
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-    from pilotnet_optimized.optimize.methods import OptimizeContext
+    from pilotnet_optimized.optimize.context import OptimizeContext
 
-__all__ = ['fresh_copy', 'annotate_for_qat', 'quantize_aware', 'calibrate_activation_ranges', 'make_qat',
+__all__ = ['annotate_for_qat', 'quantize_aware', 'calibrate_activation_ranges', 'make_qat',
            'QUANTISED_LAYERS']
 
 #: Layer types that get weights and post-activation fake quantisation (the seed's choice).
@@ -36,25 +38,6 @@ def _tfmot() -> Any:
     # Importing tfmot sets TF_USE_LEGACY_KERAS=1: only ever import it where tf_keras models are handled.
     import tensorflow_model_optimization as tfmot
     return tfmot
-
-
-def fresh_copy(model: tf_keras.Model, wrap: Callable[[Any], Any] | None = None) -> tf_keras.Model:
-    """A copy of ``model`` with new layer objects and the same weights, optionally with some layers wrapped.
-
-    ``tf_keras.models.clone_model(model, clone_function=...)`` hands the clone function the *original*
-    layer objects, and tfmot's wrappers keep them: the wrapped model would share (and train) the original's
-    weights. Rebuilding from the config first gives every method its own layers. (``clone_model`` itself
-    fails on ``strip_pruning``'s output, "Graph disconnected"; the config round trip does not.)
-
-    :param wrap: called with each fresh layer (weights already set); returns the layer or a wrapper of it.
-    """
-    import tf_keras
-
-    copy = tf_keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    if wrap is None:
-        return copy
-    return tf_keras.models.clone_model(copy, clone_function=wrap)
 
 
 def annotate_for_qat(model: tf_keras.Model, plain_layers: Iterable[str] = ()) -> tf_keras.Model:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pilotnet_optimized.errors import ConversionError
-from pilotnet_optimized.models.preprocess import Preprocessing
-from pilotnet_optimized.optimize.tflite import check_model_input
+from pilotnet_optimized.errors import ConversionError, one_line
+from pilotnet_optimized.models.preprocess import Preprocessing, check_model_input
+from pilotnet_optimized.store import size_mb
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
@@ -58,12 +58,11 @@ def to_savedmodel(model: tf_keras.Model, out_dir: str | Path, preprocessing: Pre
         _replace_dir(tmp, out_dir)
     except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ConversionError(f'SavedModel export to {out_dir} failed: {" ".join(str(err).split())[:500]}') \
+        raise ConversionError(f'SavedModel export to {out_dir} failed: {one_line(err, 500)}') \
             from err
     preprocessing.save(out_dir)
     if log:
-        size = sum(p.stat().st_size for p in out_dir.rglob('*') if p.is_file())
-        log(f'{out_dir}: SavedModel, {size / 2 ** 20:.2f} MB')
+        log(f'{out_dir}: SavedModel, {size_mb(out_dir):.2f} MB')
     return out_dir
 
 

@@ -25,7 +25,7 @@ from pilotnet_optimized.errors import PilotnetError
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-    from pilotnet_optimized.optimize.methods import OptimizeContext
+    from pilotnet_optimized.optimize.context import OptimizeContext
 
 __all__ = ['CRITERIA', 'unit_importance', 'narrow_dense', 'make_slim']
 

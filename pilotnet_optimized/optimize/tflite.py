@@ -7,8 +7,6 @@ for shape and value range before conversion.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pilotnet_optimized.errors import ConversionError
-from pilotnet_optimized.models.preprocess import Preprocessing
+from pilotnet_optimized.errors import ConversionError, one_line
+from pilotnet_optimized.models.preprocess import Preprocessing, check_model_input
+from pilotnet_optimized.store import write_bytes_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-__all__ = ['QUANTIZATIONS', 'NEEDS_REPRESENTATIVE', 'to_tflite', 'check_model_input', 'check_representative',
-           'write_bytes_atomic']
+__all__ = ['QUANTIZATIONS', 'NEEDS_REPRESENTATIVE', 'to_tflite', 'check_representative']
 
 #: Quantization modes and what each does (the TFLite converter settings of DeepLearningStudio's table).
 QUANTIZATIONS: dict[str, str] = {
@@ -93,7 +91,7 @@ def to_tflite(model: tf_keras.Model, out_path: str | Path, quantization: str = '
             warnings.filterwarnings('ignore', message='Statistics for quantized inputs', category=UserWarning)
             flatbuffer = converter.convert()
     except Exception as err:  # the MLIR converter raises ConverterError, ValueError, RuntimeError...
-        raise ConversionError(f"TFLite conversion '{quantization}' failed: {' '.join(str(err).split())[:500]}") \
+        raise ConversionError(f"TFLite conversion '{quantization}' failed: {one_line(err, 500)}") \
             from err
     if samples is not None and bias_correction:
         from pilotnet_optimized.optimize.bias_correction import correct_output_bias
@@ -141,41 +139,8 @@ def check_representative(data: np.ndarray, preprocessing: Preprocessing, limit: 
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A reader (a node reloading its model) never sees a half-written file, and an interrupted conversion
-    leaves the previous file intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; models are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _dataset(samples: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     def generate() -> Iterator[list[np.ndarray]]:
         for sample in samples:
             yield [sample[None]]
     return generate
-
-
-def check_model_input(model: tf_keras.Model, preprocessing: Preprocessing) -> None:
-    """The model must take what its sidecar's preprocessing makes, or every backend would reject the file.
-
-    :raises ConversionError: when it does not.
-    """
-    shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if shape != preprocessing.input_shape:
-        raise ConversionError(f'model {model.name!r} takes input {model.input_shape}, but its preprocessing makes '
-                              f"{'x'.join(map(str, preprocessing.input_shape))}")

@@ -1,37 +1,34 @@
-"""Simulator throughput: camera frames per second and kinematics steps per second, on a fixed path."""
+"""Simulator throughput: camera frames per second and kinematics steps per second, on a fixed path (``pilotnet
+bench-sim``)."""
 
 from __future__ import annotations
 
-import os
+import json
 import platform
 import time
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from pilotnet_optimized.backends.timing import percentiles, time_calls, time_each
+from pilotnet_optimized.evaluate.report import machine_description, text_table
 from pilotnet_optimized.sim.camera import CameraRenderer, CircuitTexture
 from pilotnet_optimized.sim.car import PlanarCar
 from pilotnet_optimized.sim.circuits import get_circuit
 
-__all__ = ['bench_sim']
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ['bench_sim', 'add_arguments', 'run']
+
+COLUMNS = ('what', 'count', 'per_second', 'p50_us', 'p90_us', 'p99_us')
 
 
-def machine_description() -> str:
-    """CPU model and core count, for benchmark headers (platform.processor() is empty on Linux)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), model)
-    except OSError:
-        pass
-    return f'{model}, {os.cpu_count()} cores'
-
-
-def _row(what: str, seconds: np.ndarray) -> dict:
-    us = seconds * 1e6
-    return {'what': what, 'count': int(len(seconds)), 'per_second': round(float(1.0 / np.mean(seconds)), 1),
-            'p50_us': round(float(np.percentile(us, 50)), 2), 'p90_us': round(float(np.percentile(us, 90)), 2),
-            'p99_us': round(float(np.percentile(us, 99)), 2)}
+def _row(what: str, ms: np.ndarray) -> dict:
+    us = ms * 1e3
+    return {'what': what, 'count': int(len(ms)), 'per_second': round(float(1e3 / np.mean(ms)), 1),
+            **percentiles(us, unit='us', digits=2)}
 
 
 def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100_000, threads: int = 1,
@@ -50,29 +47,24 @@ def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100
         renderer = CameraRenderer(circuit, texture=texture)
         out = np.empty((renderer.camera.height_px, renderer.camera.width, 3), np.uint8)
         poses = [circuit.pose_at(0.25 * i) for i in range(frames + warmup)]
-        for pose in poses[:warmup]:
-            renderer.render(*pose, out=out)
-        render_times = np.empty(frames)
-        for i, pose in enumerate(poses[warmup:]):
-            t = time.perf_counter()
-            renderer.render(*pose, out=out)
-            render_times[i] = time.perf_counter() - t
+        render_ms = time_each(lambda pose: renderer.render(*pose, out=out), poses[warmup:], warmup=poses[:warmup])
         car = PlanarCar(*circuit.start_pose, dt=0.01)
         # Kinematics is microseconds a step: time it in blocks so the clock's overhead does not dominate.
         block = 1000
-        step_times = np.empty(max(1, steps // block))
-        for b in range(len(step_times)):
-            t = time.perf_counter()
+
+        def steps_block() -> None:
             for _ in range(block):
                 car.step(10.0, 0.3)
-            step_times[b] = (time.perf_counter() - t) / block
-        proj_times = np.empty(2000)
+
+        step_ms = time_calls(steps_block, max(1, steps // block)) / block
         hint = 0
-        for i in range(len(proj_times)):
+
+        def project(i: int) -> None:
+            nonlocal hint
             x, y, _ = poses[i % len(poses)]
-            t = time.perf_counter()
             hint = circuit.project(x, y, hint=hint).index
-            proj_times[i] = time.perf_counter() - t
+
+        proj_ms = time_each(project, range(2000))
     finally:
         cv2.setNumThreads(previous_threads)
     return {
@@ -85,6 +77,27 @@ def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100
         'opencv': cv2.__version__,
         'texture_build_s': round(texture_s, 3),
         'texture_px': list(texture.image.shape[:2]),
-        'rows': [_row('render frame', render_times), _row('kinematics step', step_times),
-                 _row('centre-line projection', proj_times)],
+        'rows': [_row('render frame', render_ms), _row('kinematics step', step_ms),
+                 _row('centre-line projection', proj_ms)],
     }
+
+
+# -- the command -----------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``pilotnet bench-sim``'s options."""
+    p.add_argument('--circuit', default='simple', help='circuit to render (default: simple)')
+    p.add_argument('--frames', type=int, default=2000, help='frames to render (default: 2000)')
+    p.add_argument('--steps', type=int, default=100000, help='kinematics steps (default: 100000)')
+    p.add_argument('--threads', type=int, default=1, help='OpenCV threads (default: 1, one core)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print its rows (or JSON)."""
+    result = bench_sim(circuit_name=args.circuit, frames=args.frames, steps=args.steps, threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"machine: {result['machine']}  opencv {result['opencv']}  threads {result['threads']}")
+        print(text_table(result['rows'], COLUMNS))
+    return 0

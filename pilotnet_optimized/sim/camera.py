@@ -9,16 +9,19 @@ recomputed per frame.
 
 from __future__ import annotations
 
+import argparse
 import math
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.sim.circuit import Circuit
 
-__all__ = ['CameraModel', 'Lighting', 'CircuitTexture', 'CameraRenderer', 'RED_LINE_RGB']
+__all__ = ['CameraModel', 'Lighting', 'CircuitTexture', 'CameraRenderer', 'RED_LINE_RGB', 'add_arguments', 'run']
 
 RED_LINE_RGB = (205, 25, 25)
 ROAD_RGB = (95, 95, 98)
@@ -257,3 +260,30 @@ def _sky(h: int, w: int, horizon: float, ground_rgb: tuple[int, ...]) -> np.ndar
     img[:rows] = (top * (1 - t) + bottom * t).astype(np.uint8)[:, None, :]
     img[rows:] = np.array(ground_rgb, np.uint8)
     return img
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet render`` arguments."""
+    parser.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
+    parser.add_argument('--out', required=True, help='image file to write (.png or .jpg)')
+    parser.add_argument('--s', type=float, default=0.0, help='metres along the centre line from the start')
+    parser.add_argument('--lateral', type=float, default=0.0, help='metres left of the centre line')
+    parser.add_argument('--yaw-offset', type=float, default=0.0, help='radians turned from the line heading')
+    parser.add_argument('--fog', type=float, default=0.0, help='fog density, 0 (none) to 1')
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet render``: one camera frame at ``--s`` metres along the circuit, written to ``--out``."""
+    from pilotnet_optimized.sim.circuits import get_circuit
+    circuit = get_circuit(args.circuit)
+    x, y, yaw = circuit.pose_at(args.s, args.lateral)
+    frame = CameraRenderer(circuit).render(x, y, yaw + args.yaw_offset,
+                                           Lighting(fog=args.fog) if args.fog else None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+        raise PilotnetError(f'could not write {out} (use a .png or .jpg name)')
+    print(f'{out}: {frame.shape[1]}x{frame.shape[0]} frame of {circuit.name} at s={args.s:.1f} m '
+          f'(x={x:.2f}, y={y:.2f}, yaw={yaw:.3f})')
+    return 0

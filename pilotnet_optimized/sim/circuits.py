@@ -7,6 +7,7 @@ training, validation and test circuits apart, so a model is always judged on a c
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +18,8 @@ import numpy as np
 from pilotnet_optimized.errors import TrajectoryError, UnknownCircuitError
 from pilotnet_optimized.sim.circuit import Circuit, bspline_closed, resample_closed
 
-__all__ = ['BUILTIN_CIRCUITS', 'SPLITS', 'CircuitSpec', 'get_circuit', 'circuit_names', 'split_of']
+__all__ = ['BUILTIN_CIRCUITS', 'SPLITS', 'CircuitSpec', 'get_circuit', 'circuit_names', 'split_of', 'add_arguments',
+           'run']
 
 SAMPLE_SPACING_M = 0.1
 
@@ -152,3 +154,22 @@ def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
     raise UnknownCircuitError(
         f"unknown circuit '{name}': choose one of {', '.join(circuit_names())}, "
         f'or give a perfect-lap bag or an x,y CSV{hint}')
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet circuits`` arguments."""
+    parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet circuits``: every built-in circuit with its length, tightest radius, width and split."""
+    from pilotnet_optimized.evaluate.report import print_rows
+    rows = []
+    for name in BUILTIN_CIRCUITS:
+        c = get_circuit(name)
+        rows.append({'name': name, 'length_m': round(c.length, 1), 'min_radius_m': round(c.min_radius(), 1),
+                     'road_width_m': c.road_width, 'timeout_s': c.timeout_s, 'split': split_of(name),
+                     'description': c.description})
+    print_rows(rows, args.json)
+    return 0

@@ -7,6 +7,7 @@ them say where each frame was taken and how the set was made; DeepLearningStudio
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from pilotnet_optimized.sim.circuits import split_of
 from pilotnet_optimized.sim.expert import ExpertDriver, Perturbation
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
 
-__all__ = ['DatasetInfo', 'write_dataset', 'read_labels']
+__all__ = ['DatasetInfo', 'write_dataset', 'read_labels', 'add_arguments', 'run']
 
 LABELS_FILE = 'data.csv'
 POSES_FILE = 'poses.csv'
@@ -129,3 +130,41 @@ def read_labels(path: str | Path) -> np.ndarray:
             raise PilotnetError(f'{labels}: missing column(s) {", ".join(sorted(missing))}')
         rows = [(float(r['v']), float(r['w'])) for r in reader]
     return np.array(rows, dtype=float).reshape(-1, 2)
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pilotnet dataset`` arguments."""
+    parser.add_argument('--circuit', help='one circuit, written straight into --out')
+    parser.add_argument('--split', choices=['train', 'val', 'test', 'all'],
+                        help='every circuit of a split, into OUT/<split>/<circuit>/')
+    parser.add_argument('--frames', type=int, required=True, help='frames per circuit')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+    parser.add_argument('--no-perturb', action='store_true', help='no steering disturbances')
+    parser.add_argument('--no-lighting', action='store_true', help='no lighting/fog variation')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
+    parser.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress bar)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pilotnet dataset``: one circuit's dataset, or one per circuit of a split."""
+    from pilotnet_optimized.evaluate.report import Column, print_rows
+    from pilotnet_optimized.sim.circuits import SPLITS, get_circuit
+    if (args.circuit is None) == (args.split is None):
+        raise PilotnetError('give exactly one of --circuit NAME or --split train|val|test|all')
+    out = Path(args.out)
+    if args.circuit is not None:
+        jobs = [(args.circuit, out)]
+    else:
+        splits = list(SPLITS) if args.split == 'all' else [args.split]
+        jobs = [(name, out / split / name) for split in splits for name in SPLITS[split]]
+    infos = []
+    for k, (name, folder) in enumerate(jobs):
+        info = write_dataset(get_circuit(name), args.frames, folder, seed=args.seed + k,
+                             perturb=not args.no_perturb, lighting=not args.no_lighting,
+                             overwrite=args.overwrite, progress=not args.json)
+        infos.append(info.__dict__)
+    columns = ('path', 'circuit', 'split', 'frames', 'episodes', 'v_mean', Column('|w|_mean', 'w_abs_mean'))
+    print_rows(infos, args.json, columns)
+    return 0

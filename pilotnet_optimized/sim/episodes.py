@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pilotnet_optimized.backends.timing import percentiles
 from pilotnet_optimized.laps import EndReason, LapMetrics, PerfectLap, Trajectory, compute_lap_metrics
 from pilotnet_optimized.sim.circuit import Circuit
 from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
@@ -115,11 +116,13 @@ class PilotRun:
     inference_ms: np.ndarray
 
     def to_dict(self) -> dict:
+        """The run's figures, then the model's time per frame (``inference_mean_ms``, ``inference_p50_ms``, ...,
+        to 4 decimals) and the frame count; no timing keys for a run without frames."""
         ms = self.inference_ms
-        timing = {'inference_ms_mean': float(ms.mean()), 'inference_ms_p50': float(np.percentile(ms, 50)),
-                  'inference_ms_p90': float(np.percentile(ms, 90)), 'inference_ms_p99': float(np.percentile(ms, 99)),
-                  'frames': int(len(ms))} if len(ms) else {}
-        return {**self.result.to_dict(), **{k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()}}
+        if not len(ms):
+            return self.result.to_dict()
+        return {**self.result.to_dict(), **percentiles(ms, prefix='inference_', mean=True, digits=4),
+                'frames': int(len(ms))}
 
 
 def drive_pilot(circuit: Circuit, pilot: Pilot, laps: int = 1, sim_config: SimConfig | None = None,

@@ -1,0 +1,58 @@
+"""Every topic name and message type of the node graph, in one place (no ROS import: the graph description, the
+runner and the benchmarks read it without rclpy).
+
+The names are those of Behavior Metrics' ROS 2 Formula-1 car (camera, commands, odometry), so that the inference
+node drives that car unchanged, plus this package's own: the stamped commands of lock-step, the simulator's status
+and the inference node's timing and status. The nodes take their topics from parameters whose defaults are these
+(and ``config/*.yaml`` repeats them for the reader); the node-relative names (``~/timing``) become
+``/<node name>/timing``.
+"""
+
+from __future__ import annotations
+
+__all__ = ['CAMERA', 'CAMERA_FRAME', 'COMMAND', 'STAMPED_COMMAND', 'ODOMETRY', 'CLOCK', 'SIM_STATUS',
+           'INFERENCE_NODE', 'TIMING', 'STATUS', 'PROGRESS', 'INFERENCE_TIMING', 'INFERENCE_STATUS', 'TYPES',
+           'IMAGE_TYPE', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'ODOMETRY_TYPE', 'CLOCK_TYPE', 'STRING_TYPE',
+           'TIMING_TYPE']
+
+#: The car's camera (sensor_msgs/Image, rgb8 640x480) and the frame id its images carry.
+CAMERA = '/cam_f1_left/image_raw'
+CAMERA_FRAME = 'cam_f1_left'
+#: Commands to the car (geometry_msgs/Twist: linear.x = v, angular.z = w).
+COMMAND = '/cmd_vel'
+#: The same commands stamped with the frame they answer (lock-step matching).
+STAMPED_COMMAND = '/cmd_vel_stamped'
+ODOMETRY = '/odom'
+#: Simulated time, published by either simulator.
+CLOCK = '/clock'
+#: The built-in simulator's run events (``ready``, ``start``, ``end``), latched.
+SIM_STATUS = '/sim/status'
+
+#: The brain's node name, which its node-relative topics are under.
+INFERENCE_NODE = 'inference_node'
+#: Node-relative topics: per-frame timing, events, and the metrics node's progress.
+TIMING = '~/timing'
+STATUS = '~/status'
+PROGRESS = '~/progress'
+INFERENCE_TIMING = f'/{INFERENCE_NODE}/timing'
+INFERENCE_STATUS = f'/{INFERENCE_NODE}/status'
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+TWIST_TYPE = 'geometry_msgs/msg/Twist'
+TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
+ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
+CLOCK_TYPE = 'rosgraph_msgs/msg/Clock'
+STRING_TYPE = 'std_msgs/msg/String'
+TIMING_TYPE = 'std_msgs/msg/Float64MultiArray'
+
+#: The graph's topics with their message types (all but ``/clock``): what the recorder subscribes to at start-up,
+#: before their publishers appear.
+TYPES: dict[str, str] = {
+    CAMERA: IMAGE_TYPE,
+    COMMAND: TWIST_TYPE,
+    STAMPED_COMMAND: TWIST_STAMPED_TYPE,
+    ODOMETRY: ODOMETRY_TYPE,
+    INFERENCE_TIMING: TIMING_TYPE,
+    SIM_STATUS: STRING_TYPE,
+    INFERENCE_STATUS: STRING_TYPE,
+}
