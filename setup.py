@@ -1,3 +1,17 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """ament_python package: installs like any ROS 2 Python package (colcon) and with plain pip."""
 
 from glob import glob
@@ -10,7 +24,11 @@ HERE = Path(__file__).parent
 
 
 def requirements(name: str) -> list[str]:
-    """Pinned requirements from requirements/<name>.txt, one place for pip, colcon and the setup scripts."""
+    """
+    Pinned requirements from requirements/<name>.txt, one place for pip.
+
+    Colcon and the setup scripts.
+    """
     lines = (HERE / 'requirements' / f'{name}.txt').read_text().splitlines()
     return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
 
@@ -26,13 +44,17 @@ setup(
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')),
     ],
-    # A ROS 2 distro user gets rclpy and the messages from the distro: the PyPI ROS wheels are an extra.
+    # A ROS 2 distro user gets rclpy and the messages from the distro: the PyPI ROS wheels are an
+    # extra.
     install_requires=requirements('core'),
     extras_require={'ros-pypi': requirements('ros-pypi'), 'test': requirements('test')},
     zip_safe=True,
     maintainer='pilotnet_optimized developers',
     maintainer_email='pilotnet-optimized@example.com',
-    description='Compressed PilotNet driving models for the Behavior Metrics Formula-1 car, as ROS 2 nodes.',
+    description=(
+        'Compressed PilotNet driving models for the Behavior Metrics Formula-1 car, as ROS 2'
+        ' nodes.'
+    ),
     license='Apache-2.0',
     python_requires='>=3.10',
     tests_require=['pytest'],

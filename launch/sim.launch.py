@@ -1,13 +1,33 @@
-"""``ros2 launch pilotnet_optimized sim.launch.py model:=drq circuit:=simple [laps:=1 realtime:=false sim:=builtin]``
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The nodes come from :func:`pilotnet_optimized.nodes.graph.describe_graph`, the same description ``pilotnet run``
-starts without ROS 2's launch: same arguments, executables, parameter files, overrides, remappings and environment.
-``ros2 launch pilotnet_optimized sim.launch.py --show-args`` lists the arguments.
+"""
+Launch file that starts the run's node graph under ``ros2 launch``.
+
+Usage, optionally followed by ``[laps:=1 realtime:=false sim:=builtin]``::
+
+    ros2 launch pilotnet_optimized sim.launch.py model:=drq circuit:=simple
+
+The nodes come from :func:`pilotnet_optimized.nodes.graph.describe_graph`, the same description
+``pilotnet run`` starts without ROS 2's launch: same arguments, executables, parameter files,
+overrides, remappings and environment. ``ros2 launch pilotnet_optimized sim.launch.py --show-args``
+lists the arguments.
 
 When the simulator ends the run (laps done, off track, ...) it exits and the launch shuts down.
 
-Launch imports stay inside :func:`generate_launch_description`, so this file imports (and is tested) where
-``launch``/``launch_ros`` are not installed.
+Launch imports stay inside :func:`generate_launch_description`, so this file imports (and is
+tested) where ``launch``/``launch_ros`` are not installed.
 """
 
 from __future__ import annotations
@@ -17,7 +37,11 @@ from typing import Any
 
 
 def generate_launch_description() -> Any:
-    """The launch description: one declared argument per graph argument, then the graph's nodes."""
+    """
+    Return the launch description.
+
+    One declared argument per graph argument, then the graph's nodes.
+    """
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
     from launch.substitutions import LaunchConfiguration
@@ -30,10 +54,21 @@ def generate_launch_description() -> Any:
         values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
         actions = []
         for spec in describe_graph(values):
-            extra = {'on_exit': Shutdown(reason=f'{spec.name} ended the run')} if spec.ends_run else {}
-            actions.append(Node(package=PACKAGE, executable=spec.executable, name=spec.name, output='screen',
-                                parameters=[*spec.param_files, spec.parameters], remappings=list(spec.remappings),
-                                additional_env=spec.env_additions(os.environ), **extra))
+            extra = (
+                {'on_exit': Shutdown(reason=f'{spec.name} ended the run')} if spec.ends_run else {}
+            )
+            actions.append(
+                Node(
+                    package=PACKAGE,
+                    executable=spec.executable,
+                    name=spec.name,
+                    output='screen',
+                    parameters=[*spec.param_files, spec.parameters],
+                    remappings=list(spec.remappings),
+                    additional_env=spec.env_additions(os.environ),
+                    **extra,
+                )
+            )
         return actions
 
     declared = []

@@ -1,19 +1,36 @@
-"""Model folders: the ``manifest.json`` that ``pilotnet optimize`` writes, and finding a model by name.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-A model folder (default :data:`DEFAULT_MODELS_DIR`, the output of ``pilotnet optimize``) holds model files
-(:data:`~pilotnet_optimized.backends.MODEL_SUFFIXES`, one per backend's file kind), SavedModel folders, and a
-manifest ``{"model": ..., "settings": ..., "methods": {name: {"file": ..., "status": "ok", ...}}}`` (a bare
+"""
+Model folders: the ``manifest.json`` that ``pilotnet optimize`` writes, and models by name.
+
+A model folder (default :data:`DEFAULT_MODELS_DIR`, the output of ``pilotnet optimize``) holds
+model files (:data:`~pilotnet_optimized.backends.MODEL_SUFFIXES`, one per backend's file kind),
+SavedModel folders, and a manifest
+``{"model": ..., "settings": ..., "methods": {name: {"file": ..., "status": "ok", ...}}}`` (a bare
 ``{name: entry}`` mapping, or a list of entries with a ``method`` key, is read too).
 
-A model is named either by a path (used as it is) or by a bare name looked up in the folder: its manifest entry,
-else ``<name>.tflite``, ``<name>.onnx``, ``<name>.keras``, ... , else a SavedModel folder ``<name>/``.
+A model is named either by a path (used as it is) or by a bare name looked up in the folder: its
+manifest entry, else ``<name>.tflite``, ``<name>.onnx``, ``<name>.keras``, ... , else a SavedModel
+folder ``<name>/``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import difflib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +38,19 @@ from pilotnet_optimized.backends import MODEL_SUFFIXES
 from pilotnet_optimized.backends.base import size_on_disk
 from pilotnet_optimized.errors import ModelError
 
-__all__ = ['DEFAULT_MODELS_DIR', 'MANIFEST', 'MODEL_SUFFIXES', 'find_models', 'manifest_methods', 'model_names',
-           'resolve_model', 'size_mb', 'size_on_disk', 'split_names', 'write_bytes_atomic']
+__all__ = [
+    'DEFAULT_MODELS_DIR',
+    'MANIFEST',
+    'MODEL_SUFFIXES',
+    'find_models',
+    'manifest_methods',
+    'model_names',
+    'resolve_model',
+    'size_mb',
+    'size_on_disk',
+    'split_names',
+    'write_bytes_atomic',
+]
 
 #: Where model names are looked up unless told otherwise.
 DEFAULT_MODELS_DIR = 'models/optimized'
@@ -31,7 +59,10 @@ MANIFEST = 'manifest.json'
 
 
 def manifest_methods(folder: str | Path) -> dict[str, dict[str, Any]] | None:
-    """The manifest's method entries by name, in its order (every status); ``None`` when there is no manifest.
+    """
+    Return the manifest's method entries by name, in its order (every status).
+
+    ``None`` when there is no manifest.
 
     :raises ModelError: for a manifest that is not valid JSON.
     """
@@ -43,21 +74,32 @@ def manifest_methods(folder: str | Path) -> dict[str, dict[str, Any]] | None:
     except ValueError as err:
         raise ModelError(f'{path}: not valid JSON ({err})') from err
     if isinstance(entries, dict) and isinstance(entries.get('methods'), dict):
-        entries = entries['methods']   # what `pilotnet optimize` writes: {'model': ..., 'methods': {name: entry}}
+        # what `pilotnet optimize` writes: {'model': ..., 'methods': {name: entry}}
+        entries = entries['methods']
     if isinstance(entries, dict):
         items = list(entries.items())
     elif isinstance(entries, list):
         items = [(e.get('method'), e) for e in entries if isinstance(e, dict)]
     else:
         items = []
-    return {str(name): entry for name, entry in items if name is not None and isinstance(entry, dict)}
+    return {
+        str(name): entry for name, entry in items if name is not None and isinstance(entry, dict)
+    }
 
 
 def _manifest_files(folder: Path) -> list[tuple[str, Path]]:
-    """(name, path) of the manifest's entries that were written (status ok) and whose file is there."""
+    """
+    Return (name, path) of the manifest's written entries whose file is there.
+
+    An entry was written when its status is ok.
+    """
     found = []
     for name, entry in (manifest_methods(folder) or {}).items():
-        if entry.get('status', 'ok') == 'ok' and entry.get('file') and (folder / entry['file']).exists():
+        if (
+            entry.get('status', 'ok') == 'ok'
+            and entry.get('file')
+            and (folder / entry['file']).exists()
+        ):
             found.append((name, folder / entry['file']))
     return found
 
@@ -70,14 +112,20 @@ def _is_model(path: Path) -> bool:
 
 def model_names(folder: str | Path) -> list[str]:
     """Names of the model files and SavedModel folders in ``folder`` (file stems), sorted."""
-    return sorted(p.stem if p.is_file() else p.name for p in Path(folder).iterdir() if _is_model(p))
+    return sorted(
+        p.stem if p.is_file() else p.name for p in Path(folder).iterdir() if _is_model(p)
+    )
 
 
 def find_models(folder: str | Path) -> list[tuple[str, Path]]:
-    """(name, path) for every model in ``folder``: from its manifest when it lists any, in its order; otherwise
-    every model file and SavedModel folder, named by file stem.
+    """
+    (name, path) for every model in ``folder``.
 
-    :raises ModelError: for a missing folder, an unreadable manifest, or a folder with no model in it.
+    From its manifest when it lists any, in its order; otherwise every model file and SavedModel
+    folder, named by file stem.
+
+    :raises ModelError: for a missing folder, an unreadable manifest, or a folder with no model in
+        it.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -85,21 +133,29 @@ def find_models(folder: str | Path) -> list[tuple[str, Path]]:
     found = _manifest_files(folder)
     if found:
         return found
-    found = [(p.stem if p.is_file() else p.name, p) for p in sorted(folder.iterdir()) if _is_model(p)]
+    found = [
+        (p.stem if p.is_file() else p.name, p) for p in sorted(folder.iterdir()) if _is_model(p)
+    ]
     if not found:
         raise ModelError(f'{folder}: no models in it (.keras, .tflite, .onnx, SavedModel folders)')
     return found
 
 
 def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
-    """The model file (or SavedModel folder) ``model`` names, as an absolute path (see the module's rule).
+    """
+    Return the model file (or SavedModel folder) ``model`` names, as an absolute path.
 
-    :raises ModelError: when it is neither an existing path nor a model name found in ``models_dir``.
+    See the module's rule.
+
+    :raises ModelError: when it is neither an existing path nor a model name found in
+        ``models_dir``.
     """
     text = str(model).strip()
     if not text:
-        raise ModelError('no model given (model:=<file or name> for the launch file and pilotnet run, '
-                         'model_path for the node)')
+        raise ModelError(
+            'no model given (model:=<file or name> for the launch file and pilotnet run, '
+            'model_path for the node)'
+        )
     path = Path(text).expanduser()
     if path.exists():
         return path.resolve()
@@ -111,7 +167,14 @@ def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR
         except ModelError:
             found = None   # a broken manifest: the files themselves still name the models
         if found is None:
-            found = next((folder / f'{text}{s}' for s in MODEL_SUFFIXES if (folder / f'{text}{s}').exists()), None)
+            found = next(
+                (
+                    folder / f'{text}{s}'
+                    for s in MODEL_SUFFIXES
+                    if (folder / f'{text}{s}').exists()
+                ),
+                None,
+            )
         if found is None and (folder / text / 'saved_model.pb').is_file():
             found = folder / text
         if found is not None:
@@ -126,23 +189,34 @@ def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR
 
 
 def size_mb(path: Path) -> float:
-    """A model's size in MB (bytes / 2^20, as the seed counts them); 0 when it does not exist."""
+    """
+    Return a model's size in MB (bytes / 2^20, as the seed counts them).
+
+    0 when it does not exist.
+    """
     return (size_on_disk(path) or 0) / 2 ** 20
 
 
 def split_names(values: str | Sequence[str]) -> list[str]:
-    """A list option's names, given comma-separated, space-separated or both (``--methods int8,dynamic`` and
-    ``--methods int8 dynamic``): every command's name lists read the same way. Empty items are dropped."""
+    """
+    Return a list option's names, given comma-separated.
+
+    Space-separated or both (``--methods int8,dynamic`` and ``--methods int8 dynamic``): every
+    command's name lists read the same way. Empty items are dropped.
+    """
     items = [values] if isinstance(values, str) else list(values)
     return [name.strip() for item in items for name in str(item).split(',') if name.strip()]
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``; returns ``path``.
+    """
+    Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
-    A reader (a node reloading its model, a command reading the manifest) never sees a half-written file,
-    and an interrupted conversion leaves the previous file intact. Every model file and manifest is written
-    this way.
+    Returns ``path``.
+
+    A reader (a node reloading its model, a command reading the manifest) never sees a half-written
+    file, and an interrupted conversion leaves the previous file intact. Every model file and
+    manifest is written this way.
     """
     import os
     import tempfile

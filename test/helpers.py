@@ -1,13 +1,31 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Assertions shared by the test modules (pytest puts this folder on sys.path)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+import subprocess
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    """A command failed with one clear line on stderr (no traceback) that mentions every needle."""
+    """
+    Check that a command failed with one clear line on stderr that mentions every needle.
+
+    There must be no traceback.
+    """
     assert proc.returncode != 0
     err = proc.stderr.strip()
     assert err.count('\n') == 0, f'expected one line, got:\n{err}'
@@ -19,12 +37,19 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 #: The repository's root, and the Python sources the ament linters check (test_flake8, test_pep257,
 #: test_copyright): the package, the tests, the launch file, the scripts and benchmarks, setup.py.
 REPO = Path(__file__).resolve().parents[1]
-LINTED = [REPO / name for name in ('pilotnet_optimized', 'test', 'launch', 'scripts', 'benchmarks', 'setup.py')]
+LINTED = [
+    REPO / name
+    for name in ('pilotnet_optimized', 'test', 'launch', 'scripts', 'benchmarks', 'setup.py')
+]
 
 
 def linted_python_files() -> list[Path]:
     """Every ``.py`` file under :data:`LINTED`, sorted."""
     files: list[Path] = []
     for path in LINTED:
-        files += [path] if path.is_file() else sorted(p for p in path.rglob('*.py') if '__pycache__' not in p.parts)
+        files += (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.rglob('*.py') if '__pycache__' not in p.parts)
+        )
     return files

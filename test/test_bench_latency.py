@@ -1,32 +1,58 @@
-"""``pilotnet bench-latency``: its inputs and table without ROS, and one real run of a tiny model through the
-inference node as a process (two transports), with a corrupt model beside it."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``pilotnet bench-latency``.
+
+Its inputs and table without ROS, and one real run of a tiny model through the inference node as a
+process (two transports), with a corrupt model beside it.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.nodes import bench_latency as bl
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# -- without ROS ------------------------------------------------------------------------------------------------------
+# -- without ROS ----------------------------------------------------------------------------------
 def test_help_works_without_importing_rclpy():
     code = ('import sys\nfrom pilotnet_optimized.cli import build_parser\n'
             "argv = ['bench-latency', '--frames', '5']\n"
             "build_parser(argv).parse_args(argv)\nprint('rclpy' in sys.modules)")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert out.returncode == 0 and out.stdout.strip().endswith('False'), out.stderr
-    helped = subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'bench-latency', '--help'],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert helped.returncode == 0 and '--transports' in helped.stdout and 'example:' in helped.stdout
+    helped = subprocess.run(
+        [sys.executable, '-m', 'pilotnet_optimized', 'bench-latency', '--help'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert (
+        helped.returncode == 0 and '--transports' in helped.stdout and 'example:' in helped.stdout
+    )
 
 
 def test_transports_are_checked_and_normalised():
@@ -37,7 +63,14 @@ def test_transports_are_checked_and_normalised():
 
 
 def test_default_models_take_one_per_backend(tmp_path):
-    for name in ('baseline.tflite', 'dynamic.tflite', 'qat.tflite', 'b.onnx', 'a.onnx', 'keras.keras'):
+    for name in (
+        'baseline.tflite',
+        'dynamic.tflite',
+        'qat.tflite',
+        'b.onnx',
+        'a.onnx',
+        'keras.keras',
+    ):
         (tmp_path / name).write_bytes(b'x')
     (tmp_path / 'savedmodel').mkdir()
     (tmp_path / 'savedmodel' / 'saved_model.pb').write_bytes(b'x')
@@ -48,19 +81,41 @@ def test_default_models_take_one_per_backend(tmp_path):
 
 
 def test_table_shows_errors_on_their_row():
-    ok = bl.LatencyRow('m', 'LARGE_DATA', path='/x/m.tflite', backend='litert', precision='float32', frames=9,
-                       lost=1, raw_p50_ms=1.0, raw_p90_ms=1.5, raw_p99_ms=2.0, node_inference_p50_ms=1.1,
-                       node_e2e_p50_ms=2.5, node_e2e_p90_ms=3.0, node_e2e_p99_ms=4.0, round_trip_p50_ms=2.7,
-                       round_trip_p90_ms=3.1, round_trip_p99_ms=4.5, overhead_ms=1.5, target_met=False)
-    bad = bl.LatencyRow('bad.tflite', 'DEFAULT', status='failed', error='model not found: bad.tflite')
+    ok = bl.LatencyRow(
+        'm',
+        'LARGE_DATA',
+        path='/x/m.tflite',
+        backend='litert',
+        precision='float32',
+        frames=9,
+        lost=1,
+        raw_p50_ms=1.0,
+        raw_p90_ms=1.5,
+        raw_p99_ms=2.0,
+        node_inference_p50_ms=1.1,
+        node_e2e_p50_ms=2.5,
+        node_e2e_p90_ms=3.0,
+        node_e2e_p99_ms=4.0,
+        round_trip_p50_ms=2.7,
+        round_trip_p90_ms=3.1,
+        round_trip_p99_ms=4.5,
+        overhead_ms=1.5,
+        target_met=False,
+    )
+    bad = bl.LatencyRow(
+        'bad.tflite', 'DEFAULT', status='failed', error='model not found: bad.tflite'
+    )
     table = bl.latency_table({'rows': [ok.__dict__, bad.__dict__]}).splitlines()
     assert len(table) == 4 and table[0].startswith('| model | transport |')
-    assert '| m.tflite | LARGE_DATA | litert | float32 | 9 (1 lost) | 1.00 / 1.50 / 2.00 |' in table[2]
+    assert (
+        '| m.tflite | LARGE_DATA | litert | float32 | 9 (1 lost) | 1.00 / 1.50 / 2.00 |'
+        in table[2]
+    )
     assert '| 1.500 | no | ok |' in table[2]
     assert table[3].endswith('| failed: model not found: bad.tflite |')
 
 
-# -- the real node ------------------------------------------------------------------------------------------------
+# -- the real node --------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def models(tiny_driver: dict[str, Path]) -> dict[str, Path]:
     pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
@@ -75,24 +130,53 @@ def _run(capture: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, st
 
 
 def test_a_tiny_model_through_the_real_node(models, capfd):
-    code, report, err = _run(capfd, '--models', f"{models['tiny']},{models['corrupt']}", '--frames', '30',
-                             '--warmup', '5', '--transports', 'SHM_LARGE,DEFAULT', '--frame-timeout', '0.25')
+    code, report, err = _run(
+        capfd,
+        '--models',
+        f"{models['tiny']},{models['corrupt']}",
+        '--frames',
+        '30',
+        '--warmup',
+        '5',
+        '--transports',
+        'SHM_LARGE,DEFAULT',
+        '--frame-timeout',
+        '0.25',
+    )
     assert code == 0, err
-    assert {'machine', 'command', 'started', 'finished', 'frames', 'warmup', 'versions', 'load_average'} <= set(report)
-    assert report['frames'] == 30 and report['command'].startswith('pilotnet bench-latency --models ')
+    assert {
+        'machine',
+        'command',
+        'started',
+        'finished',
+        'frames',
+        'warmup',
+        'versions',
+        'load_average',
+    } <= set(report)
+    assert report['frames'] == 30 and report['command'].startswith(
+        'pilotnet bench-latency --models '
+    )
     rows = {(Path(r['model']).stem, r['transport']): r for r in report['rows']}
-    assert set(rows) == {('dynamic', 'SHM_LARGE'), ('dynamic', 'DEFAULT'), ('corrupt', 'SHM_LARGE'),
-                         ('corrupt', 'DEFAULT')}
-    # Fast DDS's default transport fragments a camera frame and, best effort, loses most of them (70 to 90 %
-    # measured): every frame of a phase lost is an error row that says so.
+    assert set(rows) == {
+        ('dynamic', 'SHM_LARGE'),
+        ('dynamic', 'DEFAULT'),
+        ('corrupt', 'SHM_LARGE'),
+        ('corrupt', 'DEFAULT'),
+    }
+    # Fast DDS's default transport fragments a camera frame and, best effort, loses most of them
+    # (70 to 90 % measured): every frame of a phase lost is an error row that says so.
     default = rows['dynamic', 'DEFAULT']
     assert default['status'] == 'ok' or 'no answer to any of' in default['error'], default
     for transport in ('SHM_LARGE', 'DEFAULT') if default['status'] == 'ok' else ('SHM_LARGE',):
         r = rows['dynamic', transport]
         assert r['status'] == 'ok', r
         assert r['backend'] == 'litert' and r['precision'] == 'dynamic-range int8'
-        assert r['frames'] + r['lost'] == 30 and r['frames'] >= (25 if transport == 'SHM_LARGE' else 1)
-        # The node reads its clock just after publishing, so the round trip may come in a hair under (module doc).
+        assert r['frames'] + r['lost'] == 30 and r['frames'] >= (
+            25 if transport == 'SHM_LARGE' else 1
+        )
+        # The node reads its clock just after publishing, so the round trip may come in a hair
+        # under (module doc).
         assert r['round_trip_p50_ms'] >= r['node_e2e_p50_ms'] - 0.5
         assert r['node_e2e_p50_ms'] >= r['node_inference_p50_ms'] > 0
         assert r['raw_p50_ms'] > 0 and r['raw_p50_ms'] <= r['raw_p90_ms'] <= r['raw_p99_ms']
@@ -100,13 +184,22 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
         assert math.isfinite(r['overhead_ms']) and isinstance(r['target_met'], bool)
     for transport in ('SHM_LARGE', 'DEFAULT'):
         r = rows['corrupt', transport]
-        assert r['status'] == 'failed' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
+        assert (
+            r['status'] == 'failed' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
+        )
     assert '[bench-latency] dynamic.tflite (SHM_LARGE): ready in' in err
 
 
 def test_no_model_ran_is_a_non_zero_exit(models, capsys):
-    code, report, err = _run(capsys, '--models', f"{models['corrupt']},{models['corrupt'].with_name('nope.tflite')}",
-                             '--frames', '5', '--warmup', '1')
+    code, report, err = _run(
+        capsys,
+        '--models',
+        f"{models['corrupt']},{models['corrupt'].with_name('nope.tflite')}",
+        '--frames',
+        '5',
+        '--warmup',
+        '1',
+    )
     assert code == 1
     errors = [r['error'] for r in report['rows']]
     assert len(errors) == 2 and 'corrupt.tflite' in errors[0] and 'not found' in errors[1]

@@ -1,36 +1,58 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """`pilotnet compare`: several models in the loop on one circuit, the seed's simulation table."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
-
 from pilotnet_optimized.backends import load_backend
 from pilotnet_optimized.cli import main
 from pilotnet_optimized.errors import PilotnetError, UnknownCircuitError
-from pilotnet_optimized.evaluate.closed_loop import compare_models, exit_code, markdown_table, write_reports
+from pilotnet_optimized.evaluate.closed_loop import (compare_models, exit_code, markdown_table,
+                                                     write_reports)
 from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.episodes import drive_pilot
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
 def models(tiny_driver: dict[str, Path]) -> dict[str, Path]:
-    """A tiny trained model, as float32 and dynamic-range TFLite (it leaves the road within seconds)."""
+    """
+    Return a tiny trained model as float32 and dynamic-range TFLite.
+
+    It leaves the road within seconds.
+    """
     return {'float': tiny_driver['float'], 'dynamic': tiny_driver['dynamic']}
 
 
 @pytest.fixture(scope='module')
 def comparison(models):
     lines: list[str] = []
-    result = compare_models([str(models['float']), 'dynamic'], 'simple', models_dir=models['float'].parent,
-                            progress=lines.append)
+    result = compare_models(
+        [str(models['float']), 'dynamic'],
+        'simple',
+        models_dir=models['float'].parent,
+        progress=lines.append,
+    )
     return result, lines
 
 
@@ -72,14 +94,32 @@ def test_rows_are_what_drive_pilot_gives(models, comparison):
 def test_reports_are_written(comparison, tmp_path):
     result, _ = comparison
     paths = write_reports(result, tmp_path / 'out')
-    assert set(paths) == {'md', 'json', 'png'} and all(p.parent == tmp_path / 'out' for p in paths.values())
+    assert set(paths) == {'md', 'json', 'png'} and all(
+        p.parent == tmp_path / 'out' for p in paths.values()
+    )
     report = json.loads(paths['json'].read_text())
-    assert report['benchmark'] == 'compare' and report['circuit'] == 'simple' and report['laps'] == 1
+    assert (
+        report['benchmark'] == 'compare' and report['circuit'] == 'simple' and report['laps'] == 1
+    )
     for key in ('timing', 'machine', 'mode', 'reference', 'rows'):
         assert key in report
-    for key in ('name', 'status', 'end_reason', 'sim_seconds', 'lap_seconds', 'average_speed',
-                'percentage_completed', 'deviation_mean_m', 'deviation_max_m', 'inference_mean_ms',
-                'inference_p99_ms', 'brain_hz', 'loop_hz', 'real_time_factor', 'size_ratio_vs_first'):
+    for key in (
+        'name',
+        'status',
+        'end_reason',
+        'sim_seconds',
+        'lap_seconds',
+        'average_speed',
+        'percentage_completed',
+        'deviation_mean_m',
+        'deviation_max_m',
+        'inference_mean_ms',
+        'inference_p99_ms',
+        'brain_hz',
+        'loop_hz',
+        'real_time_factor',
+        'size_ratio_vs_first',
+    ):
         assert key in report['rows'][0], key
     md = paths['md'].read_text()
     assert '| float |' in md and '| dynamic |' in md and 'brain Hz' in md and 'lock-step' in md
@@ -90,10 +130,19 @@ def test_reports_are_written(comparison, tmp_path):
 
 
 def test_a_missing_model_is_an_error_row_and_the_others_run(models, tmp_path):
-    result = compare_models(['nope', str(models['dynamic'])], 'simple', models_dir=models['float'].parent,
-                            timeout_s=3, progress=None)
+    result = compare_models(
+        ['nope', str(models['dynamic'])],
+        'simple',
+        models_dir=models['float'].parent,
+        timeout_s=3,
+        progress=None,
+    )
     missing, ok = result.rows
-    assert missing.status == 'failed' and "'nope' not found" in missing.error and '\n' not in missing.error
+    assert (
+        missing.status == 'failed'
+        and "'nope' not found" in missing.error
+        and '\n' not in missing.error
+    )
     assert ok.status == 'ok' and ok.frames > 0 and ok.sim_seconds <= 3.0 + 1e-9
     # The first model that ran is the reference for the ratios.
     assert result.header['reference'] == 'dynamic' and ok.speedup_vs_first == pytest.approx(1.0)
@@ -123,7 +172,21 @@ def test_unknown_circuit_fails_before_any_model_loads(capsys):
 
 def test_no_model_could_run_is_exit_1(tmp_path, capsys):
     out = tmp_path / 'out'
-    assert main(['compare', '--models', 'a,b', '--models-dir', str(tmp_path), '--out', str(out), '--json']) == 1
+    assert (
+        main(
+            [
+                'compare',
+                '--models',
+                'a,b',
+                '--models-dir',
+                str(tmp_path),
+                '--out',
+                str(out),
+                '--json',
+            ]
+        )
+        == 1
+    )
     report = json.loads(capsys.readouterr().out)
     assert [r['status'] for r in report['rows']] == ['failed', 'failed']
     assert (out / 'compare.json').is_file()
@@ -131,11 +194,29 @@ def test_no_model_could_run_is_exit_1(tmp_path, capsys):
 
 def test_cli(models, tmp_path):
     out = tmp_path / 'cli'
-    proc = subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'compare', '--models',
-                           f"{models['dynamic']},missing", '--models-dir', str(models['dynamic'].parent),
-                           '--timeout', '2', '--out', str(out)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pilotnet_optimized',
+            'compare',
+            '--models',
+            f"{models['dynamic']},missing",
+            '--models-dir',
+            str(models['dynamic'].parent),
+            '--timeout',
+            '2',
+            '--out',
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 3, proc.stderr
-    assert '| dynamic |' in proc.stdout and '| missing |' in proc.stdout and 'wrote ' in proc.stdout
+    assert (
+        '| dynamic |' in proc.stdout and '| missing |' in proc.stdout and 'wrote ' in proc.stdout
+    )
     assert '[compare 1/2] dynamic' in proc.stdout and '[compare 2/2] missing' in proc.stdout
     assert {p.name for p in out.iterdir()} == {'compare.md', 'compare.json', 'compare.png'}

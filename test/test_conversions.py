@@ -1,35 +1,55 @@
-"""Post-training conversions (TFLite in five modes, SavedModel, ONNX) of a tiny PilotNet trained on simulator frames.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The tiny model and its converted files are built once per session by :func:`tiny_model` and shared with
-``test_backends.py``.
+"""
+Post-training conversions of a tiny PilotNet trained on simulator frames.
+
+The conversions are TFLite in five modes, SavedModel and ONNX. The tiny model and its converted
+files are built once per session by :func:`tiny_model` and shared with ``test_backends.py``.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+import warnings
 
 import numpy as np
-import pytest
-
 from pilotnet_optimized.errors import ConversionError, PilotnetError
-from pilotnet_optimized.models.preprocess import Preprocessing, normalise_labels, preprocess, preprocess_batch
+from pilotnet_optimized.models.preprocess import (normalise_labels, preprocess, preprocess_batch,
+                                                  Preprocessing)
 from pilotnet_optimized.sim import CameraRenderer, get_circuit
+import pytest
 
 FRAMES = 48
 HEAD_UNITS = 64  # enough dense weights (~0.9 M of ~1 M) for the size ratios to mean something
 MODES = ('none', 'dynamic', 'float16', 'int8', 'int8-fallback')
 
-# Agreement with the Keras model in normalised [0, 1] space, on the training frames. The tiny model's outputs
-# spread with a standard deviation of 0.05 to 0.09, so the quantised bounds are well below that spread.
+# Agreement with the Keras model in normalised [0, 1] space, on the training frames. The tiny
+# model's outputs spread with a standard deviation of 0.05 to 0.09, so the quantised bounds are
+# well below that spread.
 MAX_ABS = {'none': 1e-4, 'float16': 2e-3}
 MEAN_ABS = {'dynamic': 0.015, 'int8': 0.015, 'int8-fallback': 0.015}
 
 
 @dataclass
 class TinyModel:
-    """A small trained PilotNet, the frames it saw, its Keras outputs, and its converted files (made lazily)."""
+    """
+    A small trained PilotNet, the frames it saw, its Keras outputs.
+
+    Its converted files are made lazily.
+    """
 
     model: object
     frames: list[np.ndarray]
@@ -39,18 +59,28 @@ class TinyModel:
     files: dict[str, Path] = field(default_factory=dict)
 
     def file(self, kind: str) -> Path:
-        """The model converted to ``kind`` (a TFLite mode, 'onnx', 'savedmodel', 'keras' or 'h5'), made once."""
+        """
+        Return the model converted to ``kind``, made once.
+
+        ``kind`` is a TFLite mode, 'onnx', 'savedmodel', 'keras' or 'h5'.
+        """
         if kind not in self.files:
             from pilotnet_optimized.optimize import to_onnx, to_savedmodel, to_tflite
             if kind in MODES:
-                path = to_tflite(self.model, self.folder / f'tiny-{kind}.tflite', kind, representative=self.batch)
+                path = to_tflite(
+                    self.model,
+                    self.folder / f'tiny-{kind}.tflite',
+                    kind,
+                    representative=self.batch,
+                )
             elif kind == 'onnx':
                 path = to_onnx(self.model, self.folder / 'tiny.onnx')
             elif kind == 'savedmodel':
                 path = to_savedmodel(self.model, self.folder / 'tiny_savedmodel')
             else:
                 path = self.folder / f'tiny.{kind}'
-                with warnings.catch_warnings():  # tf_keras calls .h5 legacy; loading it is still supported
+                # tf_keras calls .h5 legacy; loading it is still supported
+                with warnings.catch_warnings():
                     warnings.simplefilter('ignore', UserWarning)
                     self.model.save(path)
             self.files[kind] = path
@@ -61,8 +91,12 @@ _SESSION: dict[str, TinyModel] = {}
 
 
 def render_frames(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` camera frames of the simple circuit from random off-centre poses, with normalised labels from a
-    recovery rule (steer back towards the centre, slower when off it) so the outputs depend on the image."""
+    """
+    ``n`` camera frames of the simple circuit from random off-centre poses.
+
+    With normalised labels from a recovery rule (steer back towards the centre, slower when off it)
+    so the outputs depend on the image.
+    """
     circuit = get_circuit('simple')
     renderer = CameraRenderer(circuit)
     rng = np.random.default_rng(seed)
@@ -71,18 +105,21 @@ def render_frames(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
         lateral, yaw = rng.uniform(-2.5, 2.5), rng.uniform(-0.25, 0.25)
         x, y, heading = circuit.pose_at(rng.uniform(0, circuit.length), lateral)
         frames.append(renderer.render(x, y, heading + yaw))
-        labels.append((20.0 - 3.0 * abs(lateral), float(np.clip(-1.5 * lateral - 8.0 * yaw, -7.0, 7.0))))
+        labels.append(
+            (20.0 - 3.0 * abs(lateral), float(np.clip(-1.5 * lateral - 8.0 * yaw, -7.0, 7.0)))
+        )
     return frames, normalise_labels(np.array(labels))
 
 
 def train_tiny(batch: np.ndarray, labels: np.ndarray, head_units: int = HEAD_UNITS):
-    """A PilotNet with a narrow head, trained for a dozen steps."""
-    import tf_keras
+    """Return a PilotNet with a narrow head, trained for a dozen steps."""
     from pilotnet_optimized.models.pilotnet import build_pilotnet
+    import tf_keras
     tf_keras.utils.set_random_seed(0)
     model = build_pilotnet(input_shape=batch.shape[1:], head_units=head_units)
-    # A dozen steps barely move the input BatchNormalization's moving statistics (momentum 0.99) from 0 and 1,
-    # so inference would see raw 0..255 pixels: start them at the data's statistics instead.
+    # A dozen steps barely move the input BatchNormalization's moving statistics (momentum 0.99)
+    # from 0 and 1, so inference would see raw 0..255 pixels: start them at the data's statistics
+    # instead.
     norm = model.get_layer('input_norm')
     gamma, beta, _, _ = norm.get_weights()
     norm.set_weights([gamma, beta, batch.mean(axis=(0, 1, 2)), batch.var(axis=(0, 1, 2))])
@@ -92,13 +129,15 @@ def train_tiny(batch: np.ndarray, labels: np.ndarray, head_units: int = HEAD_UNI
 
 
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
-    """The session's tiny model (built on first use)."""
+    """Return the session's tiny model (built on first use)."""
     if 'tiny' not in _SESSION:
         frames, labels = render_frames(FRAMES)
         batch = preprocess_batch(frames)
         model = train_tiny(batch, labels)
         reference = model(batch, training=False).numpy()
-        _SESSION['tiny'] = TinyModel(model, frames, batch, reference, tmp_path_factory.mktemp('tiny'))
+        _SESSION['tiny'] = TinyModel(
+            model, frames, batch, reference, tmp_path_factory.mktemp('tiny')
+        )
     return _SESSION['tiny']
 
 
@@ -114,7 +153,8 @@ def _outputs(path: Path, batch: np.ndarray) -> np.ndarray:
 
 
 def test_tiny_model_outputs_are_non_trivial(tiny: TinyModel) -> None:
-    # Inside [0, 1] (so physical commands are in range) and varying with the image (so agreement means something).
+    # Inside [0, 1] (so physical commands are in range) and varying with the image (so agreement
+    # means something).
     assert 0.0 < tiny.reference.min() and tiny.reference.max() < 1.0
     assert tiny.reference.std(axis=0).min() > 0.01
 
@@ -128,19 +168,32 @@ def test_tflite_mode_agrees_with_keras(tiny: TinyModel, mode: str) -> None:
         assert err.mean() < MEAN_ABS[mode], f'{mode}: mean abs error {err.mean():.2e}'
         # A quantised model must still follow the image, not sit at the mean.
         for k in range(2):
-            corr = np.corrcoef(_outputs(tiny.file(mode), tiny.batch)[:, k], tiny.reference[:, k])[0, 1]
+            corr = np.corrcoef(_outputs(tiny.file(mode), tiny.batch)[:, k], tiny.reference[:, k])[
+                0, 1
+            ]
             assert corr > 0.98, f'{mode}: output {k} correlation {corr:.3f}'
 
 
 @pytest.mark.parametrize('mode', ['int8', 'int8-fallback'])
-def test_bias_correction_removes_the_mean_output_shift(tiny: TinyModel, tmp_path: Path, mode: str) -> None:
-    # Integer rounding shifts the mean output; the correction folds that shift (measured on the calibration
-    # frames) into the last layer's int32 bias. Checked through the backend on the same frames, against a
-    # conversion without it (seen: a shift of 6e-3 in v without, 2.5e-4 with), and the file must not grow.
+def test_bias_correction_removes_the_mean_output_shift(
+    tiny: TinyModel, tmp_path: Path, mode: str
+) -> None:
+    # Integer rounding shifts the mean output; the correction folds that shift (measured on the
+    # calibration frames) into the last layer's int32 bias. Checked through the backend on the same
+    # frames, against a conversion without it (seen: a shift of 6e-3 in v without, 2.5e-4 with),
+    # and the file must not grow.
     from pilotnet_optimized.optimize import to_tflite
     lines: list[str] = []
-    plain = to_tflite(tiny.model, tmp_path / 'plain.tflite', mode, representative=tiny.batch, bias_correction=False)
-    fixed = to_tflite(tiny.model, tmp_path / 'fixed.tflite', mode, representative=tiny.batch, log=lines.append)
+    plain = to_tflite(
+        tiny.model,
+        tmp_path / 'plain.tflite',
+        mode,
+        representative=tiny.batch,
+        bias_correction=False,
+    )
+    fixed = to_tflite(
+        tiny.model, tmp_path / 'fixed.tflite', mode, representative=tiny.batch, log=lines.append
+    )
     shift_plain = (_outputs(plain, tiny.batch) - tiny.reference).mean(axis=0)
     shift_fixed = (_outputs(fixed, tiny.batch) - tiny.reference).mean(axis=0)
     assert np.abs(shift_plain).max() > 2e-3, f'no shift to correct: {shift_plain}'
@@ -155,8 +208,11 @@ def test_int8_has_uint8_io_and_int8_fallback_has_float_io(tiny: TinyModel) -> No
         it = Interpreter(model_path=str(tiny.file(mode)))
         assert it.get_input_details()[0]['dtype'] == dtype
         assert it.get_output_details()[0]['dtype'] == dtype
-    scale, _ = Interpreter(model_path=str(tiny.file('int8'))).get_input_details()[0]['quantization']
-    # Calibrated on preprocessed 0..255 input: one input step is one pixel level (the seed's bug gave garbage).
+    scale, _ = Interpreter(model_path=str(tiny.file('int8'))).get_input_details()[0][
+        'quantization'
+    ]
+    # Calibrated on preprocessed 0..255 input: one input step is one pixel level (the seed's bug
+    # gave garbage).
     assert scale == pytest.approx(1.0, rel=0.1)
 
 
@@ -185,7 +241,9 @@ def test_onnx_agrees_and_keeps_a_dynamic_batch(tiny: TinyModel) -> None:
     import onnxruntime as ort
     session = ort.InferenceSession(str(tiny.file('onnx')), providers=['CPUExecutionProvider'])
     (inp,) = session.get_inputs()
-    assert inp.name == 'image' and inp.shape[1:] == [66, 200, 3] and not isinstance(inp.shape[0], int)
+    assert (
+        inp.name == 'image' and inp.shape[1:] == [66, 200, 3] and not isinstance(inp.shape[0], int)
+    )
     for n in (1, 5):
         out = session.run(None, {'image': tiny.batch[:n]})[0]
         np.testing.assert_allclose(out, tiny.reference[:n], atol=1e-4)
@@ -200,7 +258,9 @@ def test_unknown_mode_names_the_valid_ones(tiny: TinyModel, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize('mode', ['int8', 'int8-fallback'])
-def test_int8_without_representative_data_is_refused(tiny: TinyModel, tmp_path: Path, mode: str) -> None:
+def test_int8_without_representative_data_is_refused(
+    tiny: TinyModel, tmp_path: Path, mode: str
+) -> None:
     from pilotnet_optimized.optimize import to_tflite
     with pytest.raises(ConversionError, match='representative'):
         to_tflite(tiny.model, tmp_path / 'x.tflite', mode)
@@ -212,10 +272,18 @@ def test_representative_data_must_be_preprocessed(tiny: TinyModel, tmp_path: Pat
     with pytest.raises(ConversionError, match='preprocess'):
         to_tflite(tiny.model, tmp_path / 'x.tflite', 'int8', representative=raw)
     with pytest.raises(ConversionError, match='float'):
-        to_tflite(tiny.model, tmp_path / 'x.tflite', 'int8', representative=tiny.batch.astype(np.uint8))
+        to_tflite(
+            tiny.model, tmp_path / 'x.tflite', 'int8', representative=tiny.batch.astype(np.uint8)
+        )
     unit = Preprocessing(normalisation='unit')  # 0..255 data for a model that expects 0..1
     with pytest.raises(ConversionError, match='spans'):
-        to_tflite(tiny.model, tmp_path / 'x.tflite', 'int8', representative=tiny.batch, preprocessing=unit)
+        to_tflite(
+            tiny.model,
+            tmp_path / 'x.tflite',
+            'int8',
+            representative=tiny.batch,
+            preprocessing=unit,
+        )
     assert not list(tmp_path.iterdir())
 
 

@@ -1,16 +1,35 @@
-"""The README's first command: the default models are built once with the project's pipeline, cached, rebuilt
-when the recipe changes, and compared in closed loop (a tiny recipe here; the real one is `pilotnet demo`)."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The README's first command.
+
+The default models are built once with the project's pipeline, cached, rebuilt when the recipe
+changes, and compared in closed loop (a tiny recipe here; the real one is `pilotnet demo`).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from pilotnet_optimized.demo import DemoRecipe, ensure_default_models, RECIPE_FILE
 import pytest
 
-from pilotnet_optimized.demo import RECIPE_FILE, DemoRecipe, ensure_default_models
-
-TINY = DemoRecipe(circuits=('simple',), frames_per_circuit=40, epochs=1, methods=('baseline', 'dynamic'))
+TINY = DemoRecipe(
+    circuits=('simple',), frames_per_circuit=40, epochs=1, methods=('baseline', 'dynamic')
+)
 
 
 @pytest.fixture(scope='module')
@@ -28,8 +47,13 @@ def test_first_run_builds_every_model_with_progress(built):
     record = json.loads((folder / RECIPE_FILE).read_text())
     assert record['recipe']['frames_per_circuit'] == 40 and record['build_seconds'] > 0
     text = '\n'.join(lines)
-    for step in ('building the default models', 'dataset simple: 40 frames', 'trained pilotnet_nvidia.keras',
-                 'optimize: ', 'default models ready'):
+    for step in (
+        'building the default models',
+        'dataset simple: 40 frames',
+        'trained pilotnet_nvidia.keras',
+        'optimize: ',
+        'default models ready',
+    ):
         assert step in text, text
 
 
@@ -66,8 +90,13 @@ def test_the_default_models_drive_in_the_comparison(built, tmp_path):
 def test_the_recipe_takes_its_methods_from_the_table():
     from pilotnet_optimized.demo import DEFAULT_RECIPE, demo_methods
     from pilotnet_optimized.optimize.methods import BASELINE, get_method
-    # The same list as before the table chose it (a changed list would rebuild every cached demo folder).
-    assert DEFAULT_RECIPE.methods == demo_methods() == ('baseline', 'dynamic', 'float16', 'int8', 'int8-fallback',
-                                                        'onnx')
+
+    # The same list as before the table chose it (a changed list would rebuild every cached demo
+    # folder).
+    assert (
+        DEFAULT_RECIPE.methods
+        == demo_methods()
+        == ('baseline', 'dynamic', 'float16', 'int8', 'int8-fallback', 'onnx')
+    )
     assert DEFAULT_RECIPE.methods[0] == BASELINE   # the comparison's baseline comes first
     assert all(get_method(name).needs_data != 'fine-tuning' for name in DEFAULT_RECIPE.methods)

@@ -1,31 +1,35 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Tests of pilotnet_optimized.laps: trajectories, Behavior Metrics' lap figures, run monitor."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from pilotnet_optimized.errors import BagError, PilotnetError, TrajectoryError
+from pilotnet_optimized.laps import (checkpoint_progress, circuit_diameter, compute_lap_metrics,
+                                     EndReason, load_perfect_lap, load_trajectory, PerfectLap,
+                                     point_polyline_distance, RunMonitor, save_trajectory_csv,
+                                     Trajectory)
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
-
-from pilotnet_optimized.errors import BagError, PilotnetError, TrajectoryError
-from pilotnet_optimized.laps import (
-    EndReason,
-    PerfectLap,
-    RunMonitor,
-    Trajectory,
-    checkpoint_progress,
-    circuit_diameter,
-    compute_lap_metrics,
-    load_perfect_lap,
-    load_trajectory,
-    point_polyline_distance,
-    save_trajectory_csv,
-)
+from rosbags.typesys import get_typestore, Stores
 
 BAG_DIR = Path('/work/shared/behavior_metrics/perfect_bags')
 # circuit: (points, path length in metres) of Behavior Metrics' perfect-lap recordings.
@@ -45,12 +49,13 @@ def _bag(circuit: str) -> Path:
 
 @pytest.fixture(scope='module')
 def perfect_runs() -> dict[str, Trajectory]:
-    """The four perfect laps, loaded once for the module."""
+    """Return the four perfect laps, loaded once for the module."""
     return {name: load_trajectory(_bag(name)) for name in PERFECT_LAPS}
 
 
 def _track(spacing: float = 0.13) -> np.ndarray:
-    """A synthetic perfect lap: a rounded, uneven oval sampled every ~``spacing`` metres.
+    """
+    Return a synthetic perfect lap: a rounded, uneven oval sampled every ~``spacing`` metres.
 
     Like Behavior Metrics' recordings it is a closed loop whose last point stops one spacing
     short of the first (the start is not repeated).
@@ -65,7 +70,7 @@ def _track(spacing: float = 0.13) -> np.ndarray:
 
 
 def _normals(xy: np.ndarray) -> np.ndarray:
-    """Unit left normals of a closed polyline (central differences)."""
+    """Return the unit left normals of a closed polyline (central differences)."""
     tangent = np.roll(xy, -1, axis=0) - np.roll(xy, 1, axis=0)
     return np.c_[-tangent[:, 1], tangent[:, 0]] / np.hypot(*tangent.T)[:, None]
 
@@ -294,7 +299,7 @@ def test_csv_columns_in_any_order_extra_ignored(tmp_path: Path) -> None:
 
 
 def _one_line_error(err: BaseException, path: Path) -> str:
-    """The message of ``err``, checked to be one line that names ``path``."""
+    """Return the message of ``err``, checked to be one line that names ``path``."""
     msg = str(err)
     assert '\n' not in msg
     assert str(path) in msg

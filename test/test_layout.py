@@ -1,6 +1,24 @@
-"""The package's layout rules, read from the source (nothing is imported): no import cycle among its modules,
-counting imports inside functions and ``TYPE_CHECKING`` blocks; no module reaches for another module's
-``_private`` name; nothing that optimises or measures models imports the ROS nodes."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The package's layout rules, read from the source (nothing is imported).
+
+No import cycle among its modules, counting imports inside functions and ``TYPE_CHECKING`` blocks;
+no module reaches for another module's ``_private`` name; nothing that optimises or measures models
+imports the ROS nodes.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +57,11 @@ def _private(name: str) -> bool:
 
 
 def _known(dotted: str) -> str | None:
-    """The package module that importing ``dotted`` loads last (its longest prefix that is a module)."""
+    """
+    Return the package module that importing ``dotted`` loads last.
+
+    It is the longest prefix of ``dotted`` that is a module.
+    """
     parts = dotted.split('.')
     for end in range(len(parts), 0, -1):
         candidate = '.'.join(parts[:end])
@@ -57,7 +79,11 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
 
 
 def _imports(module: str) -> Iterator[tuple[str, int, str | None]]:
-    """(imported package module, line, private name taken from it or None) for every import in ``module``."""
+    """
+    Yield a tuple for every import in ``module``.
+
+    Each is (imported package module, line, private name taken from it or None).
+    """
     tree = ast.parse(MODULES[module].read_text(), str(MODULES[module]))
     aliases: dict[str, str] = {}   # local name -> package module it is bound to
     for node in ast.walk(tree):
@@ -97,11 +123,14 @@ def _imports(module: str) -> Iterator[tuple[str, int, str | None]]:
 
 
 def _graph() -> dict[str, set[str]]:
-    return {module: {target for target, _, _ in _imports(module) if target != module} for module in MODULES}
+    return {
+        module: {target for target, _, _ in _imports(module) if target != module}
+        for module in MODULES
+    }
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    """Return the strongly connected components with more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -136,7 +165,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _path(graph: dict[str, set[str]], component: list[str]) -> str:
-    """One cycle through the component's first module, as ``a -> b -> a``, for the failure message."""
+    """
+    One cycle through the component's first module, as ``a -> b -> a``.
+
+    For the failure message.
+    """
     members, start = set(component), component[0]
     seen, frontier = {start: [start]}, [start]
     while frontier:
@@ -177,14 +210,21 @@ def test_optimisation_and_evaluation_do_not_import_the_nodes(package):
 
 
 def test_the_checks_see_function_level_and_private_imports(tmp_path, monkeypatch):
-    """The rules above would pass vacuously if the parser missed imports: check it on a made-up package."""
+    """
+    The rules above would pass vacuously if the parser missed imports.
+
+    Check it on a made-up package.
+    """
     pkg = tmp_path / PACKAGE
     (pkg / 'optimize').mkdir(parents=True)
     (pkg / '__init__.py').write_text('')
     (pkg / 'optimize' / '__init__.py').write_text('')
-    (pkg / 'optimize' / 'a.py').write_text('def f():\n    from pilotnet_optimized.optimize.b import _hidden\n')
-    (pkg / 'optimize' / 'b.py').write_text('from . import a\nimport pilotnet_optimized.nodes.x as x\n'
-                                           'y = a._z\n_hidden = 1\n')
+    (pkg / 'optimize' / 'a.py').write_text(
+        'def f():\n    from pilotnet_optimized.optimize.b import _hidden\n'
+    )
+    (pkg / 'optimize' / 'b.py').write_text(
+        'from . import a\nimport pilotnet_optimized.nodes.x as x\ny = a._z\n_hidden = 1\n'
+    )
     (pkg / 'nodes').mkdir()
     (pkg / 'nodes' / '__init__.py').write_text('')
     (pkg / 'nodes' / 'x.py').write_text('')

@@ -1,3 +1,17 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """PilotNet definitions, the shared preprocessing, dataset loading and a tiny real training run."""
 
 from __future__ import annotations
@@ -5,15 +19,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-
 from pilotnet_optimized.errors import ImageError, PilotnetError
 from pilotnet_optimized.models.data import find_dataset_dirs, load_frames
-from pilotnet_optimized.models.preprocess import (
-    Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
-from pilotnet_optimized.models.train import TrainConfig, augment_batch, oversample_indices, train
+from pilotnet_optimized.models.preprocess import (denormalise_labels, normalise_input,
+                                                  normalise_labels, preprocess, Preprocessing,
+                                                  resize_frame)
+from pilotnet_optimized.models.train import augment_batch, oversample_indices, train, TrainConfig
 from pilotnet_optimized.sim import CameraRenderer, get_circuit
 from pilotnet_optimized.sim.dataset import write_dataset
+import pytest
 
 
 @pytest.fixture(scope='module')
@@ -55,13 +69,16 @@ def test_preprocess_crops_the_road_and_resizes(frame):
     sky = frame[:200].reshape(-1, 3).mean(axis=0)
     assert np.abs(x.reshape(-1, 3).mean(axis=0) - sky).sum() > 60
     full = preprocess(frame, Preprocessing(crop_top=None))
-    assert full[:10].mean(axis=(0, 1))[2] > full[:10].mean(axis=(0, 1))[0] + 30  # sky on top without the crop
+    # sky on top without the crop
+    assert full[:10].mean(axis=(0, 1))[2] > full[:10].mean(axis=(0, 1))[0] + 30
 
 
 def test_preprocess_is_resize_then_normalise(frame):
     for norm in ('none', 'unit', 'imagenet'):
         cfg = Preprocessing(normalisation=norm)
-        assert np.array_equal(preprocess(frame, cfg), normalise_input(resize_frame(frame, cfg), cfg))
+        assert np.array_equal(
+            preprocess(frame, cfg), normalise_input(resize_frame(frame, cfg), cfg)
+        )
     assert preprocess(frame, Preprocessing(normalisation='unit')).max() <= 1.0
 
 
@@ -86,7 +103,9 @@ def test_labels_round_trip_and_ranges():
 def test_flip_negates_w_and_mirrors_the_image(frame):
     small = resize_frame(frame)[None].repeat(64, axis=0)
     labels = np.tile([[10.0, 1.5]], (64, 1))
-    images, out = augment_batch(small, labels, np.random.default_rng(0), flip=True, photometric=False)
+    images, out = augment_batch(
+        small, labels, np.random.default_rng(0), flip=True, photometric=False
+    )
     flipped = out[:, 1] < 0
     assert 10 < flipped.sum() < 54
     assert np.array_equal(images[flipped][0], small[0][:, ::-1])
@@ -97,7 +116,9 @@ def test_flip_negates_w_and_mirrors_the_image(frame):
 def test_photometric_changes_pixels_not_labels(frame):
     small = resize_frame(frame)[None].repeat(16, axis=0)
     labels = np.tile([[10.0, 1.5]], (16, 1))
-    images, out = augment_batch(small, labels, np.random.default_rng(1), flip=False, photometric=True)
+    images, out = augment_batch(
+        small, labels, np.random.default_rng(1), flip=False, photometric=True
+    )
     assert np.array_equal(out, labels)
     assert sum(not np.array_equal(a, small[0]) for a in images) >= 8
 
@@ -123,7 +144,9 @@ def test_find_and_load_dataset_with_cache(tiny_data):
 def test_missing_frame_is_a_clear_error(tiny_data, tmp_path):
     import shutil
     copy = tmp_path / 'copy'
-    shutil.copytree(tiny_data / 'train' / 'simple', copy, ignore=shutil.ignore_patterns('.pilotnet_cache'))
+    shutil.copytree(
+        tiny_data / 'train' / 'simple', copy, ignore=shutil.ignore_patterns('.pilotnet_cache')
+    )
     (copy / '7.png').unlink()
     with pytest.raises(PilotnetError, match='7.png'):
         load_frames(copy, progress=False)
@@ -134,7 +157,8 @@ def test_tiny_training_run_saves_a_model_that_loads(tiny_data, tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=16, head_units=8, patience=1)
     result = train([tiny_data / 'train'], out, cfg, val=[tiny_data / 'val'], verbose=0)
     assert out.is_file() and result.epochs_run >= 1
-    assert not (tmp_path / 'tiny.best.keras').exists()  # the per-epoch checkpoint is folded into OUT
+    # the per-epoch checkpoint is folded into OUT
+    assert not (tmp_path / 'tiny.best.keras').exists()
     assert result.train_frames == 48 and result.val_frames == 16
     assert np.isfinite(result.best_val_loss)
     report = json.loads((tmp_path / 'tiny.keras.train.json').read_text())

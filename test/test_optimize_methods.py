@@ -1,52 +1,89 @@
-"""``pilotnet optimize`` end to end on tiny models: every method's file, the manifest, and the failure paths.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The models are tiny (33x100 input, a 16-unit dense1; and a 66x200 "teacher" with a 256-unit dense1 for
-``slim``) and fine-tuned for one epoch of a few steps, so the agreement bounds below are loose: they catch
-broken conversions (uncalibrated QAT ranges, undequantised integer outputs, lost BatchNormalization
-statistics), not small accuracy changes, which ``pilotnet evaluate`` measures on real models.
+"""
+``pilotnet optimize`` end to end on tiny models.
+
+Every method's file, the manifest, and the failure paths.
+
+The models are tiny (33x100 input, a 16-unit dense1; and a 66x200 "teacher" with a 256-unit dense1
+for ``slim``) and fine-tuned for one epoch of a few steps, so the agreement bounds below are loose:
+they catch broken conversions (uncalibrated QAT ranges, undequantised integer outputs, lost
+BatchNormalization statistics), not small accuracy changes, which ``pilotnet evaluate`` measures on
+real models.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.models.preprocess import normalise_input, Preprocessing
+from pilotnet_optimized.optimize.methods import get_method, METHODS, resolve_methods
 import pytest
 
-from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.models.preprocess import Preprocessing, normalise_input
-from pilotnet_optimized.optimize.methods import METHODS, get_method, resolve_methods
-
 TINY = Preprocessing(width=100, height=33)
-# Fine-tuning settings for the tests: one epoch of a few small batches (distilled from the reference, the
-# default, so that the fine-tuned methods stay near it and the bounds below test the method).
-FAST = {'finetune_epochs': 1, 'max_finetune_frames': 64, 'batch_size': 16, 'slim_on_policy_frames': 24}
+# Fine-tuning settings for the tests: one epoch of a few small batches (distilled from the
+# reference, the default, so that the fine-tuned methods stay near it and the bounds below test the
+# method).
+FAST = {
+    'finetune_epochs': 1,
+    'max_finetune_frames': 64,
+    'batch_size': 16,
+    'slim_on_policy_frames': 24,
+}
 
 # Mean |output - reference output| in normalised [0, 1] units, on held-out frames.
 EXACT = 1e-4           # same float32 graph in another format
-HALF = 0.02            # float16 or int8 weights with float activations
+HALF = 0.02  # float16 or int8 weights with float activations
 INTEGER = 0.15         # int8 activations (a 16-unit model has little redundancy to absorb them)
-PRUNED = 0.25          # 80 % of the Dense weights removed; also judged against the pruned float model below
-TOLERANCE = {'keras': EXACT, 'baseline': EXACT, 'savedmodel': EXACT, 'onnx': 1e-3, 'float16': HALF,
-             'dynamic': HALF, 'int8': INTEGER, 'int8-fallback': INTEGER, 'qat': INTEGER, 'cqat': INTEGER,
-             'pruning': PRUNED, 'pruning-quant': PRUNED, 'pqat': PRUNED, 'pcqat': PRUNED}
+# 80 % of the Dense weights removed; also judged against the pruned float model below
+PRUNED = 0.25
+TOLERANCE = {
+    'keras': EXACT,
+    'baseline': EXACT,
+    'savedmodel': EXACT,
+    'onnx': 1e-3,
+    'float16': HALF,
+    'dynamic': HALF,
+    'int8': INTEGER,
+    'int8-fallback': INTEGER,
+    'qat': INTEGER,
+    'cqat': INTEGER,
+    'pruning': PRUNED,
+    'pruning-quant': PRUNED,
+    'pqat': PRUNED,
+    'pcqat': PRUNED,
+}
 TRAINED = ['qat', 'pruning', 'pruning-quant', 'cqat', 'pqat', 'pcqat']
 
 
 def _calibrate_input_norm(path: Path, data: Path, prep: Preprocessing) -> None:
-    """Set the input BatchNormalization's moving statistics to the data's.
-
-    One epoch of a few batches leaves them near their initial 0 and 1, so the model would see raw 0..255
-    pixels at inference and output nonsense; a real training run converges them. This makes the tiny
-    reference behave like a trained model at inference.
     """
-    import tf_keras
+    Set the input BatchNormalization's moving statistics to the data's.
 
+    One epoch of a few batches leaves them near their initial 0 and 1, so the model would see raw
+    0..255 pixels at inference and output nonsense; a real training run converges them. This makes
+    the tiny reference behave like a trained model at inference.
+    """
     from pilotnet_optimized.models.data import load_datasets
+    import tf_keras
     model = tf_keras.models.load_model(path, compile=False)
     x = load_datasets([data], prep, progress=False).images.astype(np.float32)
     layer = model.get_layer('input_norm')
@@ -55,10 +92,14 @@ def _calibrate_input_norm(path: Path, data: Path, prep: Preprocessing) -> None:
     model.save(path)
 
 
-def _train_tiny(root: Path, name: str, prep: Preprocessing, head_units: int, learning_rate: float = 1e-3) -> Path:
-    from pilotnet_optimized.models.train import TrainConfig, train
+def _train_tiny(
+    root: Path, name: str, prep: Preprocessing, head_units: int, learning_rate: float = 1e-3
+) -> Path:
+    from pilotnet_optimized.models.train import train, TrainConfig
     path = root / f'{name}.keras'
-    cfg = TrainConfig(epochs=1, head_units=head_units, preprocessing=prep, learning_rate=learning_rate)
+    cfg = TrainConfig(
+        epochs=1, head_units=head_units, preprocessing=prep, learning_rate=learning_rate
+    )
     train([root / 'train'], path, cfg, verbose=0)
     _calibrate_input_norm(path, root / 'train', prep)
     return path
@@ -103,7 +144,11 @@ def _predict(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def _tflite_weights(path: Path, shape: tuple[int, ...]) -> list[np.ndarray]:
-    """The constant tensors of ``shape`` in a .tflite file (TFLite stores a Dense kernel as units x inputs)."""
+    """
+    Return the constant tensors of ``shape`` in a .tflite file.
+
+    TFLite stores a Dense kernel as units x inputs.
+    """
     from pilotnet_optimized.backends.litert import interpreter_class
     interpreter = interpreter_class()[0](model_path=str(path))
     found = []
@@ -116,18 +161,37 @@ def _tflite_weights(path: Path, shape: tuple[int, ...]) -> list[np.ndarray]:
     return found
 
 
-# -- the method table -------------------------------------------------------------------------------------------
+# -- the method table -----------------------------------------------------------------------------
 def test_method_table_rows_are_complete():
     names = [m.name for m in METHODS]
     assert len(names) == len(set(names))
-    for expected in ('keras', 'baseline', 'dynamic', 'float16', 'int8', 'int8-fallback', 'qat', 'pruning',
-                     'pruning-quant', 'cqat', 'pqat', 'pcqat', 'savedmodel', 'onnx', 'slim', 'tensorrt'):
+    for expected in (
+        'keras',
+        'baseline',
+        'dynamic',
+        'float16',
+        'int8',
+        'int8-fallback',
+        'qat',
+        'pruning',
+        'pruning-quant',
+        'cqat',
+        'pqat',
+        'pcqat',
+        'savedmodel',
+        'onnx',
+        'slim',
+        'tensorrt',
+    ):
         assert expected in names
     for m in METHODS:
         assert callable(m.producer) and m.description and m.precision
         assert m.needs_data in (None, 'calibration', 'fine-tuning')
         assert m.filename.startswith(m.name)
-    assert [m.name for m in resolve_methods(['dynamic,baseline', 'dynamic'])] == ['baseline', 'dynamic']
+    assert [m.name for m in resolve_methods(['dynamic,baseline', 'dynamic'])] == [
+        'baseline',
+        'dynamic',
+    ]
     assert len(resolve_methods('all')) == len(METHODS)
 
 
@@ -153,7 +217,7 @@ def test_methods_needing_data_without_data_is_a_clear_error(tiny, tmp_path):
         optimize_model(tiny, tmp_path, ['baseline'], progress=None, slim_unit=8)
 
 
-# -- every method on the tiny model -------------------------------------------------------------------------------
+# -- every method on the tiny model ---------------------------------------------------------------
 def test_every_cpu_method_succeeds_with_one_progress_line_each(optimized):
     _, rows, lines = optimized
     assert [r for r in rows.values() if r['status'] == 'failed'] == []
@@ -196,9 +260,10 @@ def test_pruned_model_is_sparse_and_compresses(optimized):
     kernel, = _tflite_weights(out / 'pruning.tflite', (16, 4160))
     assert kernel.dtype == np.float32 and (kernel == 0).mean() >= 0.75
     size, gz = rows['pruning']['size_bytes'], params['gzip_size_bytes']
-    assert size == pytest.approx(rows['baseline']['size_bytes'], rel=0.01)  # float32: same size as baseline
-    # Where the zeros show. Only the Dense kernels are pruned, a third of this tiny model's weights (99 % of
-    # PilotNet's, where gzip takes the float32 file to about 0.3 x).
+    # float32: same size as baseline
+    assert size == pytest.approx(rows['baseline']['size_bytes'], rel=0.01)
+    # Where the zeros show. Only the Dense kernels are pruned, a third of this tiny model's weights
+    # (99 % of PilotNet's, where gzip takes the float32 file to about 0.3 x).
     from pilotnet_optimized.optimize.pruning import gzip_size
     assert gz < 0.8 * gzip_size(out / 'baseline.tflite')
     assert size / rows['pruning-quant']['size_bytes'] > 3.5
@@ -224,10 +289,13 @@ def test_manifest_lists_every_method(optimized):
         assert entry['status'] in ('ok', 'skipped'), name
         for key in ('file', 'precision', 'size_bytes', 'seconds', 'error', 'parameters'):
             assert key in entry
-    if get_method('tensorrt').unavailable_reason():  # no GPU or no TensorRT here: skipped, saying why
+    # no GPU or no TensorRT here: skipped, saying why
+    if get_method('tensorrt').unavailable_reason():
         assert manifest['methods']['tensorrt']['status'] == 'skipped'
         assert 'tensorrt' in manifest['methods']['tensorrt']['error']
-    assert manifest['settings']['finetune_epochs'] == 1 and manifest['preprocessing']['width'] == 100
+    assert (
+        manifest['settings']['finetune_epochs'] == 1 and manifest['preprocessing']['width'] == 100
+    )
     assert (out / 'savedmodel' / 'saved_model.pb').is_file()
     for m in METHODS:
         if rows[m.name]['status'] == 'ok':
@@ -252,28 +320,41 @@ def test_rerunning_one_method_keeps_the_rest_of_the_table(optimized, tiny, data,
     assert list(json.loads((copy / 'manifest.json').read_text())['methods']) == ['float16']
 
 
-# -- beyond the seed: structured pruning ----------------------------------------------------------------------------
+# -- beyond the seed: structured pruning ----------------------------------------------------------
 def test_slim_is_much_smaller_than_dynamic_range(data):
     from pilotnet_optimized.optimize.pipeline import optimize_model
-    # A gentle learning rate: three Adam steps at 1e-3 move a 3.7 M-weight dense1 far from any sensible output.
+
+    # A gentle learning rate: three Adam steps at 1e-3 move a 3.7 M-weight dense1 far from any
+    # sensible output.
     teacher = _train_tiny(data, 'teacher', Preprocessing(), head_units=256, learning_rate=1e-4)
-    rows = {r['method']: r for r in optimize_model(teacher, data / 'slim', ['dynamic', 'slim'],
-                                                   train_data=[data / 'train'], progress=None, slim_units=16,
-                                                   **FAST)}
+    rows = {
+        r['method']: r
+        for r in optimize_model(
+            teacher,
+            data / 'slim',
+            ['dynamic', 'slim'],
+            train_data=[data / 'train'],
+            progress=None,
+            slim_units=16,
+            **FAST,
+        )
+    }
     assert rows['slim']['status'] == 'ok', rows['slim']['error']
     ratio = rows['dynamic']['size_bytes'] / rows['slim']['size_bytes']
     assert ratio >= 8, f'slim is only {ratio:.1f}x smaller than dynamic range'
     params = rows['slim']['parameters']
     assert params['units'] == 16 and params['of_units'] == 256
     assert params['parameters'] < params['reference_parameters'] / 8
-    # The student also drove the training circuit (DAgger rounds) and was fine-tuned on what it saw.
+    # The student also drove the training circuit (DAgger rounds) and was fine-tuned on what it
+    # saw.
     assert params['on_policy_rounds'] == 2 and params['on_policy_frames'] == 24
     assert params['on_policy_circuits'] == ['simple']
     from pilotnet_optimized.models.data import load_datasets
     x = normalise_input(load_datasets([data / 'val'], Preprocessing(), progress=False).images)
     pred = _predict(data / 'slim' / 'slim.tflite', x)
-    # Labels lie in [0, 1]. How close slim comes to its teacher is for real models to show (the 1-epoch teacher
-    # here is itself far from its labels, and the distillation targets blend both), so this only checks sense.
+    # Labels lie in [0, 1]. How close slim comes to its teacher is for real models to show (the
+    # 1-epoch teacher here is itself far from its labels, and the distillation targets blend both),
+    # so this only checks sense.
     assert np.isfinite(pred).all() and -0.5 < pred.min() and pred.max() < 1.5
 
 
@@ -313,7 +394,7 @@ def test_distillation_blends_teacher_predictions_and_labels():
     assert base.epochs_ended == 1
 
 
-# -- failures -----------------------------------------------------------------------------------------------------
+# -- failures -------------------------------------------------------------------------------------
 def test_a_failing_method_does_not_stop_the_others(data, tiny):
     from pilotnet_optimized.optimize.pipeline import optimize_model
     lines: list[str] = []
@@ -321,7 +402,11 @@ def test_a_failing_method_does_not_stop_the_others(data, tiny):
     rows = optimize_model(tiny, out, ['baseline', 'qat', 'dynamic'], train_data=[data / 'missing'],
                           progress=lines.append, **FAST)
     by_name = {r['method']: r for r in rows}
-    assert {name: r['status'] for name, r in by_name.items()} == {'baseline': 'ok', 'dynamic': 'ok', 'qat': 'failed'}
+    assert {name: r['status'] for name, r in by_name.items()} == {
+        'baseline': 'ok',
+        'dynamic': 'ok',
+        'qat': 'failed',
+    }
     assert 'dataset not found' in by_name['qat']['error']
     assert not (out / 'qat.tflite').exists() and (out / 'dynamic.tflite').exists()
     assert 'FAILED: qat (dataset not found' in lines[-1]
@@ -333,15 +418,22 @@ def test_run_optimize_json(data, tiny, capsys):
     from pilotnet_optimized.optimize.pipeline import add_arguments, run
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args([str(tiny), '--methods', 'baseline', 'float16', '--out', str(data / 'cli'), '--json'])
+    args = parser.parse_args(
+        [str(tiny), '--methods', 'baseline', 'float16', '--out', str(data / 'cli'), '--json']
+    )
     assert run(args) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r['method'] for r in rows] == ['baseline', 'float16'] and rows[1]['status'] == 'ok'
-    # Comma-separated names read the same as space-separated ones (store.split_names, as every name list).
-    args = parser.parse_args([str(tiny), '--methods', 'float16,baseline', '--out', str(data / 'cli'), '--json'])
+    # Comma-separated names read the same as space-separated ones (store.split_names, as every name
+    # list).
+    args = parser.parse_args(
+        [str(tiny), '--methods', 'float16,baseline', '--out', str(data / 'cli'), '--json']
+    )
     assert run(args) == 0
     assert [r['method'] for r in json.loads(capsys.readouterr().out)] == ['baseline', 'float16']
-    args = parser.parse_args([str(data / 'nothing.keras'), '--methods', 'baseline', '--out', str(data / 'cli')])
+    args = parser.parse_args(
+        [str(data / 'nothing.keras'), '--methods', 'baseline', '--out', str(data / 'cli')]
+    )
     with pytest.raises(PilotnetError, match='model not found'):
         run(args)
 
@@ -357,11 +449,12 @@ def test_on_policy_frames_are_what_the_student_saw_labelled_by_the_expert():
 
     frames = collect_on_policy(straight_on, [get_circuit('simple')], 120, Preprocessing(), seed=3)
     assert frames.images.shape == (120, 66, 200, 3) and frames.images.dtype == np.uint8
-    np.testing.assert_array_equal(np.stack(seen), frames.images)   # the policy drove on exactly these frames
+    # the policy drove on exactly these frames
+    np.testing.assert_array_equal(np.stack(seen), frames.images)
     v, w = frames.labels.T
     assert ((6.5 <= v) & (v <= 24)).all() and ((-7.1 <= w) & (w <= 7.1)).all()
-    # Driving straight on a closed circuit drifts off the centre line: the expert's labels steer back, so they
-    # turn far more than the student did (it never turned).
+    # Driving straight on a closed circuit drifts off the centre line: the expert's labels steer
+    # back, so they turn far more than the student did (it never turned).
     assert np.abs(w).max() > 0.5
     again = collect_on_policy(straight_on, [get_circuit('simple')], 120, Preprocessing(), seed=3)
     np.testing.assert_array_equal(again.images, frames.images)     # deterministic for a seed

@@ -1,11 +1,31 @@
-"""A run's outputs: the report (ROS-free), bags a killed writer left (ROS-free), and the real metrics and recorder
-nodes in a graph of node processes: `pilotnet run ... record:=true` to the end, and a recorder killed mid-run."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+A run's outputs: the report (ROS-free), bags a killed writer left (ROS-free).
+
+Then the real metrics and recorder nodes in a graph of node processes: `pilotnet run ...
+record:=true` to the end, and a recorder killed mid-run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import json
 import os
+from pathlib import Path
 import re
 import signal
 import subprocess
@@ -13,34 +33,61 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import yaml
-
-from pilotnet_optimized.laps import PerfectLap, Trajectory, compute_lap_metrics
 from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
 from pilotnet_optimized.bags.repair import bag_is_complete, repair_bag
-from pilotnet_optimized.laps.report import REPORT_JSON, REPORT_MD, TIMING_FIELDS, RunReport, write_report
+from pilotnet_optimized.laps import compute_lap_metrics, PerfectLap, Trajectory
+from pilotnet_optimized.laps.report import (REPORT_JSON, REPORT_MD, RunReport, TIMING_FIELDS,
+                                            write_report)
 from pilotnet_optimized.nodes.graph import describe_graph, output_dir_of
 from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.episodes import drive_expert, perfect_lap_of
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BM_KEYS = {'completed_distance', 'circuit_diameter', 'percentage_completed', 'lap_seconds', 'average_speed',
-           'run_seconds', 'position_deviation_mean_m', 'position_deviation_max_m', 'position_deviation_bm',
-           'laps_completed', 'end_reason'}
-OUR_KEYS = {'inference_mean_ms', 'inference_p50_ms', 'inference_p90_ms', 'inference_p99_ms', 'end_to_end_p50_ms',
-            'end_to_end_p90_ms', 'end_to_end_p99_ms', 'callback_p50_ms', 'callback_p99_ms', 'brain_loop_hz',
-            'brain_loop_hz_wall', 'frames', 'real_time_factor', 'sim_seconds', 'model', 'simulator'}
+BM_KEYS = {
+    'completed_distance',
+    'circuit_diameter',
+    'percentage_completed',
+    'lap_seconds',
+    'average_speed',
+    'run_seconds',
+    'position_deviation_mean_m',
+    'position_deviation_max_m',
+    'position_deviation_bm',
+    'laps_completed',
+    'end_reason',
+}
+OUR_KEYS = {
+    'inference_mean_ms',
+    'inference_p50_ms',
+    'inference_p90_ms',
+    'inference_p99_ms',
+    'end_to_end_p50_ms',
+    'end_to_end_p90_ms',
+    'end_to_end_p99_ms',
+    'callback_p50_ms',
+    'callback_p99_ms',
+    'brain_loop_hz',
+    'brain_loop_hz_wall',
+    'frames',
+    'real_time_factor',
+    'sim_seconds',
+    'model',
+    'simulator',
+}
 
 
-# -- the report, without ROS ---------------------------------------------------------------------------------------
+# -- the report, without ROS ----------------------------------------------------------------------
 def _lap_report(rng: np.random.Generator) -> tuple[RunReport, Trajectory, np.ndarray, PerfectLap]:
-    """The expert's lap of the simple circuit fed to a report as odometry, with made-up timing rows."""
+    """
+    Return the expert's lap of the simple circuit fed to a report as odometry.
+
+    The timing rows are made up.
+    """
     circuit = get_circuit('simple')
     perfect = perfect_lap_of(circuit)
     traj = drive_expert(circuit, laps=1).trajectory
@@ -48,7 +95,7 @@ def _lap_report(rng: np.random.Generator) -> tuple[RunReport, Trajectory, np.nda
     timing = np.column_stack([rng.gamma(2.0, 2.0, len(traj)), rng.uniform(0, 5, len(traj)),
                               rng.uniform(0, 1, len(traj)), rng.uniform(5, 9, len(traj)), traj.t])
     for i in range(len(traj)):
-        wall = traj.t[i] / 2.0   # twice as fast as real time
+        wall = traj.t[i] / 2.0  # twice as fast as real time
         report.add_odometry(traj.t[i], traj.xy[i, 0], traj.xy[i, 1], traj.yaw[i], wall=wall)
         report.add_timing(dict(zip(TIMING_FIELDS, timing[i], strict=True)), wall=wall)
     return report, traj, timing, perfect
@@ -56,7 +103,8 @@ def _lap_report(rng: np.random.Generator) -> tuple[RunReport, Trajectory, np.nda
 
 def test_report_of_a_full_lap():
     report, traj, timing, perfect = _lap_report(np.random.default_rng(0))
-    report.add_timing(timing[5])                                  # a frame answered twice counts once ...
+    # a frame answered twice counts once ...
+    report.add_timing(timing[5])
     assert report.frames == len(traj)
     assert not report.add_odometry(traj.t[3], 0.0, 0.0)           # ... an old pose is dropped
     progress = report.progress()
@@ -72,9 +120,11 @@ def test_report_of_a_full_lap():
     for q in (50, 90, 99):
         assert out[f'inference_p{q}_ms'] == pytest.approx(np.percentile(inference, q), abs=1e-4)
     assert out['inference_mean_ms'] == pytest.approx(inference.mean(), abs=1e-4)
-    assert out['end_to_end_p99_ms'] == pytest.approx(np.percentile(np.append(timing[:, 1], timing[5, 1]), 99),
-                                                     abs=1e-4)
-    assert out['brain_loop_hz'] == pytest.approx((len(traj) - 1) / traj.duration, rel=1e-3)   # 20 Hz
+    assert out['end_to_end_p99_ms'] == pytest.approx(
+        np.percentile(np.append(timing[:, 1], timing[5, 1]), 99), abs=1e-4
+    )
+    # 20 Hz
+    assert out['brain_loop_hz'] == pytest.approx((len(traj) - 1) / traj.duration, rel=1e-3)
     assert out['real_time_factor'] == pytest.approx(2.0, rel=1e-3)
     assert out['simulator'] == {'end_reason': 'laps_done', 'frames': len(traj)}
     assert out['end_reason'] == 'laps_done' and out['frames'] == len(traj)
@@ -85,25 +135,37 @@ def test_report_of_a_full_lap():
 
 def test_report_without_data_and_without_perfect_lap_is_still_valid_json(tmp_path):
     empty = RunReport(perfect_lap_of(get_circuit('simple')), circuit='simple').end('interrupted')
-    assert empty['frames'] == 0 and empty['percentage_completed'] is None and empty['inference_p50_ms'] is None
+    assert (
+        empty['frames'] == 0
+        and empty['percentage_completed'] is None
+        and empty['inference_p50_ms'] is None
+    )
     no_lap = RunReport(None)
     for t in range(5):
         no_lap.add_odometry(t * 0.5, t * 1.0, 0.0)
     out = no_lap.end('interrupted')
-    assert out['completed_distance'] == 4.0 and out['average_speed'] == 2.0 and out['percentage_completed'] is None
+    assert (
+        out['completed_distance'] == 4.0
+        and out['average_speed'] == 2.0
+        and out['percentage_completed'] is None
+    )
     json_path, md_path = write_report(out, tmp_path / 'new' / 'folder')
     assert json.loads(json_path.read_text(encoding='utf-8'))['completed_distance'] == 4.0
     assert '| distance | 4.0 m |' in md_path.read_text(encoding='utf-8')
-    assert sorted(p.name for p in json_path.parent.iterdir()) == [REPORT_JSON, REPORT_MD]   # no temporary left
+    # no temporary left
+    assert sorted(p.name for p in json_path.parent.iterdir()) == [REPORT_JSON, REPORT_MD]
 
 
 def test_timing_fields_are_the_inference_nodes():
-    inference_node = pytest.importorskip('pilotnet_optimized.nodes.inference_node', reason='needs rclpy')
+    inference_node = pytest.importorskip(
+        'pilotnet_optimized.nodes.inference_node', reason='needs rclpy'
+    )
     assert TIMING_FIELDS is inference_node.TIMING_FIELDS   # imported, not a copy that could drift
 
 
-# -- bags a killed writer left, without ROS ----------------------------------------------------------------------
-_WRITER = textwrap.dedent('''
+# -- bags a killed writer left, without ROS -------------------------------------------------------
+# The script's own lines run over 99 columns (hence the noqa at its end).
+_WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -126,14 +188,20 @@ _WRITER = textwrap.dedent('''
         i += 1
         if i == 1000:
             print('written', flush=True)
-''')
+""")  # noqa: E501
 
 
 def test_a_killed_writers_bag_is_repaired_and_read(tmp_path):
-    """rosbags' MCAP writer killed mid-write leaves no metadata.yaml and no footer, and usually half a chunk:
-    repair_bag keeps every complete record."""
+    """
+    Check that repair_bag keeps every complete record of a bag whose writer was killed.
+
+    rosbags' MCAP writer killed mid-write leaves no metadata.yaml and no footer, and usually half a
+    chunk.
+    """
     bag = tmp_path / 'bag'
-    proc = subprocess.Popen([sys.executable, '-c', _WRITER, str(bag)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, '-c', _WRITER, str(bag)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == 'written'
         time.sleep(0.3)
@@ -143,7 +211,9 @@ def test_a_killed_writers_bag_is_repaired_and_read(tmp_path):
     assert not (bag / 'metadata.yaml').exists() and not bag_is_complete(bag)
     size = (bag / 'bag.mcap').stat().st_size
     from rosbags.highlevel import AnyReader
-    with pytest.raises(Exception):   # noqa: B017 - whatever rosbags raises: the point is that it cannot read it
+    with pytest.raises(
+        Exception
+    ):  # noqa: B017 - whatever rosbags raises: the point is that it cannot read it
         with AnyReader([bag]):
             pass
     # Read-only, the one reader streams it as it is, with a warning.
@@ -173,7 +243,7 @@ def test_a_killed_writers_bag_is_repaired_and_read(tmp_path):
 
 def test_a_bag_cut_inside_a_record_loses_only_that_record(tmp_path):
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
+    from rosbags.typesys import get_typestore, Stores
 
     store = get_typestore(Stores.ROS2_KILTED)
     bag = tmp_path / 'bag'
@@ -182,8 +252,13 @@ def test_a_bag_cut_inside_a_record_loses_only_that_record(tmp_path):
     conn = writer.add_connection('/text', 'std_msgs/msg/String', typestore=store)
     blob = 'x' * 20_000   # 20 kB messages: 1 MiB chunks of ~50 messages
     for i in range(300):
-        writer.write(conn, i, store.serialize_cdr(store.types['std_msgs/msg/String'](data=f'{i} {blob}'),
-                                                  'std_msgs/msg/String'))
+        writer.write(
+            conn,
+            i,
+            store.serialize_cdr(
+                store.types['std_msgs/msg/String'](data=f'{i} {blob}'), 'std_msgs/msg/String'
+            ),
+        )
     writer.close()
     data = (bag / 'bag.mcap').read_bytes()
     (bag / 'bag.mcap').write_bytes(data[:len(data) // 2])   # inside a chunk record
@@ -195,7 +270,7 @@ def test_a_bag_cut_inside_a_record_loses_only_that_record(tmp_path):
     assert 50 <= len(texts) < 300 and texts == list(range(len(texts)))
 
 
-# -- the real graph -------------------------------------------------------------------------------------------------
+# -- the real graph -------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def model(tiny_driver: dict[str, Path]) -> Path:
     pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
@@ -212,7 +287,7 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture()
 def ros_context(ros_env: dict[str, str]) -> Iterator[Any]:
-    """An rclpy context of its own (in this process), on the test's domain."""
+    """Yield an rclpy context of its own (in this process), on the test's domain."""
     import rclpy
     from rclpy.context import Context
     context = Context()
@@ -230,9 +305,13 @@ def _spin_until(executor: Any, predicate: Any, timeout: float, what: str) -> Non
 
 
 def test_recorder_imports_on_humbles_rclpy(monkeypatch):
-    """Humble's rclpy has no ``rclpy.event_handler`` (Iron renamed ``rclpy.qos_event`` to it): the recorder takes
-    the same classes from ``rclpy.qos_event`` there. Humble is simulated: ``event_handler`` cannot be imported, and
-    ``qos_event`` holds what Humble's holds (the two classes the recorder uses)."""
+    """
+    Humble's rclpy has no ``rclpy.event_handler`` (Iron renamed ``rclpy.qos_event`` to it).
+
+    The recorder takes the same classes from ``rclpy.qos_event`` there. Humble is simulated:
+    ``event_handler`` cannot be imported, and ``qos_event`` holds what Humble's holds (the two
+    classes the recorder uses).
+    """
     pytest.importorskip('rclpy', reason='rclpy is installed by scripts/setup.sh (ros-pypi extra)')
     import importlib
     import types
@@ -242,7 +321,8 @@ def test_recorder_imports_on_humbles_rclpy(monkeypatch):
     humble = types.ModuleType('rclpy.qos_event')
     humble.SubscriptionEventCallbacks = current.SubscriptionEventCallbacks
     humble.QoSRequestedIncompatibleQoSInfo = current.QoSRequestedIncompatibleQoSInfo
-    monkeypatch.setitem(sys.modules, 'rclpy.event_handler', None)   # `import rclpy.event_handler` fails
+    # `import rclpy.event_handler` fails
+    monkeypatch.setitem(sys.modules, 'rclpy.event_handler', None)
     monkeypatch.setitem(sys.modules, 'rclpy.qos_event', humble)
     monkeypatch.delitem(sys.modules, 'pilotnet_optimized.nodes.recorder_node', raising=False)
     recorder = importlib.import_module('pilotnet_optimized.nodes.recorder_node')
@@ -250,20 +330,25 @@ def test_recorder_imports_on_humbles_rclpy(monkeypatch):
     assert recorder.QoSRequestedIncompatibleQoSInfo is humble.QoSRequestedIncompatibleQoSInfo
 
 
-def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ros_context, tmp_path):
-    """The graph's own topics are subscribed at start-up (known types, the publishers' QoS): the latched status, a
-    volatile command and a best-effort frame published right after the publishers appear are all in the bag; a
-    topic of unknown type is still recorded once it has a publisher; every subscription is raw."""
+def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(
+    ros_context, tmp_path
+):
+    """
+    The graph's own topics are subscribed at start-up (known types, the publishers' QoS).
+
+    The latched status, a volatile command and a best-effort frame published right after the
+    publishers appear are all in the bag; a topic of unknown type is still recorded once it has a
+    publisher; every subscription is raw.
+    """
     from geometry_msgs.msg import Twist
+    from pilotnet_optimized.bags.images import rgb_to_image
+    from pilotnet_optimized.nodes import qos
+    from pilotnet_optimized.nodes.recorder_node import DEFAULT_TOPICS, KNOWN_TOPICS, RecorderNode
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from std_msgs.msg import Int32, String
-
-    from pilotnet_optimized.nodes import qos
-    from pilotnet_optimized.bags.images import rgb_to_image
-    from pilotnet_optimized.nodes.recorder_node import DEFAULT_TOPICS, KNOWN_TOPICS, RecorderNode
     from sensor_msgs.msg import Image
+    from std_msgs.msg import Int32, String
 
     topics = [*DEFAULT_TOPICS, '/extra']
     recorder = RecorderNode(context=ros_context, parameter_overrides=[
@@ -271,25 +356,44 @@ def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ro
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(recorder)
     try:
-        assert set(recorder._recording) == set(KNOWN_TOPICS) == set(DEFAULT_TOPICS)   # before any publisher
+        # before any publisher
+        assert set(recorder._recording) == set(KNOWN_TOPICS) == set(DEFAULT_TOPICS)
         assert all(sub.raw for sub in recorder._recording.values())
         probe = Node('probe', context=ros_context)
         executor.add_node(probe)
         status = probe.create_publisher(String, '/sim/status', qos.STATUS)
-        status.publish(String(data='{"event": "ready"}'))       # before the recorder matched: latched
+        # before the recorder matched: latched
+        status.publish(String(data='{"event": "ready"}'))
         cmd = probe.create_publisher(Twist, '/cmd_vel', qos.COMMAND)
         image = probe.create_publisher(Image, '/cam_f1_left/image_raw', qos.CAMERA)
         extra = probe.create_publisher(Int32, '/extra', qos.COMMAND)
-        _spin_until(executor, lambda: cmd.get_subscription_count() and image.get_subscription_count(), 10,
-                    'the recorder matching the command and camera publishers')
+        _spin_until(
+            executor,
+            lambda: cmd.get_subscription_count() and image.get_subscription_count(),
+            10,
+            'the recorder matching the command and camera publishers',
+        )
         cmd.publish(Twist())
         image.publish(rgb_to_image(np.zeros((480, 640, 3), np.uint8)))
-        _spin_until(executor, lambda: '/extra' in recorder._recording, 10, 'the lazy subscription to /extra')
-        _spin_until(executor, lambda: extra.get_subscription_count(), 10, 'the recorder matching /extra')
+        _spin_until(
+            executor,
+            lambda: '/extra' in recorder._recording,
+            10,
+            'the lazy subscription to /extra',
+        )
+        _spin_until(
+            executor, lambda: extra.get_subscription_count(), 10, 'the recorder matching /extra'
+        )
         extra.publish(Int32(data=7))
-        _spin_until(executor, lambda: all(recorder.counts.get(t) for t in ('/sim/status', '/cmd_vel', '/extra',
-                                                                           '/cam_f1_left/image_raw')),
-                    10, 'the messages in the bag')
+        _spin_until(
+            executor,
+            lambda: all(
+                recorder.counts.get(t)
+                for t in ('/sim/status', '/cmd_vel', '/extra', '/cam_f1_left/image_raw')
+            ),
+            10,
+            'the messages in the bag',
+        )
         recorder.close()
     finally:
         executor.shutdown()
@@ -308,20 +412,24 @@ def test_recorder_subscribes_to_the_graphs_topics_before_they_have_publishers(ro
 
 
 def test_simulator_waits_for_its_observers_and_a_brain(ros_context):
-    """wait_for_observers: no run before that many subscribers of odometry and status; a node that only subscribes
-    to the camera (a recorder) is not a brain."""
+    """
+    wait_for_observers: no run before that many subscribers of odometry and status.
+
+    A node that only subscribes to the camera (a recorder) is not a brain.
+    """
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
+    from pilotnet_optimized.nodes import qos
+    from pilotnet_optimized.nodes.simulator_node import SimulatorNode
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from pilotnet_optimized.nodes import qos
-    from pilotnet_optimized.nodes.simulator_node import SimulatorNode
-
-    sim = SimulatorNode(context=ros_context, parameter_overrides=[Parameter('wait_for_observers', value=1)])
+    sim = SimulatorNode(
+        context=ros_context, parameter_overrides=[Parameter('wait_for_observers', value=1)]
+    )
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(sim)
     nodes = []
@@ -339,7 +447,9 @@ def test_simulator_waits_for_its_observers_and_a_brain(ros_context):
 
     try:
         camera_only = add('camera_only')   # as a recorder: the camera, no commands
-        camera_only.create_subscription(Image, '/cam_f1_left/image_raw', lambda m: None, qos.CAMERA)
+        camera_only.create_subscription(
+            Image, '/cam_f1_left/image_raw', lambda m: None, qos.CAMERA
+        )
         commands_only = add('commands_only')
         commands_only.create_publisher(Twist, '/cmd_vel', qos.COMMAND)
         spin_for(1.0)
@@ -363,46 +473,79 @@ def test_simulator_waits_for_its_observers_and_a_brain(ros_context):
 
 
 def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
-    """pilotnet run ... record:=true to the end of the run: commands flow, the report agrees with the simulator's
-    end event, the bag holds the run."""
+    """
+    Check ``pilotnet run ... record:=true`` to the end of the run.
+
+    Commands flow, the report agrees with the simulator's end event, the bag holds the run.
+    """
     from pilotnet_optimized.nodes.recorder_node import DEFAULT_TOPICS
     out_dir = tmp_path / 'run'
-    proc = subprocess.Popen([sys.executable, '-m', 'pilotnet_optimized.nodes.runner', f'model:={model}',
-                             'circuit:=simple', 'laps:=1', 'record:=true', f'output_dir:={out_dir}'],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'pilotnet_optimized.nodes.runner',
+            f'model:={model}',
+            'circuit:=simple',
+            'laps:=1',
+            'record:=true',
+            f'output_dir:={out_dir}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+    )
     try:
         out, _ = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)   # the runner stops its nodes (each in a session of its own)
+        # the runner stops its nodes (each in a session of its own)
+        proc.send_signal(signal.SIGINT)
         try:
             out, _ = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
         flake = 'no brain after' in out
-        pytest.fail(('discovery failure: the simulator never saw the brain, and drove on zero '
-                     'commands' if flake else 'the run did not end within 90 s') + '\n' + out[-5000:])
+        pytest.fail(
+            (
+                'discovery failure: the simulator never saw the brain, and drove on zero commands'
+                if flake
+                else 'the run did not end within 90 s'
+            )
+            + '\n'
+            + out[-5000:]
+        )
     print(out)   # shown when the test fails
     assert proc.returncode in (0, 3), out[-3000:]
     end = json.loads(re.search(r'run ended: \w+; (\{.*\})', out).group(1))
-    assert end['frames'] >= 5   # the tiny model leaves the road within a second; enough frames to judge the flow
+    # the tiny model leaves the road within a second; enough frames to judge the flow
+    assert end['frames'] >= 5
 
     # The report: Behavior Metrics' keys and ours, in agreement with the simulator's own figures.
     report = json.loads((out_dir / REPORT_JSON).read_text())
     assert BM_KEYS | OUR_KEYS <= set(report)
     assert report['end_reason'] == end['end_reason']
-    assert report['simulator']['frames'] == end['frames'] and report['simulator']['mode'] == 'lockstep'
+    assert (
+        report['simulator']['frames'] == end['frames']
+        and report['simulator']['mode'] == 'lockstep'
+    )
     assert report['frames'] == end['frames']
-    # The simulator publishes the start pose when the run starts, once the metrics node and the recorder have matched
-    # its odometry (wait_for_observers): the report has every step from the start.
+    # The simulator publishes the start pose when the run starts, once the metrics node and the
+    # recorder have matched its odometry (wait_for_observers): the report has every step from the
+    # start.
     assert report['percentage_completed'] == pytest.approx(end['percentage_completed'], abs=0.5)
     assert 0 <= end['completed_distance'] - report['completed_distance'] <= 1.25
     assert report['sim_seconds'] == pytest.approx(end['sim_seconds'], abs=0.051)
-    assert 0 < report['inference_p50_ms'] <= report['inference_p90_ms'] <= report['inference_p99_ms']
+    assert (
+        0 < report['inference_p50_ms'] <= report['inference_p90_ms'] <= report['inference_p99_ms']
+    )
     assert report['callback_p50_ms'] >= report['inference_p50_ms']
-    assert report['end_to_end_p50_ms'] == 0.0           # lock-step: answered within the same simulated instant
-    assert report['brain_loop_hz'] == pytest.approx(20.0, rel=0.05)   # one frame per 0.05 s of simulated time
+    # lock-step: answered within the same simulated instant
+    assert report['end_to_end_p50_ms'] == 0.0
+    # one frame per 0.05 s of simulated time
+    assert report['brain_loop_hz'] == pytest.approx(20.0, rel=0.05)
     assert report['brain_loop_hz_wall'] > 1 and report['real_time_factor'] > 0
     assert report['model']['path'] == str(model) and report['model']['backend']
     assert (out_dir / REPORT_MD).read_text().startswith('# Run on simple')
@@ -414,46 +557,81 @@ def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
         counts = {c.topic: c.msgcount for c in source.connections}
         # The graph's topics are subscribed when the recorder starts, before any publisher exists.
         assert set(counts) == set(DEFAULT_TOPICS), counts
-        assert counts['/cmd_vel'], f"the recorder had not matched the brain's publishers when the run ended: {counts}"
+        assert counts[
+            '/cmd_vel'
+        ], f"the recorder had not matched the brain's publishers when the run ended: {counts}"
         frames = end['frames']
-        assert frames * 0.8 <= counts['/cam_f1_left/image_raw'] <= frames + 20, counts   # best effort, resends
+        # best effort, resends
+        assert frames * 0.8 <= counts['/cam_f1_left/image_raw'] <= frames + 20, counts
         assert counts['/cmd_vel_stamped'] >= frames * 0.95, counts   # one answer per frame
-        assert counts['/cmd_vel'] >= counts['/cmd_vel_stamped']     # plus watchdog zeros and the final zero
+        # plus watchdog zeros and the final zero
+        assert counts['/cmd_vel'] >= counts['/cmd_vel_stamped']
         assert frames * 0.95 <= counts['/odom'] <= frames + 1, counts
         assert counts['/inference_node/timing'] >= frames * 0.95
         assert counts['/sim/status'] >= 2 and counts['/inference_node/status'] >= 1
         image = next(source.messages({'/cam_f1_left/image_raw'})).decode()
-        assert (image.width, image.height, image.encoding, len(image.data)) == (640, 480, 'rgb8', 640 * 480 * 3)
+        assert (image.width, image.height, image.encoding, len(image.data)) == (
+            640,
+            480,
+            'rgb8',
+            640 * 480 * 3,
+        )
         times = [m.record_ns for m in source.messages({'/odom'})]
         first = next(source.messages({'/odom'})).decode()
-        assert (first.header.stamp.sec, first.header.stamp.nanosec) == (0, 0)   # the start pose, at t = 0
+        # the start pose, at t = 0
+        assert (first.header.stamp.sec, first.header.stamp.nanosec) == (0, 0)
         # Receive times on the simulated clock: within the run's simulated time.
         assert times == sorted(times) and times[-1] / 1e9 <= end['sim_seconds'] + 0.2
         statuses = [json.loads(m.decode().data) for m in source.messages({'/sim/status'})]
         assert statuses[-1]['event'] == 'end' and statuses[-1]['frames'] == frames
     assert 'run report (' in out and f'bag {bag}:' in out
-    assert output_dir_of(describe_graph({'model': str(model), 'output_dir': str(out_dir)})) == str(out_dir)
+    assert output_dir_of(describe_graph({'model': str(model), 'output_dir': str(out_dir)})) == str(
+        out_dir
+    )
 
 
 def test_killed_recorder_leaves_a_readable_bag(model, ros_env, tmp_path):
-    """SIGKILL the recorder mid-run: the bag is repaired and read back, with messages up to the last flush."""
+    """
+    SIGKILL the recorder mid-run.
+
+    The bag is repaired and read back, with messages up to the last flush.
+    """
     out_dir = tmp_path / 'run'
-    specs = {s.name: s for s in describe_graph({'model': str(model), 'record': 'true', 'output_dir': str(out_dir)})}
-    # Restart instead of exiting, so that frames keep flowing; receive times on the wall clock, to compare with
-    # the time of the kill. No metrics node here: the recorder is the one observer the simulator waits for.
-    sim_params = {**specs['simulator_node'].parameters, 'on_end': 'restart', 'wait_for_observers': 1}
+    specs = {
+        s.name: s
+        for s in describe_graph(
+            {'model': str(model), 'record': 'true', 'output_dir': str(out_dir)}
+        )
+    }
+    # Restart instead of exiting, so that frames keep flowing; receive times on the wall clock, to
+    # compare with the time of the kill. No metrics node here: the recorder is the one observer the
+    # simulator waits for.
+    sim_params = {
+        **specs['simulator_node'].parameters,
+        'on_end': 'restart',
+        'wait_for_observers': 1,
+    }
     sim = dataclasses.replace(specs['simulator_node'], parameters=sim_params)
-    rec = dataclasses.replace(specs['recorder_node'],
-                              parameters={**specs['recorder_node'].parameters, 'use_sim_time': False})
+    rec = dataclasses.replace(
+        specs['recorder_node'],
+        parameters={**specs['recorder_node'].parameters, 'use_sim_time': False},
+    )
     procs: dict[str, subprocess.Popen] = {}
     lines: dict[str, list[str]] = {}
     try:
         for spec in (rec, sim, specs['inference_node']):
-            proc = subprocess.Popen(spec.command(sys.executable), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **spec.env, 'PYTHONUNBUFFERED': '1'}, text=True,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                spec.command(sys.executable),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **spec.env, 'PYTHONUNBUFFERED': '1'},
+                text=True,
+                start_new_session=True,
+            )
             procs[spec.name], lines[spec.name] = proc, []
-            threading.Thread(target=lambda p=proc, buf=lines[spec.name]: buf.extend(p.stdout), daemon=True).start()
+            threading.Thread(
+                target=lambda p=proc, buf=lines[spec.name]: buf.extend(p.stdout), daemon=True
+            ).start()
         meta_path = out_dir / 'bag' / 'metadata.yaml'
 
         def camera_count() -> int:
@@ -480,7 +658,9 @@ def test_killed_recorder_leaves_a_readable_bag(model, ros_env, tmp_path):
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            print(f'--- {name} (exit {proc.returncode}) ---\n' + ''.join(lines.get(name, []))[-3000:])
+            print(
+                f'--- {name} (exit {proc.returncode}) ---\n' + ''.join(lines.get(name, []))[-3000:]
+            )
     bag = out_dir / 'bag'
     assert not bag_is_complete(bag)
     assert before['custom_data']['complete'] == 'false'
@@ -491,8 +671,11 @@ def test_killed_recorder_leaves_a_readable_bag(model, ros_env, tmp_path):
         last = max(m.record_ns for m in source.messages())
         image = next(source.messages({'/cam_f1_left/image_raw'})).decode()
     assert (image.width, image.height, image.encoding) == (640, 480, 'rgb8')
-    print(f'\nkilled recorder: {sum(counts.values())} messages kept ({counts}), {fixes[0].dropped_bytes} bytes of a '
-          f'cut-off record dropped, last message {killed_at - last / 1e9:.2f} s before the kill')
+    print(
+        f'\nkilled recorder: {sum(counts.values())} messages kept ({counts}),'
+        f' {fixes[0].dropped_bytes} bytes of a cut-off record dropped, last message'
+        f' {killed_at - last / 1e9:.2f} s before the kill'
+    )
     # Nothing that was flushed (and counted in metadata.yaml) before the kill is lost ...
     for entry in before['topics_with_message_count']:
         assert counts[entry['topic_metadata']['name']] >= entry['message_count'], (entry, counts)

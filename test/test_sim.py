@@ -1,3 +1,17 @@
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The built-in simulator: circuits, camera, kinematics, expert driver and dataset writer."""
 
 from __future__ import annotations
@@ -9,16 +23,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-
 from pilotnet_optimized.errors import PilotnetError, UnknownCircuitError
-from pilotnet_optimized.sim import (
-    BUILTIN_CIRCUITS, SPLITS, CameraModel, CameraRenderer, ExpertDriver, PlanarCar, SimConfig, Simulator,
-    circuit_names, get_circuit)
+from pilotnet_optimized.laps import EndReason
+from pilotnet_optimized.sim import (BUILTIN_CIRCUITS, CameraModel, CameraRenderer, circuit_names,
+                                    ExpertDriver, get_circuit, PlanarCar, SimConfig, Simulator,
+                                    SPLITS)
 from pilotnet_optimized.sim.camera import RED_LINE_RGB
 from pilotnet_optimized.sim.dataset import read_labels, write_dataset
 from pilotnet_optimized.sim.episodes import drive_expert
-from pilotnet_optimized.laps import EndReason
+import pytest
 
 BAGS = Path(__file__).resolve().parents[2] / 'shared' / 'behavior_metrics' / 'perfect_bags'
 
@@ -39,7 +52,7 @@ def simple_renderer(simple):
     return CameraRenderer(simple)
 
 
-# -- circuits --------------------------------------------------------------------------------------------
+# -- circuits -------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', list(BUILTIN_CIRCUITS))
 def test_builtin_circuit_is_drivable_geometry(name):
     c = get_circuit(name)
@@ -79,7 +92,7 @@ def test_pose_and_projection_agree(simple):
         assert p.s == pytest.approx(s, abs=0.15)
 
 
-# -- kinematics ------------------------------------------------------------------------------------------
+# -- kinematics -----------------------------------------------------------------------------------
 def test_constant_turn_closes_a_circle():
     car = PlanarCar(0.0, 0.0, 0.0, dt=0.01)
     w = 0.5
@@ -104,7 +117,7 @@ def test_non_finite_command_is_refused():
         PlanarCar(0, 0, 0).step(float('nan'), 0.0)
 
 
-# -- camera ----------------------------------------------------------------------------------------------
+# -- camera ---------------------------------------------------------------------------------------
 def straight_s(circuit) -> float:
     """Arc length in the middle of the circuit's longest nearly straight stretch."""
     straight = np.abs(circuit.curvature) < 1e-3
@@ -133,7 +146,8 @@ def test_red_line_at_image_centre_on_the_centre_line(simple_renderer, simple):
         cols = np.flatnonzero(mask[row])
         assert cols.size, f'no red line in row {row}'
         centre = cols.mean()
-        # The camera sits 0.04 m left of the car's axis, so the line is a few pixels right of centre.
+        # The camera sits 0.04 m left of the car's axis, so the line is a few pixels right of
+        # centre.
         forward = cam.fx * cam.height / (row + 0.5 - cam.cy) + cam.mount_x
         expected, _ = cam.ground_to_image(forward, 0.0)
         assert abs(centre - expected) < 3.0, (row, centre, expected)
@@ -172,7 +186,7 @@ def test_camera_model_matches_behavior_metrics():
     assert cam.mount_x == 0.45
 
 
-# -- expert and closed loop ------------------------------------------------------------------------------
+# -- expert and closed loop -----------------------------------------------------------------------
 @pytest.mark.parametrize('name', list(BUILTIN_CIRCUITS))
 def test_expert_completes_a_lap_without_leaving_the_road(name):
     c = get_circuit(name)
@@ -201,7 +215,8 @@ def test_expert_recovers_from_disturbances():
     clean = drive_expert(c, laps=1)
     disturbed = drive_expert(c, laps=1, seed=3, perturb=True)
     assert disturbed.end_reason is EndReason.LAPS_DONE
-    # Disturbed, the car strays further from the line than the clean run, and still stays on the road.
+    # Disturbed, the car strays further from the line than the clean run, and still stays on the
+    # road.
     assert disturbed.metrics.position_deviation_max_m > clean.metrics.position_deviation_max_m
     assert disturbed.max_abs_lateral_m < c.road_width / 2 + c.kerb_width
 
@@ -235,7 +250,7 @@ def test_a_car_driven_off_the_road_ends_the_run(simple):
     assert result.metrics.percentage_completed < 20
 
 
-# -- dataset ---------------------------------------------------------------------------------------------
+# -- dataset --------------------------------------------------------------------------------------
 def test_dataset_in_deeplearningstudio_layout(tmp_path, simple):
     info = write_dataset(simple, 24, tmp_path / 'ds', seed=1, progress=False)
     ds = tmp_path / 'ds'
@@ -270,8 +285,12 @@ def test_red_line_colour_is_the_scene_only_red():
 
 
 def test_disturbances_start_afresh_each_episode(tmp_path, simple):
-    """Regression: a disturbance scheduled on the previous episode's clock once lasted a whole new episode,
-    and the car circled fighting it."""
+    """
+    Check that disturbances start afresh each episode.
+
+    Regression: a disturbance scheduled on the previous episode's clock once lasted a whole new
+    episode, and the car circled fighting it.
+    """
     write_dataset(simple, 90, tmp_path, seed=4, progress=False, episode_seconds=1.0)
     poses = np.genfromtxt(tmp_path / 'poses.csv', delimiter=',', names=True)
     starts = np.flatnonzero(np.diff(poses['episode'], prepend=-1) != 0)
@@ -290,7 +309,8 @@ def test_perturbation_reset_clears_a_disturbance_from_the_old_clock():
         t += 0.05
     assert t > 0 and p.offset(t) != 0.0
     p.reset(0.0)
-    # The new episode's clock starts at zero, before the old disturbance's end time: it must not carry over.
+    # The new episode's clock starts at zero, before the old disturbance's end time: it must not
+    # carry over.
     assert p.offset(0.0) == 0.0
     offsets = [p.offset(k * 0.05) for k in range(200)]
     assert any(o != 0.0 for o in offsets) and sum(o == 0.0 for o in offsets) > 50
@@ -306,7 +326,9 @@ def test_bench_sim_command_prints_its_rows(capsys):
     result = json.loads(capsys.readouterr().out)
     rows = {r['what']: r for r in result['rows']}
     assert rows['render frame']['count'] == 20 and rows['kinematics step']['count'] == 2
-    assert all(r['p50_us'] <= r['p90_us'] <= r['p99_us'] and r['per_second'] > 0 for r in rows.values())
+    assert all(
+        r['p50_us'] <= r['p90_us'] <= r['p99_us'] and r['per_second'] > 0 for r in rows.values()
+    )
     assert bench.run(parser.parse_args(['--frames', '5', '--steps', '1000'])) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == list(bench.COLUMNS) and set(lines[2]) <= {'-', ' '}

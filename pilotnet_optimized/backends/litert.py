@@ -1,4 +1,22 @@
-"""LiteRT (TFLite) backend for ``.tflite`` files: float32, float16, dynamic range and integer models."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+LiteRT (TFLite) backend for ``.tflite`` files.
+
+Float32, float16, dynamic range and integer models.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +31,12 @@ __all__ = ['LiteRTBackend', 'interpreter_class']
 
 
 def interpreter_class() -> tuple[type, str]:
-    """The TFLite interpreter to use and where it came from.
+    """
+    Return the TFLite interpreter to use and where it came from.
 
-    LiteRT first (the maintained runtime), then the old ``tflite_runtime`` wheel, and TensorFlow's deprecated
-    ``tf.lite`` only as a last resort: importing TensorFlow costs seconds and hundreds of MB on a robot.
+    LiteRT first (the maintained runtime), then the old ``tflite_runtime`` wheel, and TensorFlow's
+    deprecated ``tf.lite`` only as a last resort: importing TensorFlow costs seconds and hundreds
+    of MB on a robot.
     """
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -24,7 +44,8 @@ def interpreter_class() -> tuple[type, str]:
     except ImportError:
         pass
     try:
-        # tflite-runtime 2.14 is built for numpy 1: under numpy 2 it fails to import, so fall through.
+        # tflite-runtime 2.14 is built for numpy 1: under numpy 2 it fails to import, so fall
+        # through.
         from tflite_runtime.interpreter import Interpreter
         return Interpreter, 'tflite-runtime'
     except (ImportError, AttributeError):
@@ -34,10 +55,11 @@ def interpreter_class() -> tuple[type, str]:
 
 
 class LiteRTBackend(Backend):
-    """A ``.tflite`` model in LiteRT's interpreter (XNNPACK on CPU).
+    """
+    A ``.tflite`` model in LiteRT's interpreter (XNNPACK on CPU).
 
-    Integer models are fed and read through their tensors' scale and zero point, so callers always see floats.
-    Not thread-safe: use one backend per thread.
+    Integer models are fed and read through their tensors' scale and zero point, so callers always
+    see floats. Not thread-safe: use one backend per thread.
     """
 
     name: ClassVar[str] = 'litert'
@@ -49,7 +71,9 @@ class LiteRTBackend(Backend):
             self._it = interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
             self._it.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise ModelError(f'{self.model_path}: not a loadable TFLite model ({one_line(err, 300)})') from err
+            raise ModelError(
+                f'{self.model_path}: not a loadable TFLite model ({one_line(err, 300)})'
+            ) from err
         inputs, outputs = self._it.get_input_details(), self._it.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f'{self.model_path}: expected one input and one output tensor, '
@@ -63,7 +87,9 @@ class LiteRTBackend(Backend):
         self._out_q = self._out['quantization'] if self._out_dtype.kind in 'iu' else None
         for label, q in (('input', self._in_q), ('output', self._out_q)):
             if q is not None and not q[0] > 0:
-                raise ModelError(f'{self.model_path}: integer {label} tensor without a quantisation scale')
+                raise ModelError(
+                    f'{self.model_path}: integer {label} tensor without a quantisation scale'
+                )
         self._batch = int(self._in['shape'][0])
         self._precision = self._find_precision()
 
@@ -75,14 +101,19 @@ class LiteRTBackend(Backend):
         if np.dtype(np.float16) in dtypes:
             return 'float16'
         if np.dtype(np.int8) in dtypes:
-            # Dynamic-range models keep every activation in float and store only weights as int8; integer
-            # models with float I/O (post-training or QAT, which may leave the first layers in float) also
-            # have int8 activations: tensors whose leading dimension is the batch, which no weight has.
+            # Dynamic-range models keep every activation in float and store only weights as int8;
+            # integer models with float I/O (post-training or QAT, which may leave the first layers
+            # in float) also have int8 activations: tensors whose leading dimension is the batch,
+            # which no weight has.
             shape = list(self._in['shape'])
             if any(np.dtype(t['dtype']) == np.int8 and list(t['shape']) == shape for t in tensors):
                 return 'int8 (float I/O)'
-            if any(np.dtype(t['dtype']) == np.int8 and len(t['shape']) >= 2 and t['shape'][0] == shape[0]
-                   for t in tensors):
+            if any(
+                np.dtype(t['dtype']) == np.int8
+                and len(t['shape']) >= 2
+                and t['shape'][0] == shape[0]
+                for t in tensors
+            ):
                 return 'int8 activations (float I/O, some layers float)'
             return 'dynamic-range int8'
         return 'float32'
@@ -97,7 +128,8 @@ class LiteRTBackend(Backend):
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) != self._batch:
-            # Reallocate only when the batch size changes; the batch-1 driving loop never gets here.
+            # Reallocate only when the batch size changes; the batch-1 driving loop never gets
+            # here.
             self._it.resize_tensor_input(self._in_index, [len(batch), *self.input_shape])
             self._it.allocate_tensors()
             self._batch = len(batch)

@@ -1,6 +1,22 @@
-"""TensorFlow backend: tf_keras ``.keras`` / ``.h5`` files and SavedModel folders.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-(Named ``tensorflow_backend`` so that ``import tensorflow`` inside the package still finds TensorFlow.)
+"""
+TensorFlow backend: tf_keras ``.keras`` / ``.h5`` files and SavedModel folders.
+
+(Named ``tensorflow_backend`` so that ``import tensorflow`` inside the package still finds
+TensorFlow.)
 """
 
 from __future__ import annotations
@@ -19,16 +35,17 @@ SAVEDMODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')
 
 
 def is_savedmodel(path: str | Path) -> bool:
-    """Whether ``path`` is a SavedModel folder."""
+    """Check whether ``path`` is a SavedModel folder."""
     p = Path(path)
     return p.is_dir() and any((p / name).is_file() for name in SAVEDMODEL_FILES)
 
 
 class TensorFlowBackend(Backend):
-    """A Keras model (called through a ``tf.function``) or a SavedModel's serving signature.
+    """
+    A Keras model (called through a ``tf.function``) or a SavedModel's serving signature.
 
-    ``model.predict`` is avoided on purpose: it builds a dataset pipeline per call and is ten times slower than
-    a traced function at batch 1.
+    ``model.predict`` is avoided on purpose: it builds a dataset pipeline per call and is ten times
+    slower than a traced function at batch 1.
     """
 
     name: ClassVar[str] = 'tensorflow'
@@ -44,24 +61,33 @@ class TensorFlowBackend(Backend):
                 self._load_keras(tf)
         except ModelError:
             raise
-        except Exception as err:  # TF raises anything from OSError and zipfile errors to its own kinds
+        # TF raises anything from OSError and zipfile errors to its own kinds
+        except Exception as err:
             kind = 'SavedModel' if self.model_path.is_dir() else 'Keras model'
-            raise ModelError(f'{self.model_path}: not a loadable {kind} ({one_line(err, 300)})') from err
+            raise ModelError(
+                f'{self.model_path}: not a loadable {kind} ({one_line(err, 300)})'
+            ) from err
 
     def _set_threads(self, tf: Any) -> None:
-        # TF fixes its thread pools when it first runs an op; after that the setters raise RuntimeError and the
-        # process keeps the pools it has (recorded in threads_applied rather than failing the load).
+        # TF fixes its thread pools when it first runs an op; after that the setters raise
+        # RuntimeError and the process keeps the pools it has (recorded in threads_applied rather
+        # than failing the load).
         try:
             tf.config.threading.set_intra_op_parallelism_threads(self.num_threads)
             tf.config.threading.set_inter_op_parallelism_threads(self.num_threads)
         except RuntimeError:
             pass
-        self.threads_applied = tf.config.threading.get_intra_op_parallelism_threads() == self.num_threads
+        self.threads_applied = (
+            tf.config.threading.get_intra_op_parallelism_threads() == self.num_threads
+        )
 
     def _load_keras(self, tf: Any) -> None:
         import tf_keras
         if self.model_path.suffix.lower() not in ('.keras', '.h5'):
-            raise ModelError(f'{self.model_path}: the tensorflow backend loads .keras, .h5 or a SavedModel folder')
+            raise ModelError(
+                f'{self.model_path}: the tensorflow backend loads .keras, .h5 or a SavedModel'
+                ' folder'
+            )
         try:
             model = tf_keras.models.load_model(self.model_path, compile=False)
         except ValueError as err:
@@ -72,7 +98,9 @@ class TensorFlowBackend(Backend):
             raise ModelError(f'{self.model_path}: expected one input and one output, '
                              f'found {len(model.inputs)} and {len(model.outputs)}')
         self._shape = tuple(model.inputs[0].shape[1:])
-        self._dtypes = {w.dtype.name if hasattr(w.dtype, 'name') else str(w.dtype) for w in model.weights}
+        self._dtypes = {
+            w.dtype.name if hasattr(w.dtype, 'name') else str(w.dtype) for w in model.weights
+        }
         self._model = model
         spec = tf.TensorSpec([None, *self._shape], tf.float32)
         self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
@@ -80,7 +108,9 @@ class TensorFlowBackend(Backend):
 
     def _load_savedmodel(self, tf: Any) -> None:
         if not is_savedmodel(self.model_path):
-            raise ModelError(f'{self.model_path}: a folder without saved_model.pb is not a SavedModel')
+            raise ModelError(
+                f'{self.model_path}: a folder without saved_model.pb is not a SavedModel'
+            )
         loaded = tf.saved_model.load(str(self.model_path))
         signatures = dict(loaded.signatures)
         if not signatures:
@@ -89,7 +119,9 @@ class TensorFlowBackend(Backend):
         _, kwargs = fn.structured_input_signature
         outputs = fn.structured_outputs
         if len(kwargs) != 1 or not isinstance(outputs, dict) or len(outputs) != 1:
-            raise ModelError(f'{self.model_path}: expected a signature with one input and one output')
+            raise ModelError(
+                f'{self.model_path}: expected a signature with one input and one output'
+            )
         self._input_key, spec = next(iter(kwargs.items()))
         self._output_key = next(iter(outputs))
         self._shape = tuple(spec.shape[1:])
@@ -123,7 +155,8 @@ class TensorFlowBackend(Backend):
 
 
 def _load_with_tfmot(path: Path) -> Any:
-    """Load a quantisation-aware or pruning-wrapped model, whose wrapper layers only tfmot knows.
+    """
+    Load a quantisation-aware or pruning-wrapped model, whose wrapper layers only tfmot knows.
 
     Tried only after a plain load failed: importing tfmot is slow and switches TF to legacy Keras.
     """

@@ -1,9 +1,27 @@
-"""TensorRT backend for serialised engines (``.engine`` / ``.plan``), TensorRT 10 API, with cuda-python buffers.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Only usable where the ``tensorrt`` package, ``cuda-python`` and a CUDA GPU are all present; elsewhere the
-constructor raises :class:`~pilotnet_optimized.errors.BackendUnavailableError` saying which one is missing.
-An engine is built for one GPU and one TensorRT version (``trtexec --onnx=model.onnx --saveEngine=model.engine``
-on the target machine); its layer precisions are fixed when it is built.
+"""
+TensorRT backend for serialised engines (``.engine`` / ``.plan``), TensorRT 10 API.
+
+Buffers are cuda-python's.
+
+Only usable where the ``tensorrt`` package, ``cuda-python`` and a CUDA GPU are all present;
+elsewhere the constructor raises :class:`~pilotnet_optimized.errors.BackendUnavailableError` saying
+which one is missing. An engine is built for one GPU and one TensorRT version
+(``trtexec --onnx=model.onnx --saveEngine=model.engine`` on the target machine); its layer
+precisions are fixed when it is built.
 """
 
 from __future__ import annotations
@@ -11,15 +29,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-
 from pilotnet_optimized.backends.base import Backend
-from pilotnet_optimized.errors import ModelError, PilotnetError, one_line
+from pilotnet_optimized.errors import ModelError, one_line, PilotnetError
 
 __all__ = ['TensorRTBackend']
 
 
 def _cudart() -> Any:
-    try:  # cuda-python >= 12.6 moved the runtime bindings; older releases have them at the top level
+    # cuda-python >= 12.6 moved the runtime bindings; older releases have them at the top level
+    try:
         from cuda.bindings import runtime as cudart
     except ImportError:
         from cuda import cudart
@@ -27,7 +45,11 @@ def _cudart() -> Any:
 
 
 def _check(result: tuple) -> Any:
-    """cuda-python returns (error, value...): raise on an error, return the value."""
+    """
+    Return the value of a cuda-python result; raise on an error.
+
+    cuda-python returns (error, value...).
+    """
     err, *values = result
     if int(err) != 0:
         raise PilotnetError(f'CUDA call failed: {err}')
@@ -35,7 +57,11 @@ def _check(result: tuple) -> Any:
 
 
 class TensorRTBackend(Backend):
-    """A TensorRT engine with one input and one output, executed with ``execute_async_v3`` on its own stream."""
+    """
+    A TensorRT engine with one input and one output.
+
+    Executed with ``execute_async_v3`` on its own stream.
+    """
 
     name: ClassVar[str] = 'tensorrt'
     suffixes: ClassVar[tuple[str, ...]] = ('.engine', '.plan')
@@ -45,12 +71,18 @@ class TensorRTBackend(Backend):
         try:
             import tensorrt  # noqa: F401
         except ImportError as err:
-            return f"tensorrt backend unavailable: the 'tensorrt' Python package is not installed ({err}); " \
-                   'it needs an NVIDIA GPU with CUDA: use litert, onnxruntime or tensorflow on this machine'
+            return (
+                "tensorrt backend unavailable: the 'tensorrt' Python package is not installed"
+                f' ({err}); it needs an NVIDIA GPU with CUDA: use litert, onnxruntime or'
+                ' tensorflow on this machine'
+            )
         try:
             cudart = _cudart()
         except ImportError:
-            return "tensorrt backend unavailable: 'cuda-python' is not installed (it moves data to the GPU)"
+            return (
+                "tensorrt backend unavailable: 'cuda-python' is not installed (it moves data to"
+                ' the GPU)'
+            )
         try:
             count = _check(cudart.cudaGetDeviceCount())
         except PilotnetError as err:
@@ -61,15 +93,23 @@ class TensorRTBackend(Backend):
 
     def _load(self) -> None:
         import tensorrt as trt
+
         self._cudart = _cudart()
         self._logger = trt.Logger(trt.Logger.WARNING)
         try:
-            engine = trt.Runtime(self._logger).deserialize_cuda_engine(self.model_path.read_bytes())
+            engine = trt.Runtime(self._logger).deserialize_cuda_engine(
+                self.model_path.read_bytes()
+            )
         except Exception as err:  # the pybind layer raises several kinds
-            raise ModelError(f'{self.model_path}: not a loadable TensorRT engine ({one_line(err, 300)})') from err
-        if engine is None:  # TensorRT logs the reason (often: built for another GPU or TensorRT version)
-            raise ModelError(f'{self.model_path}: not a loadable TensorRT engine (corrupt, or built for another '
-                             f'GPU or TensorRT version than {trt.__version__})')
+            raise ModelError(
+                f'{self.model_path}: not a loadable TensorRT engine ({one_line(err, 300)})'
+            ) from err
+        # TensorRT logs the reason (often: built for another GPU or TensorRT version)
+        if engine is None:
+            raise ModelError(
+                f'{self.model_path}: not a loadable TensorRT engine (corrupt, or built for another'
+                f' GPU or TensorRT version than {trt.__version__})'
+            )
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
@@ -82,7 +122,8 @@ class TensorRTBackend(Backend):
         self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._out_name)))
         self._shape = tuple(engine.get_tensor_shape(self._in_name))[1:]
         self._stream = _check(self._cudart.cudaStreamCreate())
-        self._buffers: dict[int, tuple[int, int, np.ndarray]] = {}  # batch size -> input, output, host output
+        # batch size -> input, output, host output
+        self._buffers: dict[int, tuple[int, int, np.ndarray]] = {}
 
     @property
     def precision(self) -> str:

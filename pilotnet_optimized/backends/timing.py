@@ -1,23 +1,41 @@
-"""The one way this project times things: warm-up, timed loop, percentiles, and the stage-split predict.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Every benchmark and report (``pilotnet evaluate``, ``bag-eval``, ``compare``, the run report, ``bench-sim``, the
-inference node) times with these, so that a p50 means the same in every table:
+"""
+The one way this project times things.
 
-- :func:`time_calls` / :func:`time_each`: untimed warm-up calls, then one :func:`time.perf_counter` pair around
-  each timed call, in milliseconds;
-- :func:`percentiles`: the ``p50_ms``/``p90_ms``/``p99_ms`` (and ``mean_ms``) keys of a row, ``None`` for no
-  samples;
-- :func:`timed_predict`: exactly :meth:`Backend.predict <pilotnet_optimized.backends.base.Backend.predict>`
-  (preprocess, model call, denormalise), split so that the model call is timed on its own, as Behavior Metrics
-  times it; the outputs are the same bit for bit.
+Warm-up, timed loop, percentiles, and the stage-split predict.
+
+Every benchmark and report (``pilotnet evaluate``, ``bag-eval``, ``compare``, the run report,
+``bench-sim``, the inference node) times with these, so that a p50 means the same in every table:
+
+- :func:`time_calls` / :func:`time_each`: untimed warm-up calls, then one :func:`time.perf_counter`
+  pair around each timed call, in milliseconds;
+- :func:`percentiles`: the ``p50_ms``/``p90_ms``/``p99_ms`` (and ``mean_ms``) keys of a row,
+  ``None`` for no samples;
+- :func:`timed_predict`: exactly :meth:`Backend.predict
+  <pilotnet_optimized.backends.base.Backend.predict>` (preprocess, model call, denormalise), split
+  so that the model call is timed on its own, as Behavior Metrics times it; the outputs are the
+  same bit for bit.
 
 Importing this module costs numpy only.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
+import time
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -30,18 +48,30 @@ __all__ = ['percentiles', 'time_calls', 'time_each', 'timed_predict']
 T = TypeVar('T')
 
 
-def percentiles(values_ms: Iterable[float] | np.ndarray, which: Sequence[int] = (50, 90, 99), prefix: str = '',
-                mean: bool = False, unit: str = 'ms', digits: int | None = None) -> dict[str, float | None]:
-    """Latency percentiles as a row's keys: ``f'{prefix}p{q}_{unit}'`` for each ``q`` in ``which`` (and
-    ``f'{prefix}mean_{unit}'`` first, when ``mean``).
+def percentiles(
+    values_ms: Iterable[float] | np.ndarray,
+    which: Sequence[int] = (50, 90, 99),
+    prefix: str = '',
+    mean: bool = False,
+    unit: str = 'ms',
+    digits: int | None = None,
+) -> dict[str, float | None]:
+    """
+    Latency percentiles as a row's keys.
 
-    Non-finite samples (a frame that had no answer) are left out; with no sample left every value is ``None``.
+    ``f'{prefix}p{q}_{unit}'`` for each ``q`` in ``which`` (and ``f'{prefix}mean_{unit}'`` first,
+    when ``mean``).
+
+    Non-finite samples (a frame that had no answer) are left out; with no sample left every value
+    is ``None``.
 
     :param prefix: the stage, with its underscore (``'inference_'`` makes ``inference_p50_ms``).
     :param unit: the unit in the key names; the values are not converted.
     :param digits: round every value to this many decimals (``None``: full precision).
     """
-    arr = np.asarray(list(values_ms) if not isinstance(values_ms, np.ndarray) else values_ms, dtype=np.float64)
+    arr = np.asarray(
+        list(values_ms) if not isinstance(values_ms, np.ndarray) else values_ms, dtype=np.float64
+    )
     arr = arr[np.isfinite(arr)]
 
     def put(value: float) -> float:
@@ -57,8 +87,10 @@ def percentiles(values_ms: Iterable[float] | np.ndarray, which: Sequence[int] = 
 
 
 def time_calls(call: Callable[[], object], runs: int, warmup: int = 0) -> np.ndarray:
-    """Call ``call`` ``warmup`` times untimed (the first calls allocate and are slow in every runtime), then
-    ``runs`` times timed.
+    """
+    Call ``call`` ``warmup`` times untimed, then ``runs`` times timed.
+
+    The warm-up calls are untimed because the first calls allocate and are slow in every runtime.
 
     :returns: milliseconds per timed call (``runs`` values).
     """
@@ -72,9 +104,14 @@ def time_calls(call: Callable[[], object], runs: int, warmup: int = 0) -> np.nda
     return times * 1e3
 
 
-def time_each(call: Callable[[T], object], items: Sequence[T], warmup: Iterable[T] = ()) -> np.ndarray:
-    """Like :func:`time_calls`, one call per item: ``call(item)`` untimed for each of ``warmup``, then timed for
-    each of ``items`` (each timed call on its own input: bag frames, poses along a lap).
+def time_each(
+    call: Callable[[T], object], items: Sequence[T], warmup: Iterable[T] = ()
+) -> np.ndarray:
+    """
+    Time calls like :func:`time_calls`, one call per item.
+
+    ``call(item)`` untimed for each of ``warmup``, then timed for each of ``items`` (each timed
+    call on its own input: bag frames, poses along a lap).
 
     :returns: milliseconds per item, in the order of ``items``.
     """
@@ -89,11 +126,15 @@ def time_each(call: Callable[[T], object], items: Sequence[T], warmup: Iterable[
 
 
 def timed_predict(backend: Backend, frame_rgb: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """:meth:`Backend.predict` with its stages timed: one RGB frame (H x W x 3 uint8) to physical (v, w).
+    """
+    Run :meth:`Backend.predict` with its stages timed.
 
-    :returns: ``(outputs, preprocess_ms, inference_ms)``: ``outputs`` the physical (v m/s, w rad/s) as a float32
-        array (``float(outputs[0])`` is what ``predict`` returns), ``preprocess_ms`` the frame to model input
-        (crop, resize, normalise), ``inference_ms`` the model call alone (``predict_normalised`` at batch 1).
+    One RGB frame (H x W x 3 uint8) to physical (v, w).
+
+    :returns: ``(outputs, preprocess_ms, inference_ms)``: ``outputs`` the physical (v m/s, w rad/s)
+        as a float32 array (``float(outputs[0])`` is what ``predict`` returns), ``preprocess_ms``
+        the frame to model input (crop, resize, normalise), ``inference_ms`` the model call alone
+        (``predict_normalised`` at batch 1).
     :raises ImageError: for a frame the preprocessing cannot take.
     :raises ModelOutputError: when the model answers NaN or infinity.
     """

@@ -1,30 +1,55 @@
-"""The one bag reader: ROS 1 ``.bag``, rosbag2 folders (MCAP or sqlite3), bare ``.mcap`` / ``.db3`` files, and MCAP
-files a killed recorder cut off, all read-only.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-:func:`open_bag` opens what :class:`rosbags.highlevel.AnyReader` can; an MCAP file without a usable index (a
-recorder that was killed leaves one with no summary, and perhaps ``metadata.yaml`` missing or stale) is read as a
-stream with the ``mcap`` library instead, its messages decoded with rosbags' CDR deserialiser from the schemas in
-the file. Each such fallback adds a line to the source's ``warnings``; nothing is written to the bag (to mend it
-for other tools, :func:`pilotnet_optimized.bags.repair.repair_bag`).
+"""
+The one bag reader: ROS 1 ``.bag``, rosbag2 folders (MCAP or sqlite3).
 
-One typestore rule: a bag's own message definitions win; a bag without any (old ``.db3`` bags, empty MCAP
-schemas) falls back to Noetic's for a ROS 1 bag, Humble's otherwise (:func:`default_typestore`).
+Bare ``.mcap`` / ``.db3`` files, and MCAP files a killed recorder cut off, all read-only.
+
+:func:`open_bag` opens what :class:`rosbags.highlevel.AnyReader` can; an MCAP file without a usable
+index (a recorder that was killed leaves one with no summary, and perhaps ``metadata.yaml`` missing
+or stale) is read as a stream with the ``mcap`` library instead, its messages decoded with rosbags'
+CDR deserialiser from the schemas in the file. Each such fallback adds a line to the source's
+``warnings``; nothing is written to the bag (to mend it for other tools,
+:func:`pilotnet_optimized.bags.repair.repair_bag`).
+
+One typestore rule: a bag's own message definitions win; a bag without any (old ``.db3`` bags,
+empty MCAP schemas) falls back to Noetic's for a ROS 1 bag, Humble's otherwise
+(:func:`default_typestore`).
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+import re
+import sqlite3
+import struct
 from typing import Any
 
 from pilotnet_optimized.errors import BagError, one_line
 
-__all__ = ['BAG_READ_ERRORS', 'BAG_SUFFIXES', 'MCAP_MAGIC', 'BagMessage', 'BagSource', 'default_typestore',
-           'open_bag']
+__all__ = [
+    'BAG_READ_ERRORS',
+    'BAG_SUFFIXES',
+    'MCAP_MAGIC',
+    'BagMessage',
+    'BagSource',
+    'default_typestore',
+    'open_bag',
+]
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 #: Single-file bag formats; a directory is read as a rosbag2 folder.
@@ -32,16 +57,31 @@ BAG_SUFFIXES = ('.bag', '.mcap', '.db3')
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
-    # Everything rosbags, the mcap library and their storage back-ends (sqlite3, lz4/zstd, struct parsing of a
-    # damaged file) raise on a bad bag. AnyReader wraps most, but not errors met while iterating.
+    # Everything rosbags, the mcap library and their storage back-ends (sqlite3, lz4/zstd, struct
+    # parsing of a damaged file) raise on a bad bag. AnyReader wraps most, but not errors met while
+    # iterating.
     from mcap.exceptions import McapError
     from rosbags.highlevel import AnyReaderError
     from rosbags.rosbag1 import ReaderError as Ros1ReaderError
     from rosbags.rosbag2 import ReaderError as Ros2ReaderError
     from rosbags.serde import SerdeError
     from rosbags.typesys import TypesysError
-    return (McapError, AnyReaderError, Ros1ReaderError, Ros2ReaderError, SerdeError, TypesysError,
-            OSError, EOFError, struct.error, ValueError, KeyError, IndexError, RuntimeError, sqlite3.Error)
+    return (
+        McapError,
+        AnyReaderError,
+        Ros1ReaderError,
+        Ros2ReaderError,
+        SerdeError,
+        TypesysError,
+        OSError,
+        EOFError,
+        struct.error,
+        ValueError,
+        KeyError,
+        IndexError,
+        RuntimeError,
+        sqlite3.Error,
+    )
 
 
 BAG_READ_ERRORS: tuple[type[BaseException], ...] = _read_errors()
@@ -49,9 +89,13 @@ BAG_READ_ERRORS: tuple[type[BaseException], ...] = _read_errors()
 
 @dataclass(frozen=True)
 class BagMessage:
-    """One message as stored: ``raw`` bytes (CDR, or ROS 1 serialisation for a ROS 1 bag) and ``decode()``, which
-    deserialises it outside the iterator, so a read error (a cut-off file) and a message that does not decode are
-    told apart."""
+    """
+    One message as stored.
+
+    ``raw`` bytes (CDR, or ROS 1 serialisation for a ROS 1 bag) and ``decode()``, which
+    deserialises it outside the iterator, so a read error (a cut-off file) and a message that does
+    not decode are told apart.
+    """
 
     topic: str
     msgtype: str
@@ -62,11 +106,13 @@ class BagMessage:
 
 @dataclass
 class BagSource:
-    """One opened bag: its topics (name -> type) and a message iterator in record order.
+    """
+    One opened bag: its topics (name -> type) and a message iterator in record order.
 
-    ``messages(topics)`` raises one of :data:`BAG_READ_ERRORS` where a cut-off file ends; what came before is
-    good. Where AnyReader opened the bag, ``connections`` are rosbags' connection records (with message counts
-    and QoS) and ``start_ns``/``end_ns`` its time range; a stream has none of those.
+    ``messages(topics)`` raises one of :data:`BAG_READ_ERRORS` where a cut-off file ends; what came
+    before is good. Where AnyReader opened the bag, ``connections`` are rosbags' connection records
+    (with message counts and QoS) and ``start_ns``/``end_ns`` its time range; a stream has none of
+    those.
     """
 
     path: Path
@@ -82,7 +128,7 @@ class BagSource:
     close: Callable[[], None] = lambda: None
 
     def messages(self, topics: set[str] | None = None) -> Iterator[BagMessage]:
-        """The messages on ``topics`` (default: every topic), in record order."""
+        """Return the messages on ``topics`` (default: every topic), in record order."""
         return self._messages(set(self.topics) if topics is None else set(topics))
 
     def __enter__(self) -> BagSource:
@@ -93,8 +139,12 @@ class BagSource:
 
 
 def default_typestore(ros1: bool) -> Any:
-    """The typestore for messages whose bag carries no definition: Noetic's for ROS 1, Humble's for rosbag2."""
-    from rosbags.typesys import Stores, get_typestore
+    """
+    Return the typestore for messages whose bag carries no definition.
+
+    Noetic's for ROS 1, Humble's for rosbag2.
+    """
+    from rosbags.typesys import get_typestore, Stores
     return get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
 
 
@@ -114,17 +164,37 @@ def _wrap_reader(reader: Any, path: Path, storage: str, ros1: bool) -> BagSource
     topics = {c.topic: c.msgtype for c in reader.connections}
     try:
         duration = int(reader.duration) if reader.message_count else 0
-        start, end = (int(reader.start_time), int(reader.end_time)) if reader.message_count else (None, None)
+        start, end = (
+            (int(reader.start_time), int(reader.end_time))
+            if reader.message_count
+            else (None, None)
+        )
     except BAG_READ_ERRORS:
         duration = start = end = None
 
     def messages(wanted: set[str]) -> Iterator[BagMessage]:
         conns = [c for c in reader.connections if c.topic in wanted]
         for conn, stamp, raw in reader.messages(connections=conns):
-            yield BagMessage(conn.topic, conn.msgtype, int(stamp), raw, _lazy(reader.deserialize, raw, conn.msgtype))
+            yield BagMessage(
+                conn.topic,
+                conn.msgtype,
+                int(stamp),
+                raw,
+                _lazy(reader.deserialize, raw, conn.msgtype),
+            )
 
-    return BagSource(path, storage, topics, ros1, messages, duration, start, end, list(reader.connections),
-                     close=reader.close)
+    return BagSource(
+        path,
+        storage,
+        topics,
+        ros1,
+        messages,
+        duration,
+        start,
+        end,
+        list(reader.connections),
+        close=reader.close,
+    )
 
 
 def _lazy(func: Callable[[Any, str], Any], raw: Any, msgtype: str) -> Callable[[], Any]:
@@ -132,10 +202,14 @@ def _lazy(func: Callable[[Any, str], Any], raw: Any, msgtype: str) -> Callable[[
 
 
 def _mcap_stream_source(path: Path) -> BagSource:
-    """A bare or cut-off MCAP file read front to back (no summary needed); types from its schema records."""
+    """
+    Return a bare or cut-off MCAP file read front to back (no summary needed).
+
+    Types from its schema records.
+    """
     from mcap.records import Channel, Message, Schema
     from mcap.stream_reader import StreamReader
-    from rosbags.typesys import Stores, TypesysError, get_typestore
+    from rosbags.typesys import get_typestore, Stores, TypesysError
 
     with path.open('rb') as fh:
         if fh.read(8) != MCAP_MAGIC:
@@ -162,7 +236,9 @@ def _mcap_stream_source(path: Path) -> BagSource:
             try:
                 store.register(_types_from_schema(schema.name, schema.encoding, data))
             except TypesysError as err:  # not a cut-off file: a definition rosbags cannot parse
-                raise BagError(f'{path}: schema of {schema.name} cannot be used: {one_line(err)}') from err
+                raise BagError(
+                    f'{path}: schema of {schema.name} cannot be used: {one_line(err)}'
+                ) from err
 
     def decode(raw: bytes, msgtype: str) -> Any:
         typestore = store if msgtype in store.fielddefs else fallback
@@ -178,7 +254,11 @@ def _mcap_stream_source(path: Path) -> BagSource:
                 elif isinstance(record, Channel):
                     schema = schemas.get(record.schema_id)
                     name = schema.name if schema is not None else ''
-                    if record.topic in wanted and schema is not None and name not in store.fielddefs:
+                    if (
+                        record.topic in wanted
+                        and schema is not None
+                        and name not in store.fielddefs
+                    ):
                         register(schema)
                     chan[record.id] = (record.topic, name)
                 elif isinstance(record, Message) and record.channel_id in chan:
@@ -212,14 +292,18 @@ def _storage_of(folder: Path) -> str:
 def _open_file(path: Path, warnings: list[str]) -> BagSource:
     suffix = path.suffix.lower()
     if suffix not in ('.bag', '.mcap', '.db3'):
-        raise BagError(f'{path}: unknown bag format {path.suffix!r} (expected a rosbag2 folder, .mcap, .db3 or a '
-                       'ROS 1 .bag)')
+        raise BagError(
+            f'{path}: unknown bag format {path.suffix!r} (expected a rosbag2 folder, .mcap, .db3'
+            ' or a ROS 1 .bag)'
+        )
     storage = {'.bag': 'rosbag1', '.mcap': 'mcap', '.db3': 'sqlite3'}[suffix]
     try:
         return _anyreader_source(path, storage)
     except BAG_READ_ERRORS as err:
         if suffix != '.mcap':
-            hint = ' (a cut-off ROS 1 bag needs `rosbag reindex` first)' if suffix == '.bag' else ''
+            hint = (
+                ' (a cut-off ROS 1 bag needs `rosbag reindex` first)' if suffix == '.bag' else ''
+            )
             raise BagError(f'{path}: cannot read bag: {one_line(err)}{hint}') from err
         reason = one_line(err)
     warnings.append(f'{path}: no usable MCAP index ({reason}): reading it as a stream')
@@ -230,7 +314,11 @@ def _open_file(path: Path, warnings: list[str]) -> BagSource:
 
 
 def _chain(folder: Path, files: list[Path], warnings: list[str]) -> BagSource:
-    """The storage files of a folder whose metadata.yaml is missing or unusable, read one after the other."""
+    """
+    Return the storage files of a folder whose metadata.yaml is missing or unusable.
+
+    Read one after the other.
+    """
     sources = [_open_file(f, warnings) for f in files]
     topics: dict[str, str] = {}
     for s in sources:
@@ -250,7 +338,10 @@ def _chain(folder: Path, files: list[Path], warnings: list[str]) -> BagSource:
 
 
 def open_bag(path: str | Path) -> BagSource:
-    """Open a bag read-only (see the module documentation); use it as a context manager, or ``close()`` it.
+    """
+    Open a bag read-only (see the module documentation).
+
+    Use it as a context manager, or ``close()`` it.
 
     :raises BagError: for a missing path, an unknown format, or a bag that no reader opens.
     """
@@ -286,12 +377,16 @@ def _open(path: Path, warnings: list[str]) -> BagSource:
 
 
 def _natural(path: Path) -> list[Any]:
-    """run_2.mcap before run_10.mcap."""
+    """Return a natural sort key for a file name: run_2.mcap before run_10.mcap."""
     return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', path.name)]
 
 
 def _listed_files(metadata: Path) -> set[str] | None:
-    """The storage file names metadata.yaml lists, or ``None`` when it cannot be read (rosbags will say why)."""
+    """
+    Return the storage file names metadata.yaml lists.
+
+    ``None`` when it cannot be read (rosbags will say why).
+    """
     import yaml
     try:
         info = yaml.safe_load(metadata.read_text())['rosbag2_bagfile_information']

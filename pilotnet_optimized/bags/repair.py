@@ -1,51 +1,78 @@
-"""rosbag2 MCAP bags that survive a killed recorder, without ROS.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-What a killed writer leaves: rosbags' MCAP writer (like rosbag2's) keeps the current chunk (up to 1 MiB of
-messages) in memory, writes the MCAP summary and footer only when it closes, and ``metadata.yaml`` only then too.
-After a SIGKILL (or a power cut, or an out-of-memory kill) the ``.mcap`` file ends in the middle of the data section,
-often inside a record, and there is no ``metadata.yaml``: no reader opens it.
+"""
+rosbag2 MCAP bags that survive a killed recorder, without ROS.
+
+What a killed writer leaves: rosbags' MCAP writer (like rosbag2's) keeps the current chunk (up to 1
+MiB of messages) in memory, writes the MCAP summary and footer only when it closes, and
+``metadata.yaml`` only then too. After a SIGKILL (or a power cut, or an out-of-memory kill) the
+``.mcap`` file ends in the middle of the data section, often inside a record, and there is no
+``metadata.yaml``: no reader opens it.
 
 How the recorder node keeps a bag readable (see :mod:`pilotnet_optimized.nodes.recorder_node`):
 
-- every ``flush_period`` it closes the pending chunk and flushes the file to the operating system (a killed process
-  loses nothing the kernel already has), and rewrites ``metadata.yaml`` (atomically) with the counts so far and
-  ``custom_data: {complete: 'false'}``;
-- :func:`repair_bag` then makes the cut-off bag a valid one: it walks the file record by record, cuts it after the
-  last complete record (a half-written chunk is dropped whole), appends an MCAP ``DataEnd`` record and a footer
-  without a summary (readers then scan the file, which rosbags and the ``mcap`` library both do), and rewrites
-  ``metadata.yaml`` from what is really there. At most one ``flush_period`` of messages is lost.
+- every ``flush_period`` it closes the pending chunk and flushes the file to the operating system
+  (a killed process loses nothing the kernel already has), and rewrites ``metadata.yaml``
+  (atomically) with the counts so far and ``custom_data: {complete: 'false'}``;
+- :func:`repair_bag` then makes the cut-off bag a valid one: it walks the file record by record,
+  cuts it after the last complete record (a half-written chunk is dropped whole), appends an MCAP
+  ``DataEnd`` record and a footer without a summary (readers then scan the file, which rosbags and
+  the ``mcap`` library both do), and rewrites ``metadata.yaml`` from what is really there. At most
+  one ``flush_period`` of messages is lost.
 
-Reading a cut-off bag needs no repair (:func:`pilotnet_optimized.bags.read.open_bag` streams it read-only);
-repairing makes it a valid bag for every other tool (``ros2 bag info``, Foxglove). ``pilotnet bag-repair <bag>``
-repairs a bag and prints its topics.
+Reading a cut-off bag needs no repair (:func:`pilotnet_optimized.bags.read.open_bag` streams it
+read-only); repairing makes it a valid bag for every other tool (``ros2 bag info``, Foxglove).
+``pilotnet bag-repair <bag>`` repairs a bag and prints its topics.
 """
 
 from __future__ import annotations
 
 import argparse
-import struct
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+import struct
+import sys
 from typing import Any
 
 from pilotnet_optimized.bags.read import MCAP_MAGIC, open_bag
 from pilotnet_optimized.errors import BagError
 
-__all__ = ['BagRepair', 'bag_is_complete', 'bag_metadata', 'repair_bag', 'write_bag_metadata', 'add_arguments', 'run']
+__all__ = [
+    'BagRepair',
+    'bag_is_complete',
+    'bag_metadata',
+    'repair_bag',
+    'write_bag_metadata',
+    'add_arguments',
+    'run',
+]
 
 _OP_HEADER, _OP_FOOTER, _OP_DATA_END = 0x01, 0x02, 0x0F
 _KNOWN_OPS = frozenset(range(0x01, 0x10))
-_FOOTER = struct.Struct('<BQQQI')          # opcode, length 20, summary_start, summary_offset_start, summary_crc
+# opcode, length 20, summary_start, summary_offset_start, summary_crc
+_FOOTER = struct.Struct('<BQQQI')
 _DATA_END = struct.Struct('<BQI')          # opcode, length 4, data_section_crc (0: not computed)
 _RECORD_HEAD = struct.Struct('<BQ')
 
 
 @dataclass(frozen=True)
 class BagRepair:
-    """What :func:`repair_bag` did.
+    """
+    What :func:`repair_bag` did.
 
     :param path: the ``.mcap`` file.
     :param repaired: whether the file had to be cut and closed (``False``: it was complete).
@@ -79,15 +106,25 @@ def _has_footer(path: Path) -> bool:
 
 
 def bag_is_complete(bag: str | Path) -> bool:
-    """Whether every ``.mcap`` file of a bag folder (or the file) ends with a footer and the folder has a
-    ``metadata.yaml``."""
+    """
+    Check whether a bag is complete.
+
+    It is when every ``.mcap`` file of a bag folder (or the file) ends with a footer and the folder
+    has a ``metadata.yaml``.
+    """
     bag = Path(bag)
     files = _mcap_files(bag)
-    return all(_has_footer(f) for f in files) and (bag.is_file() or (bag / 'metadata.yaml').is_file())
+    return all(_has_footer(f) for f in files) and (
+        bag.is_file() or (bag / 'metadata.yaml').is_file()
+    )
 
 
 def _last_complete_record(path: Path) -> int:
-    """Offset just past the last complete record of the data section (the header record at least)."""
+    """
+    Return the offset just past the last complete record of the data section.
+
+    The header record is the least it keeps.
+    """
     size = path.stat().st_size
     with path.open('rb') as fh:
         if fh.read(8) != MCAP_MAGIC:
@@ -102,7 +139,8 @@ def _last_complete_record(path: Path) -> int:
             if op not in _KNOWN_OPS or (first and op != _OP_HEADER):
                 break
             if op in (_OP_DATA_END, _OP_FOOTER):
-                break    # the data section ends here: a summary written half way is dropped and rewritten
+                # the data section ends here: a summary written half way is dropped and rewritten
+                break
             if end + _RECORD_HEAD.size + length > size:
                 break    # cut off inside this record
             fh.seek(length, 1)
@@ -131,35 +169,56 @@ def _repair_file(path: Path) -> tuple[bool, int]:
 def bag_metadata(connections: Sequence[Any], counts: Mapping[int, int], start_ns: int, end_ns: int,
                  files: Sequence[str], custom_data: Mapping[str, str] | None = None,
                  version: int = 9) -> dict[str, Any]:
-    """rosbag2's ``metadata.yaml`` content (as rosbags' writer writes it) for MCAP ``files`` holding ``counts``
-    messages per connection id of rosbags ``connections``."""
+    """
+    Return rosbag2's ``metadata.yaml`` content (as rosbags' writer writes it).
+
+    It describes MCAP ``files`` holding ``counts`` messages per connection id of rosbags
+    ``connections``.
+    """
     from rosbags.rosbag2.metadata import dump_qos_v8, dump_qos_v9
 
     dump_qos = dump_qos_v9 if version >= 9 else dump_qos_v8
     count = sum(counts.values())
     start = start_ns if count else 0
     duration = max(0, end_ns - start_ns) if count else 0
-    return {'rosbag2_bagfile_information': {
-        'version': version,
-        'storage_identifier': 'mcap',
-        'relative_file_paths': list(files),
-        'duration': {'nanoseconds': duration},
-        'starting_time': {'nanoseconds_since_epoch': start},
-        'message_count': count,
-        'topics_with_message_count': [
-            {'topic_metadata': {'name': c.topic, 'type': c.msgtype,
-                                'serialization_format': getattr(c.ext, 'serialization_format', 'cdr'),
-                                'offered_qos_profiles': dump_qos(list(getattr(c.ext, 'offered_qos_profiles', []))),
-                                'type_description_hash': c.digest},
-             'message_count': int(counts.get(c.id, 0))}
-            for c in connections],
-        'compression_format': '',
-        'compression_mode': '',
-        'files': [{'path': name, 'starting_time': {'nanoseconds_since_epoch': start},
-                   'duration': {'nanoseconds': duration}, 'message_count': count} for name in files],
-        'custom_data': dict(custom_data) if custom_data else None,
-        'ros_distro': 'rosbags',
-    }}
+    return {
+        'rosbag2_bagfile_information': {
+            'version': version,
+            'storage_identifier': 'mcap',
+            'relative_file_paths': list(files),
+            'duration': {'nanoseconds': duration},
+            'starting_time': {'nanoseconds_since_epoch': start},
+            'message_count': count,
+            'topics_with_message_count': [
+                {
+                    'topic_metadata': {
+                        'name': c.topic,
+                        'type': c.msgtype,
+                        'serialization_format': getattr(c.ext, 'serialization_format', 'cdr'),
+                        'offered_qos_profiles': dump_qos(
+                            list(getattr(c.ext, 'offered_qos_profiles', []))
+                        ),
+                        'type_description_hash': c.digest,
+                    },
+                    'message_count': int(counts.get(c.id, 0)),
+                }
+                for c in connections
+            ],
+            'compression_format': '',
+            'compression_mode': '',
+            'files': [
+                {
+                    'path': name,
+                    'starting_time': {'nanoseconds_since_epoch': start},
+                    'duration': {'nanoseconds': duration},
+                    'message_count': count,
+                }
+                for name in files
+            ],
+            'custom_data': dict(custom_data) if custom_data else None,
+            'ros_distro': 'rosbags',
+        }
+    }
 
 
 def write_bag_metadata(folder: str | Path, metadata: Mapping[str, Any]) -> Path:
@@ -178,9 +237,12 @@ def write_bag_metadata(folder: str | Path, metadata: Mapping[str, Any]) -> Path:
 
 
 def repair_bag(bag: str | Path) -> list[BagRepair]:
-    """Make a bag a killed recorder left readable: close each cut-off ``.mcap`` file after its last complete record
-    and rewrite ``metadata.yaml`` from the files' contents (see the module documentation). A complete bag is left as
-    it is (its ``metadata.yaml`` is written only when missing).
+    """
+    Make a bag a killed recorder left readable.
+
+    Close each cut-off ``.mcap`` file after its last complete record and rewrite ``metadata.yaml``
+    from the files' contents (see the module documentation). A complete bag is left as it is (its
+    ``metadata.yaml`` is written only when missing).
 
     :param bag: a rosbag2 folder of MCAP files, or one ``.mcap`` file.
     :raises BagError: when a file is not MCAP or has not even a header.
@@ -189,7 +251,9 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
     files = _mcap_files(bag)
     fixes = [(f, *_repair_file(f)) for f in files]
     folder = None if bag.is_file() else bag
-    needs_metadata = folder is not None and (any(r for _, r, _ in fixes) or not (folder / 'metadata.yaml').is_file())
+    needs_metadata = folder is not None and (
+        any(r for _, r, _ in fixes) or not (folder / 'metadata.yaml').is_file()
+    )
     results: list[BagRepair] = []
     connections: list[Any] = []
     counts: dict[int, int] = {}
@@ -199,34 +263,52 @@ def repair_bag(bag: str | Path) -> list[BagRepair]:
             total = 0
             for conn in source.connections:
                 # Topics are numbered per file by rosbags: key them by (topic, type) across files.
-                known = next((c for c in connections if (c.topic, c.msgtype) == (conn.topic, conn.msgtype)), None)
+                known = next(
+                    (c for c in connections if (c.topic, c.msgtype) == (conn.topic, conn.msgtype)),
+                    None,
+                )
                 if known is None:
                     connections.append(conn._replace(id=len(connections) + 1))
                     known = connections[-1]
                 counts[known.id] = counts.get(known.id, 0) + conn.msgcount
                 total += conn.msgcount
             if total:
-                start, end = min(start, source.start_ns or start), max(end, (source.end_ns or 1) - 1)
+                start, end = min(start, source.start_ns or start), max(
+                    end, (source.end_ns or 1) - 1
+                )
         results.append(BagRepair(path, repaired, dropped, total))
     if needs_metadata and folder is not None:
-        custom = {'complete': 'false', 'repaired': 'true'} if any(r.repaired for r in results) else None
-        write_bag_metadata(folder, bag_metadata(connections, counts, start, end, [f.name for f in files], custom))
+        custom = (
+            {'complete': 'false', 'repaired': 'true'} if any(r.repaired for r in results) else None
+        )
+        write_bag_metadata(
+            folder, bag_metadata(connections, counts, start, end, [f.name for f in files], custom)
+        )
     return results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet bag-repair`` arguments."""
-    parser.add_argument('bags', nargs='+', metavar='BAG', help='rosbag2 folder of MCAP files, or one .mcap file')
+    """Add the ``pilotnet bag-repair`` arguments."""
+    parser.add_argument(
+        'bags', nargs='+', metavar='BAG', help='rosbag2 folder of MCAP files, or one .mcap file'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet bag-repair BAG...``: repair each bag and print its topics and counts; 1 if any failed."""
+    """
+    Run ``pilotnet bag-repair BAG...``.
+
+    Repair each bag and print its topics and counts; return 1 if any failed.
+    """
     code = 0
     for arg in args.bags:
         try:
             for fix in repair_bag(arg):
-                state = f'repaired ({fix.dropped_bytes} bytes of a cut-off record dropped)' if fix.repaired \
+                state = (
+                    f'repaired ({fix.dropped_bytes} bytes of a cut-off record dropped)'
+                    if fix.repaired
                     else 'complete'
+                )
                 print(f'{fix.path}: {state}, {fix.message_count} messages')
             with open_bag(arg) as source:
                 for conn in source.connections:

@@ -1,62 +1,96 @@
-"""``pilotnet bag-eval``: replay a recorded drive through models and compare with the commands that were recorded.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-A bag is a rosbag2 folder (MCAP or sqlite3), a bare ``.mcap`` / ``.db3`` file, or a ROS 1 ``.bag`` (what
-Behavior Metrics records): :class:`rosbags.highlevel.AnyReader` opens all of them. A recorder that was killed
-leaves an MCAP file without its summary (and perhaps ``metadata.yaml`` missing or stale): such a file is read as a
-stream with the ``mcap`` library, its messages decoded with rosbags' CDR deserialiser from the schemas in the file,
-and the evaluation goes on with what was recorded, with a warning.
+"""
+``pilotnet bag-eval``.
+
+Replay a recorded drive through models and compare with the commands that were recorded.
+
+A bag is a rosbag2 folder (MCAP or sqlite3), a bare ``.mcap`` / ``.db3`` file, or a ROS 1 ``.bag``
+(what Behavior Metrics records): :class:`rosbags.highlevel.AnyReader` opens all of them. A recorder
+that was killed leaves an MCAP file without its summary (and perhaps ``metadata.yaml`` missing or
+stale): such a file is read as a stream with the ``mcap`` library, its messages decoded with
+rosbags' CDR deserialiser from the schemas in the file, and the evaluation goes on with what was
+recorded, with a warning.
 
 Frames and commands are paired in one of two ways:
 
-- ``TwistStamped`` commands (our recorder's ``/cmd_vel_stamped``): the command whose ``header.stamp`` equals the
-  image's ``header.stamp``, exactly;
-- plain ``Twist`` commands (``/cmd_vel``, Behavior Metrics' ``/F1ROS/cmd_vel``): the first command recorded at or
-  after the image, within ``max_delay`` seconds (record times). A brain that skips frames, or re-sends its last
-  command, makes this pairing approximate: prefer the stamped topic when there is one.
+- ``TwistStamped`` commands (our recorder's ``/cmd_vel_stamped``): the command whose
+  ``header.stamp`` equals the image's ``header.stamp``, exactly;
+- plain ``Twist`` commands (``/cmd_vel``, Behavior Metrics' ``/F1ROS/cmd_vel``): the first command
+  recorded at or after the image, within ``max_delay`` seconds (record times). A brain that skips
+  frames, or re-sends its last command, makes this pairing approximate: prefer the stamped topic
+  when there is one.
 
-Frames without an answer are skipped and counted. Every model then predicts each paired frame at batch 1 (after a
-warm-up); the rows hold the MSE on normalised labels (as ``pilotnet evaluate``), MAE and maximum error of v and w
-in physical units, and the model call's latency percentiles. No ROS import: this runs where rclpy does not.
+Frames without an answer are skipped and counted. Every model then predicts each paired frame at
+batch 1 (after a warm-up); the rows hold the MSE on normalised labels (as ``pilotnet evaluate``),
+MAE and maximum error of v and w in physical units, and the model call's latency percentiles. No
+ROS import: this runs where rclpy does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 import json
+from pathlib import Path
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from pilotnet_optimized.backends.timing import percentiles, time_each
-from pilotnet_optimized.bags.images import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES, SUPPORTED_ENCODINGS,
-                                            message_to_rgb)
+from pilotnet_optimized.bags.images import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES,
+                                            message_to_rgb, SUPPORTED_ENCODINGS)
 from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
-from pilotnet_optimized.errors import BagError, ImageError, PilotnetError, one_line
-from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown, versions,
-                                                write_report_files)
-from pilotnet_optimized.models.preprocess import (Preprocessing, denormalise_labels, normalise_input,
-                                                  normalise_labels, resize_frame)
+from pilotnet_optimized.errors import BagError, ImageError, one_line, PilotnetError
+from pilotnet_optimized.evaluate.report import Column, machine_description
+from pilotnet_optimized.evaluate.report import markdown_table as rows_markdown
+from pilotnet_optimized.evaluate.report import versions, write_report_files
+from pilotnet_optimized.models.preprocess import (denormalise_labels, normalise_input,
+                                                  normalise_labels, Preprocessing, resize_frame)
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, size_mb, split_names
 
-__all__ = ['IMAGE_TYPES', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'SUPPORTED_ENCODINGS', 'BagEvalRow', 'BagFrames',
-           'COLUMNS', 'read_bag_frames', 'evaluate_bag', 'markdown_table', 'header_text', 'write_reports',
-           'add_arguments', 'run']
+__all__ = [
+    'IMAGE_TYPES',
+    'TWIST_TYPE',
+    'TWIST_STAMPED_TYPE',
+    'SUPPORTED_ENCODINGS',
+    'BagEvalRow',
+    'BagFrames',
+    'COLUMNS',
+    'read_bag_frames',
+    'evaluate_bag',
+    'markdown_table',
+    'header_text',
+    'write_reports',
+    'add_arguments',
+    'run',
+]
 
 TWIST_TYPE = 'geometry_msgs/msg/Twist'
 TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
-#: Picked first when a bag holds several topics of a kind: our recorder's, then Behavior Metrics' (ROS 1).
+#: Picked first when a bag holds several topics of a kind: our recorder's, then Behavior Metrics'
+#: (ROS 1).
 PREFERRED_IMAGE_TOPICS = ('/cam_f1_left/image_raw', '/F1ROS/cameraL/image_raw')
 PREFERRED_CMD_TOPICS = ('/cmd_vel_stamped', '/cmd_vel', '/F1ROS/cmd_vel')
 
 
-# -- messages to values ----------------------------------------------------------------------------------------
+# -- messages to values ---------------------------------------------------------------------------
 def _stamp_ns(msg: Any) -> int:
     stamp = msg.header.stamp
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
@@ -67,10 +101,14 @@ def _twist_vw(msg: Any, stamped: bool) -> tuple[float, float]:
     return float(twist.linear.x), float(twist.angular.z)
 
 
-# -- pairing ---------------------------------------------------------------------------------------------------
+# -- pairing --------------------------------------------------------------------------------------
 @dataclass
 class BagFrames:
-    """What a bag holds for evaluation: the paired frames (resized per preprocessing) and their commands."""
+    """
+    What a bag holds for evaluation.
+
+    The paired frames (resized per preprocessing) and their commands.
+    """
 
     bag: dict
     small: dict[Preprocessing, np.ndarray]
@@ -82,14 +120,21 @@ class BagFrames:
 
 
 class _Pairer:
-    """Pairs frames with commands as messages stream in, so only paired (and pending) frames are kept."""
+    """
+    Pairs frames with commands as messages stream in.
+
+    Only paired (and pending) frames are kept.
+    """
 
     def __init__(self, stamped: bool, max_delay_ns: int) -> None:
         self.stamped = stamped
         self.max_delay_ns = max_delay_ns
-        self.pending: dict[int, tuple[int, Any]] = {}      # stamped: image stamp -> (index, frames)
-        self.orphans: dict[int, tuple[float, float]] = {}  # stamped: commands that came before their image
-        self.waiting: list[tuple[int, int, Any]] = []      # twist: (record ns, index, frames), oldest first
+        # stamped: image stamp -> (index, frames)
+        self.pending: dict[int, tuple[int, Any]] = {}
+        # stamped: commands that came before their image
+        self.orphans: dict[int, tuple[float, float]] = {}
+        # twist: (record ns, index, frames), oldest first
+        self.waiting: list[tuple[int, int, Any]] = []
         self.pairs: list[tuple[int, Any, tuple[float, float]]] = []
         self.commands = 0
 
@@ -121,7 +166,11 @@ class _Pairer:
         del self.waiting[:cut]
 
     def expire(self, record_ns: int) -> None:
-        """Twist pairing: drop waiting frames older than ``max_delay`` (no answer can come any more)."""
+        """
+        Drop waiting frames older than ``max_delay`` (twist pairing).
+
+        No answer can come for them any more.
+        """
         if not self.stamped:
             self.waiting = [w for w in self.waiting if record_ns - w[0] <= self.max_delay_ns]
 
@@ -135,43 +184,66 @@ def _pick_topic(path: Path, topics: dict[str, str], kinds: Sequence[str], prefer
         if name in found:
             return name
     if found:
-        raise BagError(f'{path}: several {what} topics ({", ".join(sorted(found))}): choose one with {option}')
+        raise BagError(
+            f'{path}: several {what} topics ({", ".join(sorted(found))}): choose one with {option}'
+        )
     return None
 
 
-def _choose_topics(path: Path, topics: dict[str, str], image_topic: str | None,
-                   cmd_topic: str | None) -> tuple[str, str, bool]:
+def _choose_topics(
+    path: Path, topics: dict[str, str], image_topic: str | None, cmd_topic: str | None
+) -> tuple[str, str, bool]:
     listing = ', '.join(f'{t} ({k or "?"})' for t, k in sorted(topics.items())) or 'none'
     if image_topic is not None:
         if image_topic not in topics:
             raise BagError(f'{path}: no topic {image_topic} (topics: {listing})')
         if topics[image_topic] not in IMAGE_TYPES:
-            raise BagError(f'{path}: topic {image_topic} is {topics[image_topic]}, not an Image or CompressedImage')
+            raise BagError(
+                f'{path}: topic {image_topic} is {topics[image_topic]}, not an Image or'
+                ' CompressedImage'
+            )
     else:
-        image_topic = _pick_topic(path, topics, IMAGE_TYPES, PREFERRED_IMAGE_TOPICS, 'camera', '--image-topic')
+        image_topic = _pick_topic(
+            path, topics, IMAGE_TYPES, PREFERRED_IMAGE_TOPICS, 'camera', '--image-topic'
+        )
         if image_topic is None:
-            raise BagError(f'{path}: no {IMAGE_TYPE} or {COMPRESSED_IMAGE_TYPE} topic (topics: {listing})')
+            raise BagError(
+                f'{path}: no {IMAGE_TYPE} or {COMPRESSED_IMAGE_TYPE} topic (topics: {listing})'
+            )
     if cmd_topic is not None:
         if cmd_topic not in topics:
             raise BagError(f'{path}: no topic {cmd_topic} (topics: {listing})')
         if topics[cmd_topic] not in (TWIST_TYPE, TWIST_STAMPED_TYPE):
-            raise BagError(f'{path}: topic {cmd_topic} is {topics[cmd_topic]}, not a Twist or TwistStamped')
+            raise BagError(
+                f'{path}: topic {cmd_topic} is {topics[cmd_topic]}, not a Twist or TwistStamped'
+            )
         return image_topic, cmd_topic, topics[cmd_topic] == TWIST_STAMPED_TYPE
-    stamped = _pick_topic(path, topics, (TWIST_STAMPED_TYPE,), PREFERRED_CMD_TOPICS, 'TwistStamped', '--cmd-topic')
+    stamped = _pick_topic(
+        path, topics, (TWIST_STAMPED_TYPE,), PREFERRED_CMD_TOPICS, 'TwistStamped', '--cmd-topic'
+    )
     if stamped is not None:
         return image_topic, stamped, True
     plain = _pick_topic(path, topics, (TWIST_TYPE,), PREFERRED_CMD_TOPICS, 'Twist', '--cmd-topic')
     if plain is None:
-        raise BagError(f'{path}: no {TWIST_STAMPED_TYPE} or {TWIST_TYPE} command topic (topics: {listing})')
+        raise BagError(
+            f'{path}: no {TWIST_STAMPED_TYPE} or {TWIST_TYPE} command topic (topics: {listing})'
+        )
     return image_topic, plain, False
 
 
-def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], image_topic: str | None = None,
-                    cmd_topic: str | None = None, max_delay: float = 0.2, limit: int | None = None) -> BagFrames:
-    """Read a bag's camera frames and the commands that answered them.
+def read_bag_frames(
+    path: str | Path,
+    preprocessings: Sequence[Preprocessing],
+    image_topic: str | None = None,
+    cmd_topic: str | None = None,
+    max_delay: float = 0.2,
+    limit: int | None = None,
+) -> BagFrames:
+    """
+    Read a bag's camera frames and the commands that answered them.
 
-    :param preprocessings: each distinct one gets its own resized copy of every paired frame (full frames are not
-        kept: a long bag would not fit in memory).
+    :param preprocessings: each distinct one gets its own resized copy of every paired frame (full
+        frames are not kept: a long bag would not fit in memory).
     :param max_delay: seconds within which a plain ``Twist`` must follow its image.
     :param limit: stop after this many paired frames.
     :raises BagError: missing or unreadable bag, no camera or command topic, or no frame answered.
@@ -185,7 +257,9 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
     source = open_bag(path)
     warnings = list(source.warnings)
     try:
-        image_topic, cmd_topic, stamped = _choose_topics(path, source.topics, image_topic, cmd_topic)
+        image_topic, cmd_topic, stamped = _choose_topics(
+            path, source.topics, image_topic, cmd_topic
+        )
         image_type = source.topics[image_topic]
         preps = list(dict.fromkeys(preprocessings))
         pairer = _Pairer(stamped, int(round(max_delay * 1e9)))
@@ -200,9 +274,15 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
                 break
             except BAG_READ_ERRORS as err:
                 cut_off = True
-                where = f' {(last - first) / 1e9:.2f} s in' if first is not None else ' before any message'
-                warnings.append(f'{path}: the bag is cut off{where} ({one_line(err)}): evaluating the '
-                                f'{images} frame(s) read up to there')
+                where = (
+                    f' {(last - first) / 1e9:.2f} s in'
+                    if first is not None
+                    else ' before any message'
+                )
+                warnings.append(
+                    f'{path}: the bag is cut off{where} ({one_line(err)}): evaluating the '
+                    f'{images} frame(s) read up to there'
+                )
                 break
             topic, msgtype, record_ns = message.topic, message.msgtype, message.record_ns
             first = record_ns if first is None else first
@@ -210,7 +290,9 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
             try:
                 msg = message.decode()
             except BAG_READ_ERRORS as err:
-                raise BagError(f'{path}: a {msgtype} message on {topic} does not decode: {one_line(err)}') from err
+                raise BagError(
+                    f'{path}: a {msgtype} message on {topic} does not decode: {one_line(err)}'
+                ) from err
             if topic == image_topic:
                 try:
                     rgb = message_to_rgb(msg, image_type)
@@ -221,31 +303,64 @@ def read_bag_frames(path: str | Path, preprocessings: Sequence[Preprocessing], i
                 pairer.add_image(images, record_ns, _stamp_ns(msg) if stamped else None, small)
                 images += 1
             else:
-                pairer.add_command(record_ns, _stamp_ns(msg) if stamped else None, _twist_vw(msg, stamped))
+                pairer.add_command(
+                    record_ns, _stamp_ns(msg) if stamped else None, _twist_vw(msg, stamped)
+                )
     finally:
         source.close()
     pairs = sorted(pairer.pairs, key=lambda p: p[0])[:limit]
-    how = 'header stamp == image stamp' if stamped else f'first command within {max_delay:g} s after the image'
-    bag = {'path': str(path), 'storage': source.storage, 'cut_off': cut_off,
-           'duration_s': round((source.duration_ns if source.duration_ns is not None and not cut_off
-                                else (last - first if first is not None else 0)) / 1e9, 3),
-           'image_topic': image_topic, 'image_type': image_type, 'cmd_topic': cmd_topic,
-           'cmd_type': source.topics[cmd_topic], 'pairing': how, 'frames': images, 'commands': pairer.commands,
-           'paired': len(pairs), 'unpaired': images - len(pairer.pairs)}
+    how = (
+        'header stamp == image stamp'
+        if stamped
+        else f'first command within {max_delay:g} s after the image'
+    )
+    bag = {
+        'path': str(path),
+        'storage': source.storage,
+        'cut_off': cut_off,
+        'duration_s': round(
+            (
+                source.duration_ns
+                if source.duration_ns is not None and not cut_off
+                else (last - first if first is not None else 0)
+            )
+            / 1e9,
+            3,
+        ),
+        'image_topic': image_topic,
+        'image_type': image_type,
+        'cmd_topic': cmd_topic,
+        'cmd_type': source.topics[cmd_topic],
+        'pairing': how,
+        'frames': images,
+        'commands': pairer.commands,
+        'paired': len(pairs),
+        'unpaired': images - len(pairer.pairs),
+    }
     if not pairs:
-        hint = (' (image and command stamps never match: try --cmd-topic with a Twist topic to pair by arrival)'
-                if stamped and images and pairer.commands else '')
-        raise BagError(f'{path}: no frame of {image_topic} is answered on {cmd_topic} ({images} frame(s), '
-                       f'{pairer.commands} command(s)){hint}')
+        hint = (
+            ' (image and command stamps never match: try --cmd-topic with a Twist topic to pair by'
+            ' arrival)'
+            if stamped and images and pairer.commands
+            else ''
+        )
+        raise BagError(
+            f'{path}: no frame of {image_topic} is answered on {cmd_topic} ({images} frame(s), '
+            f'{pairer.commands} command(s)){hint}'
+        )
     small = {p: np.stack([pair[1][p] for pair in pairs]) for p in preps}
     commands = np.array([pair[2] for pair in pairs], dtype=np.float32)
     return BagFrames(bag, small, commands, warnings)
 
 
-# -- evaluation ------------------------------------------------------------------------------------------------
+# -- evaluation -----------------------------------------------------------------------------------
 @dataclass
 class BagEvalRow:
-    """One model's line: accuracy against the recorded commands and its batch-1 latency on the bag's frames."""
+    """
+    One model's line.
+
+    Its accuracy against the recorded commands and its batch-1 latency on the bag's frames.
+    """
 
     model: str
     file: str
@@ -265,7 +380,9 @@ class BagEvalRow:
     error: str | None = None
 
 
-def _model_paths(models: Sequence[str], models_dir: str | Path) -> list[tuple[str, Path | None, str | None]]:
+def _model_paths(
+    models: Sequence[str], models_dir: str | Path
+) -> list[tuple[str, Path | None, str | None]]:
     out: list[tuple[str, Path | None, str | None]] = []
     for name in models:
         try:
@@ -275,14 +392,30 @@ def _model_paths(models: Sequence[str], models_dir: str | Path) -> list[tuple[st
     return out
 
 
-def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing, threads: int, warmup: int,
-                  backend_name: str) -> BagEvalRow:
+def _evaluate_one(
+    name: str,
+    path: Path,
+    frames: BagFrames,
+    prep: Preprocessing,
+    threads: int,
+    warmup: int,
+    backend_name: str,
+) -> BagEvalRow:
     from pilotnet_optimized.backends import load_backend
+
     try:
         backend = load_backend(path, backend_name, num_threads=threads, preprocessing=prep)
     except PilotnetError as err:
-        return BagEvalRow(name, path.name, backend_name, '-', size_mb(path), 0,
-                          status='skipped' if 'tensorrt' in str(err).lower() else 'failed', error=str(err))
+        return BagEvalRow(
+            name,
+            path.name,
+            backend_name,
+            '-',
+            size_mb(path),
+            0,
+            status='skipped' if 'tensorrt' in str(err).lower() else 'failed',
+            error=str(err),
+        )
     try:
         x = normalise_input(frames.small[prep], prep)
         preds = np.empty((len(x), 2), np.float32)
@@ -293,33 +426,65 @@ def _evaluate_one(name: str, path: Path, frames: BagFrames, prep: Preprocessing,
         # Warm-up on the first frame (its prediction is then overwritten by the timed call).
         lat = time_each(predict, range(len(x)), warmup=[0] * warmup)
     except PilotnetError as err:
-        return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, 0,
-                          status='failed', error=str(err))
+        return BagEvalRow(
+            name,
+            path.name,
+            backend.name,
+            backend.precision,
+            backend.file_size_bytes / 2**20,
+            0,
+            status='failed',
+            error=str(err),
+        )
     finally:
         backend.close()
     mse = float(np.mean((preds - normalise_labels(frames.commands)) ** 2))
     err = np.abs(denormalise_labels(preds) - frames.commands)
-    return BagEvalRow(name, path.name, backend.name, backend.precision, backend.file_size_bytes / 2 ** 20, len(x),
-                      mse=mse, mae_v=float(err[:, 0].mean()), mae_w=float(err[:, 1].mean()),
-                      max_err_v=float(err[:, 0].max()), max_err_w=float(err[:, 1].max()), **percentiles(lat))
+    return BagEvalRow(
+        name,
+        path.name,
+        backend.name,
+        backend.precision,
+        backend.file_size_bytes / 2**20,
+        len(x),
+        mse=mse,
+        mae_v=float(err[:, 0].mean()),
+        mae_w=float(err[:, 1].mean()),
+        max_err_v=float(err[:, 0].max()),
+        max_err_w=float(err[:, 1].max()),
+        **percentiles(lat),
+    )
 
 
-def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path = DEFAULT_MODELS_DIR,
-                 image_topic: str | None = None, cmd_topic: str | None = None, max_delay: float = 0.2,
-                 limit: int | None = None, threads: int = 1, warmup: int = 10, backend: str = 'auto',
-                 progress: Callable[[str], None] | None = print,
-                 warn: Callable[[str], None] | None = None) -> dict:
-    """Replay ``bag``'s camera frames through every model and compare with the recorded commands.
+def evaluate_bag(
+    bag: str | Path,
+    models: Sequence[str],
+    models_dir: str | Path = DEFAULT_MODELS_DIR,
+    image_topic: str | None = None,
+    cmd_topic: str | None = None,
+    max_delay: float = 0.2,
+    limit: int | None = None,
+    threads: int = 1,
+    warmup: int = 10,
+    backend: str = 'auto',
+    progress: Callable[[str], None] | None = print,
+    warn: Callable[[str], None] | None = None,
+) -> dict:
+    """
+    Replay ``bag``'s camera frames through every model and compare with the recorded commands.
 
-    :param models: model files or names looked up in ``models_dir`` (as ``pilotnet run model:=NAME``).
+    :param models: model files or names looked up in ``models_dir`` (as
+        ``pilotnet run model:=NAME``).
     :param progress: called with one line per model; ``None`` for silence.
     :param warn: called with each warning (a cut-off bag, a stale metadata.yaml); default: stderr.
-    :returns: a JSON-ready report: the bag, the machine, and one row per model (status ``failed`` for a model
-        that could not be loaded or run; the others still run).
+    :returns: a JSON-ready report: the bag, the machine, and one row per model (status ``failed``
+        for a model that could not be loaded or run; the others still run).
     :raises BagError: for an unreadable bag or one with nothing to evaluate.
     """
     if not models:
-        raise PilotnetError('no models given (--models a,b,c: files or names in the models folder)')
+        raise PilotnetError(
+            'no models given (--models a,b,c: files or names in the models folder)'
+        )
     resolved = _model_paths(models, models_dir)
     preps: dict[str, Preprocessing] = {}
     rows: list[BagEvalRow] = []
@@ -330,17 +495,30 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
             except PilotnetError as err:
                 error = str(err)
         if error is not None:
-            rows.append(BagEvalRow(name, path.name if path else name, backend, '-',
-                                   size_mb(path) if path else 0.0, 0, status='failed', error=error))
+            rows.append(
+                BagEvalRow(
+                    name,
+                    path.name if path else name,
+                    backend,
+                    '-',
+                    size_mb(path) if path else 0.0,
+                    0,
+                    status='failed',
+                    error=error,
+                )
+            )
     start = time.perf_counter()
-    frames = read_bag_frames(bag, list(preps.values()) or [Preprocessing()], image_topic, cmd_topic, max_delay,
-                             limit)
+    frames = read_bag_frames(
+        bag, list(preps.values()) or [Preprocessing()], image_topic, cmd_topic, max_delay, limit
+    )
     for line in frames.warnings:
         (warn or _warn_stderr)(line)
     b = frames.bag
     if progress:
-        progress(f"[bag-eval] {b['path']}: {b['paired']} of {b['frames']} frame(s) of {b['image_topic']} answered "
-                 f"on {b['cmd_topic']} ({b['pairing']})")
+        progress(
+            f"[bag-eval] {b['path']}: {b['paired']} of {b['frames']} frame(s) of"
+            f" {b['image_topic']} answered on {b['cmd_topic']} ({b['pairing']})"
+        )
     for name, path, _ in resolved:
         if name not in preps or path is None:
             continue
@@ -348,8 +526,12 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
         row = _evaluate_one(name, path, frames, preps[name], threads, warmup, backend)
         rows.append(row)
         if progress:
-            detail = (f'MSE {row.mse:.5f}  MAE v {row.mae_v:.3f} w {row.mae_w:.3f}  p50 {row.p50_ms:.3f} ms'
-                      if row.status == 'ok' else f'{row.status}: {row.error}')
+            detail = (
+                f'MSE {row.mse:.5f}  MAE v {row.mae_v:.3f} w {row.mae_w:.3f}  p50'
+                f' {row.p50_ms:.3f} ms'
+                if row.status == 'ok'
+                else f'{row.status}: {row.error}'
+            )
             progress(f'[bag-eval] {name:<14} {detail}  ({time.perf_counter() - t:.1f} s)')
     order = {name: i for i, name in enumerate(models)}
     rows.sort(key=lambda r: order.get(r.model, len(order)))
@@ -358,8 +540,13 @@ def evaluate_bag(bag: str | Path, models: Sequence[str], models_dir: str | Path 
         'bag': frames.bag,
         'models': list(models),
         'threads': threads,
-        'latency': f'batch 1, model call only, {warmup} warm-up call(s), then one timed call per frame',
-        'mse': 'on normalised labels (v in [6.5, 24], w in [-7.1, 7.1] -> [0, 1]); MAE and max error in m/s, rad/s',
+        'latency': (
+            f'batch 1, model call only, {warmup} warm-up call(s), then one timed call per frame'
+        ),
+        'mse': (
+            'on normalised labels (v in [6.5, 24], w in [-7.1, 7.1] -> [0, 1]); MAE and max error'
+            ' in m/s, rad/s'
+        ),
         'machine': machine_description(),
         'python': platform.python_version(),
         'versions': versions(),
@@ -373,62 +560,114 @@ def _warn_stderr(line: str) -> None:
     print(f'pilotnet bag-eval: warning: {line}', file=sys.stderr)
 
 
-# -- output ----------------------------------------------------------------------------------------------------
-COLUMNS = [Column('model', 'model', '{}'), Column('precision', 'precision', '{}'),
-           Column('size MB', 'size_mb', '{:.2f}'), Column('frames', 'frames', '{}'), Column('MSE', 'mse', '{:.5f}'),
-           Column('MAE v m/s', 'mae_v', '{:.3f}'), Column('MAE w rad/s', 'mae_w', '{:.3f}'),
-           Column('max err v', 'max_err_v', '{:.3f}'), Column('max err w', 'max_err_w', '{:.3f}'),
-           Column('p50 ms', 'p50_ms', '{:.3f}'), Column('p90 ms', 'p90_ms', '{:.3f}'),
-           Column('p99 ms', 'p99_ms', '{:.3f}'), Column('status', 'status', '{}')]
+# -- output ---------------------------------------------------------------------------------------
+COLUMNS = [
+    Column('model', 'model', '{}'),
+    Column('precision', 'precision', '{}'),
+    Column('size MB', 'size_mb', '{:.2f}'),
+    Column('frames', 'frames', '{}'),
+    Column('MSE', 'mse', '{:.5f}'),
+    Column('MAE v m/s', 'mae_v', '{:.3f}'),
+    Column('MAE w rad/s', 'mae_w', '{:.3f}'),
+    Column('max err v', 'max_err_v', '{:.3f}'),
+    Column('max err w', 'max_err_w', '{:.3f}'),
+    Column('p50 ms', 'p50_ms', '{:.3f}'),
+    Column('p90 ms', 'p90_ms', '{:.3f}'),
+    Column('p99 ms', 'p99_ms', '{:.3f}'),
+    Column('status', 'status', '{}'),
+]
 
 
 def markdown_table(report: dict) -> str:
-    """The report's rows as a Markdown table (errors listed under it)."""
+    """Return the report's rows as a Markdown table (errors listed under it)."""
     errors = [f"- {r['model']}: {r['error']}" for r in report['rows'] if r.get('error')]
     return '\n'.join([rows_markdown(report['rows'], COLUMNS)] + ([''] + errors if errors else []))
 
 
 def header_text(report: dict) -> str:
-    """One paragraph about the bag and the run, above the table."""
+    """Return one paragraph about the bag and the run, above the table."""
     b = report['bag']
     cut = ' **cut off**: read up to where it ends;' if b['cut_off'] else ''
-    return (f"Bag `{b['path']}` ({b['storage']}, {b['duration_s']:.1f} s):{cut} {b['paired']} of {b['frames']} "
-            f"frame(s) of `{b['image_topic']}` answered on `{b['cmd_topic']}` ({b['pairing']}; {b['unpaired']} "
-            f"skipped). {report['machine']}; {report['threads']} thread(s); {report['latency']}.")
+    return (
+        f"Bag `{b['path']}` ({b['storage']}, {b['duration_s']:.1f} s):{cut} {b['paired']} of"
+        f" {b['frames']} frame(s) of `{b['image_topic']}` answered on `{b['cmd_topic']}`"
+        f" ({b['pairing']}; {b['unpaired']} skipped). {report['machine']}; {report['threads']}"
+        f" thread(s); {report['latency']}."
+    )
 
 
 def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """bag_eval.md and bag_eval.json in ``out_dir``."""
-    return write_report_files(report, out_dir, 'bag_eval', COLUMNS, header_text(report), formats=('md', 'json'),
-                              table=markdown_table(report))
+    """Write bag_eval.md and bag_eval.json in ``out_dir``."""
+    return write_report_files(
+        report,
+        out_dir,
+        'bag_eval',
+        COLUMNS,
+        header_text(report),
+        formats=('md', 'json'),
+        table=markdown_table(report),
+    )
 
 
-# -- the command -----------------------------------------------------------------------------------------------------
+# -- the command ----------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``pilotnet bag-eval``'s options."""
-    p.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3), .mcap or .db3 file, or ROS 1 .bag')
+    """Add ``pilotnet bag-eval``'s options."""
+    p.add_argument(
+        'bag', help='rosbag2 folder (MCAP or sqlite3), .mcap or .db3 file, or ROS 1 .bag'
+    )
     p.add_argument('--models', nargs='+', required=True,
                    help='model files or names in --models-dir, comma- or space-separated')
-    p.add_argument('--models-dir', default=DEFAULT_MODELS_DIR, help='where model names are looked up '
-                   f'(default: {DEFAULT_MODELS_DIR})')
-    p.add_argument('--image-topic', help='camera topic (default: the one Image or CompressedImage topic)')
-    p.add_argument('--cmd-topic', help='command topic (default: the TwistStamped one, else the Twist one)')
-    p.add_argument('--max-delay', type=float, default=0.2, help='seconds within which a Twist must follow its '
-                   'image to answer it (default: 0.2; TwistStamped pairs by header stamp)')
+    p.add_argument(
+        '--models-dir',
+        default=DEFAULT_MODELS_DIR,
+        help=f'where model names are looked up (default: {DEFAULT_MODELS_DIR})',
+    )
+    p.add_argument(
+        '--image-topic', help='camera topic (default: the one Image or CompressedImage topic)'
+    )
+    p.add_argument(
+        '--cmd-topic', help='command topic (default: the TwistStamped one, else the Twist one)'
+    )
+    p.add_argument(
+        '--max-delay',
+        type=float,
+        default=0.2,
+        help=(
+            'seconds within which a Twist must follow its '
+            'image to answer it (default: 0.2; TwistStamped pairs by header stamp)'
+        ),
+    )
     p.add_argument('--limit', type=int, help='first N answered frames (default: all)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
-    p.add_argument('--warmup', type=int, default=10, help='untimed calls per model first (default: 10)')
+    p.add_argument(
+        '--warmup', type=int, default=10, help='untimed calls per model first (default: 10)'
+    )
     p.add_argument('--backend', default='auto', help='auto|litert|tensorflow|onnxruntime|tensorrt')
     p.add_argument('--out', help='folder for bag_eval.md and bag_eval.json')
-    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress lines)')
+    p.add_argument(
+        '--json', action='store_true', help='print JSON instead of a table (and no progress lines)'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet bag-eval BAG --models a,b``: exit 0 when at least one model ran, 1 when none did."""
-    report = evaluate_bag(args.bag, split_names(args.models), models_dir=args.models_dir,
-                          image_topic=args.image_topic, cmd_topic=args.cmd_topic, max_delay=args.max_delay,
-                          limit=args.limit, threads=args.threads, warmup=args.warmup, backend=args.backend,
-                          progress=None if args.json else print)
+    """
+    Run ``pilotnet bag-eval BAG --models a,b``.
+
+    Exit 0 when at least one model ran, 1 when none did.
+    """
+    report = evaluate_bag(
+        args.bag,
+        split_names(args.models),
+        models_dir=args.models_dir,
+        image_topic=args.image_topic,
+        cmd_topic=args.cmd_topic,
+        max_delay=args.max_delay,
+        limit=args.limit,
+        threads=args.threads,
+        warmup=args.warmup,
+        backend=args.backend,
+        progress=None if args.json else print,
+    )
     paths = write_reports(report, args.out) if args.out else {}
     if args.json:
         print(json.dumps(report, indent=2))

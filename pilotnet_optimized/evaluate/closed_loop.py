@@ -1,45 +1,65 @@
-"""The seed's simulation table: several models, each driving the same circuit in the loop, side by side.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The seed's simulation table.
+
+Several models, each driving the same circuit in the loop, side by side.
 
 ``pilotnet compare --models baseline,dynamic --circuit simple`` drives every model with
-:func:`~pilotnet_optimized.sim.episodes.drive_pilot`: ROS-free and in lock-step (each camera frame waits for the
-command that answers it), so the driving figures (frames, end reason, % completed, deviation, lap time) are the same
-on any machine and under any load; only the timing columns measure the machine.
+:func:`~pilotnet_optimized.sim.episodes.drive_pilot`: ROS-free and in lock-step (each camera frame
+waits for the command that answers it), so the driving figures (frames, end reason, % completed,
+deviation, lap time) are the same on any machine and under any load; only the timing columns
+measure the machine.
 
-One row per model: total (simulated) time, lap time, average speed, percentage completed, position deviation
-(Behavior Metrics' figures against the circuit's centre line), inference time (mean, p50, p99 of the model call
-alone, as Behavior Metrics times it), the brain's rate and the loop's rate, the real-time factor, and size and
-inference ratios against the first model. Writes ``compare.md``, ``compare.json`` and ``compare.png`` (each model's
-trajectory on the circuit).
+One row per model: total (simulated) time, lap time, average speed, percentage completed, position
+deviation (Behavior Metrics' figures against the circuit's centre line), inference time (mean, p50,
+p99 of the model call alone, as Behavior Metrics times it), the brain's rate and the loop's rate,
+the real-time factor, and size and inference ratios against the first model. Writes ``compare.md``,
+``compare.json`` and ``compare.png`` (each model's trajectory on the circuit).
 
 Timing definitions (also in the report's header):
 
-- inference ms: the model call only (``predict_normalised`` on the preprocessed frame), after a short warm-up;
+- inference ms: the model call only (``predict_normalised`` on the preprocessed frame), after a
+  short warm-up;
 - brain ms: one whole brain step (preprocess + inference + turning the outputs into v, w);
 - brain Hz = 1000 / mean brain ms: the rate the brain alone could sustain;
-- loop Hz: the measured rate of the whole lock-step loop (camera render + brain + simulation step), from the
-  intervals between consecutive frames, so the one-off painting of the circuit texture is not in it;
-- real-time factor = control period x loop Hz (simulated seconds per wall second of the loop; > 1 is faster than
-  real time).
+- loop Hz: the measured rate of the whole lock-step loop (camera render + brain + simulation step),
+  from the intervals between consecutive frames, so the one-off painting of the circuit texture is
+  not in it;
+- real-time factor = control period x loop Hz (simulated seconds per wall second of the loop; > 1
+  is faster than real time).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import dataclasses
+from dataclasses import asdict, dataclass, field
 import json
+from pathlib import Path
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
-
 from pilotnet_optimized.backends.timing import percentiles, timed_predict
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown, versions,
-                                                write_report_files)
+from pilotnet_optimized.evaluate.report import Column, machine_description
+from pilotnet_optimized.evaluate.report import markdown_table as rows_markdown
+from pilotnet_optimized.evaluate.report import versions, write_report_files
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, split_names
 
 if TYPE_CHECKING:
@@ -48,20 +68,38 @@ if TYPE_CHECKING:
     from pilotnet_optimized.backends import Backend
     from pilotnet_optimized.sim.circuit import Circuit
 
-__all__ = ['CompareRow', 'Comparison', 'COLUMNS', 'compare_models', 'markdown_table', 'write_reports', 'exit_code',
-           'run', 'add_arguments', 'TIMING_NOTE', 'header_text', 'report_and_exit']
+__all__ = [
+    'CompareRow',
+    'Comparison',
+    'COLUMNS',
+    'compare_models',
+    'markdown_table',
+    'write_reports',
+    'exit_code',
+    'run',
+    'add_arguments',
+    'TIMING_NOTE',
+    'header_text',
+    'report_and_exit',
+]
 
 #: How the timing columns are measured, for the report header.
-TIMING_NOTE = ('inference = the model call only; brain = preprocess + inference + postprocess per frame; '
-               'brain Hz = 1000 / mean brain ms (what the brain alone could sustain); loop Hz = measured rate of the '
-               'whole lock-step loop (render + brain + simulation step, one-off set-up excluded); '
-               'real-time factor = simulated s / wall s of that loop')
+TIMING_NOTE = (
+    'inference = the model call only; brain = preprocess + inference + postprocess per frame;'
+    ' brain Hz = 1000 / mean brain ms (what the brain alone could sustain); loop Hz = measured'
+    ' rate of the whole lock-step loop (render + brain + simulation step, one-off set-up'
+    ' excluded); real-time factor = simulated s / wall s of that loop'
+)
 WARMUP_CALLS = 5
 
 
 @dataclass
 class CompareRow:
-    """One model's line of the table (``None`` where a figure does not apply or the model did not run)."""
+    """
+    One model's line of the table.
+
+    ``None`` where a figure does not apply or the model did not run.
+    """
 
     name: str
     file: str
@@ -106,15 +144,17 @@ class Comparison:
     trajectories: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready report: the header, then the rows."""
+        """Return the JSON-ready report: the header, then the rows."""
         return {**self.header, 'rows': [asdict(r) for r in self.rows]}
 
 
 class _TimedPilot:
-    """A backend as a :class:`~pilotnet_optimized.sim.episodes.Pilot` that times its stages.
+    """
+    A backend as a :class:`~pilotnet_optimized.sim.episodes.Pilot` that times its stages.
 
-    Exactly :meth:`Backend.predict`, split by :func:`~pilotnet_optimized.backends.timing.timed_predict` (as the
-    inference node splits it) so that the model call is timed on its own; the commands are the same bit for bit.
+    Exactly :meth:`Backend.predict`, split by
+    :func:`~pilotnet_optimized.backends.timing.timed_predict` (as the inference node splits it) so
+    that the model call is timed on its own; the commands are the same bit for bit.
     """
 
     def __init__(self, backend: Backend) -> None:
@@ -131,7 +171,11 @@ class _TimedPilot:
         return float(v), float(w)
 
     def warm_up(self, calls: int = WARMUP_CALLS) -> None:
-        """A few untimed model calls: the first ones allocate and are slow in every runtime."""
+        """
+        Make a few untimed model calls.
+
+        The first ones allocate and are slow in every runtime.
+        """
         batch = np.zeros((1, *self.backend.preprocessing.input_shape), np.float32)
         for _ in range(calls):
             self.backend.predict_normalised(batch)
@@ -154,8 +198,13 @@ def _load(name: str, text: str, models_dir: str | Path, backend: str, threads: i
     except PilotnetError as err:
         return None, CompareRow(name, path.name, backend=backend, status='failed', error=str(err))
     info = loaded.describe()
-    return loaded, CompareRow(name, path.name, backend=info['backend'], precision=info['precision'],
-                              size_mb=info['size_mb'])
+    return loaded, CompareRow(
+        name,
+        path.name,
+        backend=info['backend'],
+        precision=info['precision'],
+        size_mb=info['size_mb'],
+    )
 
 
 def _fill(row: CompareRow, run: Any, pilot: _TimedPilot, laps: int, control_period: float) -> None:
@@ -207,17 +256,26 @@ def _add_ratios(rows: list[CompareRow]) -> str | None:
     return ref.name
 
 
-def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simple', laps: int = 1,
-                   threads: int = 1, backend: str = 'auto', models_dir: str | Path = DEFAULT_MODELS_DIR,
-                   timeout_s: float | None = None,
-                   progress: Callable[[str], None] | None = print) -> Comparison:
-    """Drive each model round ``circuit`` in lock-step and collect the seed's table.
+def compare_models(
+    models: Sequence[str | Path],
+    circuit: str | Circuit = 'simple',
+    laps: int = 1,
+    threads: int = 1,
+    backend: str = 'auto',
+    models_dir: str | Path = DEFAULT_MODELS_DIR,
+    timeout_s: float | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> Comparison:
+    """
+    Drive each model round ``circuit`` in lock-step and collect the seed's table.
 
-    A model that cannot be found, loaded or run is a row with ``status='failed'`` and its one-line reason; the
-    others still run.
+    A model that cannot be found, loaded or run is a row with ``status='failed'`` and its one-line
+    reason; the others still run.
 
-    :param models: model files, SavedModel folders, or names looked up in ``models_dir`` as ``pilotnet run`` does.
-    :param circuit: a :class:`Circuit` or anything :func:`~pilotnet_optimized.sim.get_circuit` accepts.
+    :param models: model files, SavedModel folders, or names looked up in ``models_dir`` as
+        ``pilotnet run`` does.
+    :param circuit: a :class:`Circuit` or anything :func:`~pilotnet_optimized.sim.get_circuit`
+        accepts.
     :param laps: laps each model should drive.
     :param threads: CPU threads for one inference.
     :param backend: ``'auto'`` or a backend name, for every model.
@@ -232,11 +290,15 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
     from pilotnet_optimized.sim.simulation import SimConfig
     names = [str(m).strip() for m in models if str(m).strip()]
     if not names:
-        raise PilotnetError('no models given (--models a,b,c: files or names in the models folder)')
+        raise PilotnetError(
+            'no models given (--models a,b,c: files or names in the models folder)'
+        )
     if laps < 1:
         raise PilotnetError(f'laps must be at least 1, not {laps}')
     if backend.strip().lower() not in ('auto', *BACKENDS):
-        raise PilotnetError(f"unknown backend '{backend}': choose one of auto, {', '.join(BACKENDS)}")
+        raise PilotnetError(
+            f"unknown backend '{backend}': choose one of auto, {', '.join(BACKENDS)}"
+        )
     track = get_circuit(circuit) if isinstance(circuit, str) else circuit
     if timeout_s is not None:
         if timeout_s <= 0:
@@ -250,7 +312,8 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
     seen: set[str] = set()
     for k, text in enumerate(names, 1):
         name = base = _model_name(text)
-        while name in seen:  # the same model twice (or two files of one stem): keep rows and curves apart
+        # the same model twice (or two files of one stem): keep rows and curves apart
+        while name in seen:
             name = f'{base}#{k}'
         seen.add(name)
         tag = f'[compare {k}/{len(names)}] {name:<14}'
@@ -260,7 +323,10 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
         if loaded is None:
             say(f'{tag} {row.status}: {row.error}')
             continue
-        say(f'{tag} driving {track.name} ({laps} lap(s), {row.backend}, {row.precision}, {row.size_mb:.2f} MB)')
+        say(
+            f'{tag} driving {track.name} ({laps} lap(s), {row.backend}, {row.precision},'
+            f' {row.size_mb:.2f} MB)'
+        )
         pilot = _TimedPilot(loaded)
         try:
             pilot.warm_up()
@@ -275,8 +341,11 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
         trajectories[name] = run.result.trajectory.xy
         lap = f'lap {row.lap_seconds:.1f} s, ' if row.lap_seconds is not None else ''
         inf = f'{row.inference_mean_ms:.2f} ms' if row.inference_mean_ms is not None else '-'
-        say(f'{tag} {row.end_reason}: {row.percentage_completed:.1f} % in {row.sim_seconds:.1f} s simulated, '
-            f'{lap}{row.average_speed:.2f} m/s, inference {inf} ({time.perf_counter() - t:.1f} s)')
+        say(
+            f'{tag} {row.end_reason}: {row.percentage_completed:.1f} % in {row.sim_seconds:.1f} s'
+            f' simulated, {lap}{row.average_speed:.2f} m/s, inference {inf}'
+            f' ({time.perf_counter() - t:.1f} s)'
+        )
     reference = _add_ratios(rows)
     header = {
         'benchmark': 'compare',
@@ -300,7 +369,12 @@ def compare_models(models: Sequence[str | Path], circuit: str | Circuit = 'simpl
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    """0 when every model completed its laps; 3 when some ran but not every one completed; 1 when none ran."""
+    """
+    Return the exit code for a comparison report.
+
+    0 when every model completed its laps; 3 when some ran but not every one completed; 1 when
+    none ran.
+    """
     rows = report['rows']
     if not any(r['status'] == 'ok' for r in rows):
         return 1
@@ -308,44 +382,80 @@ def exit_code(report: dict[str, Any]) -> int:
 
 
 #: The table's columns; a missing value prints '-'.
-COLUMNS = [Column('model', 'name', '{}'), Column('backend', 'backend', '{}'), Column('precision', 'precision', '{}'),
-           Column('size MB', 'size_mb', '{:.2f}'), Column('smaller vs 1st', 'size_ratio_vs_first', '{:.1f}x'),
-           Column('end', 'end_reason', '{}'), Column('frames', 'frames', '{}'),
-           Column('total s', 'sim_seconds', '{:.1f}'), Column('lap s', 'lap_seconds', '{:.1f}'),
-           Column('avg speed m/s', 'average_speed', '{:.2f}'),
-           Column('completed %', 'percentage_completed', '{:.1f}'),
-           Column('dev mean m', 'deviation_mean_m', '{:.2f}'), Column('dev max m', 'deviation_max_m', '{:.2f}'),
-           Column('dev BM (1000^d)', 'deviation_bm', '{:.3g}'),
-           Column('inference mean ms', 'inference_mean_ms', '{:.2f}'),
-           Column('inference p50 ms', 'inference_p50_ms', '{:.2f}'),
-           Column('inference p99 ms', 'inference_p99_ms', '{:.2f}'),
-           Column('faster vs 1st', 'speedup_vs_first', '{:.2f}x'), Column('brain ms', 'brain_mean_ms', '{:.2f}'),
-           Column('brain Hz (alone)', 'brain_hz', '{:.1f}'), Column('loop Hz (measured)', 'loop_hz', '{:.1f}'),
-           Column('real-time factor', 'real_time_factor', '{:.2f}'), Column('status', 'status', '{}')]
+COLUMNS = [
+    Column('model', 'name', '{}'),
+    Column('backend', 'backend', '{}'),
+    Column('precision', 'precision', '{}'),
+    Column('size MB', 'size_mb', '{:.2f}'),
+    Column('smaller vs 1st', 'size_ratio_vs_first', '{:.1f}x'),
+    Column('end', 'end_reason', '{}'),
+    Column('frames', 'frames', '{}'),
+    Column('total s', 'sim_seconds', '{:.1f}'),
+    Column('lap s', 'lap_seconds', '{:.1f}'),
+    Column('avg speed m/s', 'average_speed', '{:.2f}'),
+    Column('completed %', 'percentage_completed', '{:.1f}'),
+    Column('dev mean m', 'deviation_mean_m', '{:.2f}'),
+    Column('dev max m', 'deviation_max_m', '{:.2f}'),
+    Column('dev BM (1000^d)', 'deviation_bm', '{:.3g}'),
+    Column('inference mean ms', 'inference_mean_ms', '{:.2f}'),
+    Column('inference p50 ms', 'inference_p50_ms', '{:.2f}'),
+    Column('inference p99 ms', 'inference_p99_ms', '{:.2f}'),
+    Column('faster vs 1st', 'speedup_vs_first', '{:.2f}x'),
+    Column('brain ms', 'brain_mean_ms', '{:.2f}'),
+    Column('brain Hz (alone)', 'brain_hz', '{:.1f}'),
+    Column('loop Hz (measured)', 'loop_hz', '{:.1f}'),
+    Column('real-time factor', 'real_time_factor', '{:.2f}'),
+    Column('status', 'status', '{}'),
+]
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The report's rows as a Markdown table (a row that did not run shows its reason in the status cell)."""
-    rows = [{**r, 'status': f"{r['status']}: {r['error']}"} if r.get('error') else r for r in report['rows']]
+    """
+    Return the report's rows as a Markdown table.
+
+    A row that did not run shows its reason in the status cell.
+    """
+    rows = [
+        {**r, 'status': f"{r['status']}: {r['error']}"} if r.get('error') else r
+        for r in report['rows']
+    ]
     return rows_markdown(rows, COLUMNS)
 
 
 def header_text(report: dict[str, Any]) -> str:
-    """The paragraph above the table: circuit, mode, machine, and how the timing columns are measured."""
-    ref = f"; ratios against `{report['reference']}` (the first model that ran)" if report['reference'] else ''
-    return (f"Circuit `{report['circuit']}` ({report['circuit_length_m']} m), {report['laps']} lap(s), timeout "
-            f"{report['timeout_s']:g} s; {report['mode']}; control period {report['control_period_s']} s; "
-            f"{report['machine']}; {report['threads']} thread(s); backend {report['backend']}{ref}.\n\n"
-            f"Timing: {report['timing']}; {report['warmup_calls']} warm-up calls before each run. Deviation: "
-            "distance from the centre-line points the run covered to the driven path (mean, max in metres, and "
-            "Behavior Metrics' mean of 1000^d).")
+    """
+    Return the paragraph above the table.
+
+    Circuit, mode, machine, and how the timing columns are measured.
+    """
+    ref = (
+        f"; ratios against `{report['reference']}` (the first model that ran)"
+        if report['reference']
+        else ''
+    )
+    return (
+        f"Circuit `{report['circuit']}` ({report['circuit_length_m']} m), {report['laps']} lap(s),"
+        f" timeout {report['timeout_s']:g} s; {report['mode']}; control period"
+        f" {report['control_period_s']} s; {report['machine']}; {report['threads']} thread(s);"
+        f" backend {report['backend']}{ref}.\n\nTiming: {report['timing']};"
+        f" {report['warmup_calls']} warm-up calls before each run. Deviation: distance from the"
+        ' centre-line points the run covered to the driven path (mean, max in metres, and'
+        " Behavior Metrics' mean of 1000^d)."
+    )
 
 
 def write_reports(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:
-    """compare.json, compare.md and compare.png in ``out_dir`` (created)."""
+    """Write compare.json, compare.md and compare.png in ``out_dir`` (created)."""
     report = comparison.to_dict()
-    paths = write_report_files(report, out_dir, 'compare', COLUMNS, header_text(report), formats=('md', 'json'),
-                               table=markdown_table(report))
+    paths = write_report_files(
+        report,
+        out_dir,
+        'compare',
+        COLUMNS,
+        header_text(report),
+        formats=('md', 'json'),
+        table=markdown_table(report),
+    )
     paths['png'] = Path(out_dir) / 'compare.png'
     _plot(comparison, paths['png'])
     return paths
@@ -372,23 +482,35 @@ def _plot(comparison: Comparison, path: Path) -> None:
     line = np.vstack([circuit.centreline, circuit.centreline[:1]])
     span = np.ptp(line, axis=0)
     width = 9.0
-    fig, ax = plt.subplots(figsize=(width, min(max(width * span[1] / max(span[0], 1e-6), 4.0), 12.0) + 0.8))
+    fig, ax = plt.subplots(
+        figsize=(width, min(max(width * span[1] / max(span[0], 1e-6), 4.0), 12.0) + 0.8)
+    )
     edges = sorted(_road_edges(circuit), key=_area, reverse=True)
     # Road: the outer edge's area minus the infield (exact for a loop that does not cross itself).
     ax.fill(edges[0][:, 0], edges[0][:, 1], color='0.88', zorder=0)
     ax.fill(edges[1][:, 0], edges[1][:, 1], color='white', zorder=0)
     for edge in edges:
         ax.plot(edge[:, 0], edge[:, 1], color='0.45', lw=0.8, zorder=1)
-    ax.plot(line[:, 0], line[:, 1], color='tab:red', lw=0.6, ls='--', zorder=2, label='centre line')
+    ax.plot(
+        line[:, 0], line[:, 1], color='tab:red', lw=0.6, ls='--', zorder=2, label='centre line'
+    )
     colours = plt.get_cmap('tab10')
     ran = [r for r in comparison.rows if r.name in comparison.trajectories]
     for k, row in enumerate(ran):
         xy = comparison.trajectories[row.name]
         colour = colours(k % 10)
         label = f'{row.name}: {row.percentage_completed:.1f} % ({row.end_reason})'
-        # Earlier runs drawn wider, so that runs on the same path stay visible under the later ones.
-        ax.plot(xy[:, 0], xy[:, 1], color=colour, lw=1.2 + 2.0 * (len(ran) - 1 - k) / max(len(ran) - 1, 1),
-                alpha=0.85, zorder=3, label=label)
+        # Earlier runs drawn wider, so that runs on the same path stay visible under the later
+        # ones.
+        ax.plot(
+            xy[:, 0],
+            xy[:, 1],
+            color=colour,
+            lw=1.2 + 2.0 * (len(ran) - 1 - k) / max(len(ran) - 1, 1),
+            alpha=0.85,
+            zorder=3,
+            label=label,
+        )
         if not row.completed:
             ax.plot(*xy[-1], marker='X', ms=10, color=colour, mec='k', zorder=5)
     x0, y0, yaw0 = circuit.start_pose
@@ -407,38 +529,76 @@ def _plot(comparison: Comparison, path: Path) -> None:
     plt.close(fig)
 
 
-# -- the command -----------------------------------------------------------------------------------------------------
+# -- the command ----------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``pilotnet compare``'s options."""
-    p.add_argument('--models', nargs='+', required=True,
-                   help='models, comma- or space-separated: files, SavedModel folders or names in --models-dir '
-                   '(e.g. baseline,dynamic); the first is the reference for the ratios')
+    """Add ``pilotnet compare``'s options."""
+    p.add_argument(
+        '--models',
+        nargs='+',
+        required=True,
+        help=(
+            'models, comma- or space-separated: files, SavedModel folders or names in --models-dir'
+            ' (e.g. baseline,dynamic); the first is the reference for the ratios'
+        ),
+    )
     p.add_argument('--models-dir', default=DEFAULT_MODELS_DIR,
                    help=f'folder where model names are looked up (default: {DEFAULT_MODELS_DIR})')
-    p.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV (default: simple)')
+    p.add_argument(
+        '--circuit',
+        default='simple',
+        help='built-in name, perfect-lap bag or x,y CSV (default: simple)',
+    )
     p.add_argument('--laps', type=int, default=1, help='laps each model drives (default: 1)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
-    p.add_argument('--backend', default='auto', help='runtime for every model (default: auto, from the file)')
-    p.add_argument('--timeout', type=float, metavar='S',
-                   help="simulated seconds per lap before a run ends (default: the circuit's, e.g. simple 75)")
-    p.add_argument('--out', help='folder for compare.{md,json,png} (default: runs/compare-<circuit>)')
-    p.add_argument('--json', action='store_true', help='print JSON instead of the table (progress goes to stderr)')
+    p.add_argument(
+        '--backend', default='auto', help='runtime for every model (default: auto, from the file)'
+    )
+    p.add_argument(
+        '--timeout',
+        type=float,
+        metavar='S',
+        help=(
+            "simulated seconds per lap before a run ends (default: the circuit's, e.g. simple 75)"
+        ),
+    )
+    p.add_argument(
+        '--out', help='folder for compare.{md,json,png} (default: runs/compare-<circuit>)'
+    )
+    p.add_argument(
+        '--json',
+        action='store_true',
+        help='print JSON instead of the table (progress goes to stderr)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the comparison, write the reports, print the table (or JSON); exit code from :func:`exit_code`."""
+    """
+    Run the comparison, write the reports, print the table (or JSON).
+
+    Exit code from :func:`exit_code`.
+    """
     models = split_names(args.models)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    comparison = compare_models(models, args.circuit, laps=args.laps, threads=args.threads, backend=args.backend,
-                                models_dir=args.models_dir, timeout_s=args.timeout, progress=progress)
-    return report_and_exit(comparison, args.out or Path('runs') / f'compare-{comparison.circuit.name}', args.json)
+    comparison = compare_models(
+        models,
+        args.circuit,
+        laps=args.laps,
+        threads=args.threads,
+        backend=args.backend,
+        models_dir=args.models_dir,
+        timeout_s=args.timeout,
+        progress=progress,
+    )
+    return report_and_exit(
+        comparison, args.out or Path('runs') / f'compare-{comparison.circuit.name}', args.json
+    )
 
 
 def report_and_exit(comparison: Comparison, out_dir: str | Path, as_json: bool) -> int:
-    """Write the reports, print the table (or the JSON), and return the exit code (:func:`exit_code`)."""
+    """Write the reports, print the table (or the JSON), return the exit code (see exit_code)."""
     report = comparison.to_dict()
     paths = write_reports(comparison, out_dir)
     if as_json:

@@ -1,36 +1,62 @@
-"""The seed's table, measured in one run on one machine: size, error on a held-out circuit, batch-1 latency.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-For every model in a folder (the ``pilotnet optimize`` output): file size in MB (bytes / 2^20, as the seed),
-MSE on normalised labels, MAE of v and w in physical units, batch-1 latency p50/p90/p99 after warm-up, and
-speed-up and size ratios against both the Keras model and the TFLite float32 baseline. Writes Markdown,
-CSV, JSON and a size-vs-latency plot.
+"""
+The seed's table, measured in one run on one machine.
+
+Size, error on a held-out circuit, batch-1 latency.
+
+For every model in a folder (the ``pilotnet optimize`` output): file size in MB (bytes / 2^20, as
+the seed), MSE on normalised labels, MAE of v and w in physical units, batch-1 latency p50/p90/p99
+after warm-up, and speed-up and size ratios against both the Keras model and the TFLite float32
+baseline. Writes Markdown, CSV, JSON and a size-vs-latency plot.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 import json
+from pathlib import Path
 import platform
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from pilotnet_optimized.backends.timing import percentiles, time_calls
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.evaluate.report import (Column, machine_description, markdown_table as rows_markdown,
-                                                versions, write_report_files)
+from pilotnet_optimized.evaluate.report import Column, machine_description
+from pilotnet_optimized.evaluate.report import markdown_table as rows_markdown
+from pilotnet_optimized.evaluate.report import versions, write_report_files
 from pilotnet_optimized.models.data import Frames, load_datasets
-from pilotnet_optimized.models.preprocess import Preprocessing, denormalise_labels, normalise_input, normalise_labels
+from pilotnet_optimized.models.preprocess import (denormalise_labels, normalise_input,
+                                                  normalise_labels, Preprocessing)
 from pilotnet_optimized.optimize.methods import BASELINE, REFERENCE
 from pilotnet_optimized.store import find_models, size_mb, split_names
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ['EvalRow', 'COLUMNS', 'evaluate_model', 'evaluate_folder', 'write_reports', 'markdown_table',
-           'add_arguments', 'run']
+__all__ = [
+    'EvalRow',
+    'COLUMNS',
+    'evaluate_model',
+    'evaluate_folder',
+    'write_reports',
+    'markdown_table',
+    'add_arguments',
+    'run',
+]
 
 
 @dataclass
@@ -56,15 +82,35 @@ class EvalRow:
     error: str | None = None
 
 
-def evaluate_model(method: str, path: Path, frames: Frames, threads: int = 1, warmup: int = 50,
-                   runs: int = 300, backend_name: str = 'auto') -> EvalRow:
-    """One model's row: accuracy over all ``frames`` (in batches), latency at batch 1."""
+def evaluate_model(
+    method: str,
+    path: Path,
+    frames: Frames,
+    threads: int = 1,
+    warmup: int = 50,
+    runs: int = 300,
+    backend_name: str = 'auto',
+) -> EvalRow:
+    """Return one model's row: accuracy over all ``frames`` (in batches), latency at batch 1."""
     from pilotnet_optimized.backends import load_backend
     try:
         backend = load_backend(path, backend_name, num_threads=threads)
     except PilotnetError as err:
-        return EvalRow(method, path.name, backend_name, '-', size_mb(path), None, None, None, None, None, None,
-                       status='skipped' if 'tensorrt' in str(err).lower() else 'failed', error=str(err))
+        return EvalRow(
+            method,
+            path.name,
+            backend_name,
+            '-',
+            size_mb(path),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            status='skipped' if 'tensorrt' in str(err).lower() else 'failed',
+            error=str(err),
+        )
     prep: Preprocessing = backend.preprocessing
     x = normalise_input(frames.images, prep)
     preds = np.concatenate([backend.predict_normalised(x[i:i + 64]) for i in range(0, len(x), 64)])
@@ -93,10 +139,18 @@ def _add_ratios(rows: list[EvalRow]) -> None:
             setattr(r, f'size_ratio_vs_{name}', ref.size_mb / r.size_mb if r.size_mb else None)
 
 
-def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1, limit: int | None = None,
-                    warmup: int = 50, runs: int = 300, methods: list[str] | None = None,
-                    progress=print) -> dict:
-    """Evaluate every model in ``folder`` on the dataset folders ``data`` (a held-out circuit).
+def evaluate_folder(
+    folder: str | Path,
+    data: list[str | Path],
+    threads: int = 1,
+    limit: int | None = None,
+    warmup: int = 50,
+    runs: int = 300,
+    methods: list[str] | None = None,
+    progress=print,
+) -> dict:
+    """
+    Evaluate every model in ``folder`` on the dataset folders ``data`` (a held-out circuit).
 
     :param limit: use only the first ``limit`` frames of each dataset folder.
     :returns: a JSON-ready report: header (machine, data, versions) and rows.
@@ -104,7 +158,8 @@ def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1
     models = find_models(folder)
     if methods:
         models = [(m, p) for m, p in models if m in methods]
-    # Every model in a folder from `pilotnet optimize` shares its preprocessing; read it from the first.
+    # Every model in a folder from `pilotnet optimize` shares its preprocessing; read it from the
+    # first.
     prep = Preprocessing.for_model(models[0][1])
     frames = load_datasets(data, prep, progress=False, limit_per_folder=limit)
     rows: list[EvalRow] = []
@@ -114,8 +169,11 @@ def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1
         row = evaluate_model(method, path, frames, threads, warmup, runs)
         rows.append(row)
         if progress:
-            detail = (f'MSE {row.mse:.5f}  p50 {row.p50_ms:.3f} ms  {row.size_mb:.2f} MB' if row.status == 'ok'
-                      else f'{row.status}: {row.error}')
+            detail = (
+                f'MSE {row.mse:.5f}  p50 {row.p50_ms:.3f} ms  {row.size_mb:.2f} MB'
+                if row.status == 'ok'
+                else f'{row.status}: {row.error}'
+            )
             progress(f'[evaluate] {method:<14} {detail}  ({time.perf_counter() - t:.1f} s)')
     _add_ratios(rows)
     return {
@@ -134,29 +192,39 @@ def evaluate_folder(folder: str | Path, data: list[str | Path], threads: int = 1
 
 
 #: The table's columns (Markdown and the terminal).
-COLUMNS = [Column('method', 'method', '{}'), Column('precision', 'precision', '{}'),
-           Column('size MB', 'size_mb', '{:.2f}'), Column('MSE', 'mse', '{:.5f}'),
-           Column('MAE v m/s', 'mae_v', '{:.3f}'), Column('MAE w rad/s', 'mae_w', '{:.3f}'),
-           Column('p50 ms', 'p50_ms', '{:.3f}'), Column('p90 ms', 'p90_ms', '{:.3f}'),
-           Column('p99 ms', 'p99_ms', '{:.3f}'), Column('speed-up vs Keras', 'speedup_vs_keras', '{:.1f}x'),
-           Column('speed-up vs TFLite', 'speedup_vs_baseline', '{:.2f}x'),
-           Column('smaller vs Keras', 'size_ratio_vs_keras', '{:.1f}x'),
-           Column('smaller vs TFLite', 'size_ratio_vs_baseline', '{:.1f}x'), Column('status', 'status', '{}')]
+COLUMNS = [
+    Column('method', 'method', '{}'),
+    Column('precision', 'precision', '{}'),
+    Column('size MB', 'size_mb', '{:.2f}'),
+    Column('MSE', 'mse', '{:.5f}'),
+    Column('MAE v m/s', 'mae_v', '{:.3f}'),
+    Column('MAE w rad/s', 'mae_w', '{:.3f}'),
+    Column('p50 ms', 'p50_ms', '{:.3f}'),
+    Column('p90 ms', 'p90_ms', '{:.3f}'),
+    Column('p99 ms', 'p99_ms', '{:.3f}'),
+    Column('speed-up vs Keras', 'speedup_vs_keras', '{:.1f}x'),
+    Column('speed-up vs TFLite', 'speedup_vs_baseline', '{:.2f}x'),
+    Column('smaller vs Keras', 'size_ratio_vs_keras', '{:.1f}x'),
+    Column('smaller vs TFLite', 'size_ratio_vs_baseline', '{:.1f}x'),
+    Column('status', 'status', '{}'),
+]
 
 
 def markdown_table(report: dict) -> str:
-    """The report's rows as a Markdown table."""
+    """Return the report's rows as a Markdown table."""
     return rows_markdown(report['rows'], COLUMNS)
 
 
 def header_text(report: dict) -> str:
-    """One line about the models, the data and the machine, above the table."""
-    return (f"Models: `{report['models']}`; data: {', '.join(report['data'])} ({report['frames']} frames); "
-            f"{report['machine']}; {report['threads']} thread(s); {report['latency']}.")
+    """Return one line about the models, the data and the machine, above the table."""
+    return (
+        f"Models: `{report['models']}`; data: {', '.join(report['data'])} ({report['frames']}"
+        f" frames); {report['machine']}; {report['threads']} thread(s); {report['latency']}."
+    )
 
 
 def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """evaluation.json, evaluation.csv, evaluation.md and evaluation.png in ``out_dir``."""
+    """Write evaluation.json, evaluation.csv, evaluation.md and evaluation.png in ``out_dir``."""
     paths = write_report_files(report, out_dir, 'evaluation', COLUMNS, header_text(report))
     paths['png'] = Path(out_dir) / 'evaluation.png'
     _plot(report, paths['png'])
@@ -167,11 +235,18 @@ def _plot(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     rows = [r for r in report['rows'] if r['status'] == 'ok' and r['p50_ms']]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     mse = np.array([r['mse'] for r in rows])
-    sc = ax.scatter([r['size_mb'] for r in rows], [r['p50_ms'] for r in rows], c=mse, cmap='viridis_r', s=70,
-                    edgecolors='k')
+    sc = ax.scatter(
+        [r['size_mb'] for r in rows],
+        [r['p50_ms'] for r in rows],
+        c=mse,
+        cmap='viridis_r',
+        s=70,
+        edgecolors='k',
+    )
     for r in rows:
         ax.annotate(f"{r['method']}\nMSE {r['mse']:.4f}", (r['size_mb'], r['p50_ms']), fontsize=7,
                     xytext=(4, 4), textcoords='offset points')
@@ -187,25 +262,46 @@ def _plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-# -- the command -----------------------------------------------------------------------------------------------------
+# -- the command ----------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``pilotnet evaluate``'s options."""
+    """Add ``pilotnet evaluate``'s options."""
     p.add_argument('models', help='folder of models (the output of pilotnet optimize)')
-    p.add_argument('--data', nargs='+', required=True, help='held-out dataset folders (e.g. data/test)')
+    p.add_argument(
+        '--data', nargs='+', required=True, help='held-out dataset folders (e.g. data/test)'
+    )
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
-    p.add_argument('--limit', type=int, help='first N frames of each dataset folder (default: all)')
-    p.add_argument('--runs', type=int, default=300, help='timed batch-1 calls per model (default: 300)')
-    p.add_argument('--methods', nargs='+', help='only these methods, comma- or space-separated (default: every model '
-                   'in the folder)')
-    p.add_argument('--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)')
+    p.add_argument(
+        '--limit', type=int, help='first N frames of each dataset folder (default: all)'
+    )
+    p.add_argument(
+        '--runs', type=int, default=300, help='timed batch-1 calls per model (default: 300)'
+    )
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        help='only these methods, comma- or space-separated (default: every model in the folder)',
+    )
+    p.add_argument(
+        '--out', help='folder for evaluation.{md,csv,json,png} (default: the models folder)'
+    )
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write the reports, print the table (or JSON): exit 0 when at least one model ran, 1 when none did."""
-    report = evaluate_folder(args.models, args.data, threads=args.threads, limit=args.limit, runs=args.runs,
-                             methods=split_names(args.methods) if args.methods else None,
-                             progress=None if args.json else print)
+    """
+    Evaluate, write the reports, print the table (or JSON).
+
+    Exit 0 when at least one model ran, 1 when none did.
+    """
+    report = evaluate_folder(
+        args.models,
+        args.data,
+        threads=args.threads,
+        limit=args.limit,
+        runs=args.runs,
+        methods=split_names(args.methods) if args.methods else None,
+        progress=None if args.json else print,
+    )
     paths = write_reports(report, args.out or args.models)
     if args.json:
         print(json.dumps(report, indent=2))

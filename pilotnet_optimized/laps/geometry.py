@@ -1,4 +1,19 @@
-"""Exact point-to-polyline distances for many points against a long polyline.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Exact point-to-polyline distances for many points against a long polyline.
 
 A brute-force search of 5 000 points against 10^5 segments is 5 * 10^8 pairs. A driven path
 is spatially coherent, so runs of consecutive segments have small bounding boxes: each point
@@ -18,7 +33,8 @@ _BATCH = 1 << 20
 
 
 def point_polyline_distance(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Distance from each point to the nearest segment of a polyline (exact, float64).
+    """
+    Distance from each point to the nearest segment of a polyline (exact, float64).
 
     :param points: ``(Q, 2)`` query points.
     :param polyline: ``(S + 1, 2)`` vertices in order; a single vertex is a degenerate

@@ -1,4 +1,19 @@
-"""JdeRobot Behavior Metrics' lap figures for one run against the circuit's perfect lap.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+JdeRobot Behavior Metrics' lap figures for one run against the circuit's perfect lap.
 
 The definitions follow Behavior Metrics' offline metrics, with times as float seconds instead
 of whole seconds, and with the checkpoint walk corrected so that a lap
@@ -8,16 +23,15 @@ judged against itself scores exactly 100 % (see :func:`checkpoint_progress`).
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import asdict, dataclass
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from pilotnet_optimized.errors import TrajectoryError
 from pilotnet_optimized.laps.geometry import point_polyline_distance
-from pilotnet_optimized.laps.trajectory import Trajectory, load_trajectory
+from pilotnet_optimized.laps.trajectory import load_trajectory, Trajectory
 
 __all__ = [
     'CHECKPOINT_RADIUS_M',
@@ -45,7 +59,8 @@ _BEHIND_TOLERANCE_M = 1e-9
 
 @dataclass(frozen=True)
 class PerfectLap:
-    """The reference lap of a circuit.
+    """
+    The reference lap of a circuit.
 
     :param xy: ``(M, 2)`` checkpoints in driving order, M >= 3, not repeating the start.
     :param circuit_diameter: the lap length in metres as Behavior Metrics defines it (it calls
@@ -70,7 +85,8 @@ class PerfectLap:
 
     @classmethod
     def from_xy(cls, xy: np.ndarray) -> PerfectLap:
-        """Build from checkpoints, computing the circuit diameter.
+        """
+        Build from checkpoints, computing the circuit diameter.
 
         :param xy: ``(M, 2)`` checkpoints in driving order.
         """
@@ -81,7 +97,8 @@ class PerfectLap:
 
     @classmethod
     def from_trajectory(cls, traj: Trajectory) -> PerfectLap:
-        """Build from a recorded trajectory (its positions; time is not used).
+        """
+        Build from a recorded trajectory (its positions; time is not used).
 
         :param traj: the perfect lap's poses in driving order.
         """
@@ -89,7 +106,8 @@ class PerfectLap:
 
 
 def load_perfect_lap(path: str | Path, topic: str | None = None) -> PerfectLap:
-    """Read a perfect lap from a bag or CSV file (see :func:`load_trajectory`).
+    """
+    Read a perfect lap from a bag or CSV file (see :func:`load_trajectory`).
 
     :param path: Behavior Metrics' ``lap-<circuit>.bag`` or any trajectory file.
     :param topic: odometry topic; ``None`` picks it as :func:`load_trajectory` does.
@@ -103,7 +121,8 @@ def load_perfect_lap(path: str | Path, topic: str | None = None) -> PerfectLap:
 
 
 def circuit_diameter(xy: np.ndarray) -> float:
-    """Behavior Metrics' circuit "diameter", really the lap length.
+    """
+    Behavior Metrics' circuit "diameter", really the lap length.
 
     Path length from the first point up to (including) the first point with index > 100 that
     lies within 1 m of the first point; without such a point, the closed length (including the
@@ -126,7 +145,8 @@ def circuit_diameter(xy: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class CheckpointProgress:
-    """How far a run got along the perfect lap's checkpoints.
+    """
+    How far a run got along the perfect lap's checkpoints.
 
     :param start_index: the checkpoint nearest the run's first pose.
     :param direction: +1 when the run drove the perfect lap's order, -1 when it drove it the
@@ -141,7 +161,8 @@ class CheckpointProgress:
     lap_closed_at: int | None
 
     def covered(self, m: int) -> np.ndarray:
-        """Indices of the distinct checkpoints reached, in driving order.
+        """
+        Return the indices of the distinct checkpoints reached, in driving order.
 
         :param m: number of perfect-lap checkpoints.
         """
@@ -150,7 +171,8 @@ class CheckpointProgress:
 
 
 def checkpoint_progress(run_xy: np.ndarray, perfect: PerfectLap) -> CheckpointProgress:
-    """Walk the perfect lap's checkpoints along a run, both ways round, and keep the better.
+    """
+    Walk the perfect lap's checkpoints along a run, both ways round, and keep the better.
 
     Behavior Metrics' rule: start at the checkpoint nearest the first run pose; for each run
     pose in order, while the *next* checkpoint is within 5 m, count it and move on to it.
@@ -225,7 +247,8 @@ def _walk(rx: list[float], ry: list[float], cx: list[float], cy: list[float],
 
 @dataclass(frozen=True)
 class LapMetrics:
-    """Behavior Metrics' figures for one run.
+    """
+    Behavior Metrics' figures for one run.
 
     :param completed_distance: metres driven (sum of distances between consecutive poses).
     :param circuit_diameter: the perfect lap's length as Behavior Metrics defines it.
@@ -265,7 +288,8 @@ class LapMetrics:
 
 
 def compute_lap_metrics(run: Trajectory, perfect: PerfectLap) -> LapMetrics:
-    """Behavior Metrics' lap figures of ``run`` against ``perfect``.
+    """
+    Behavior Metrics' lap figures of ``run`` against ``perfect``.
 
     Position deviation is judged only on the part of the perfect lap the run covered (the
     checkpoints it reached, in the winning direction): for each of those checkpoints, the
@@ -311,19 +335,30 @@ def compute_lap_metrics(run: Trajectory, perfect: PerfectLap) -> LapMetrics:
     )
 
 
-# -- command line ----------------------------------------------------------------------------------------------
+# -- command line ---------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet laps`` arguments."""
-    parser.add_argument('--trajectory', required=True, help='run to judge: a bag with odometry or a t,x,y CSV')
+    """Add the ``pilotnet laps`` arguments."""
+    parser.add_argument(
+        '--trajectory', required=True, help='run to judge: a bag with odometry or a t,x,y CSV'
+    )
     parser.add_argument('--perfect-lap', required=True, help='perfect-lap bag (or t,x,y CSV)')
-    parser.add_argument('--topic', help='odometry topic in the run bag (default: the nav_msgs/Odometry one)')
+    parser.add_argument(
+        '--topic', help='odometry topic in the run bag (default: the nav_msgs/Odometry one)'
+    )
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet laps``: Behavior Metrics' figures of a recorded run (a cut-off bag is read up to its cut)."""
+    """
+    Run ``pilotnet laps``: print Behavior Metrics' figures of a recorded run.
+
+    A cut-off bag is read up to its cut.
+    """
     from pilotnet_optimized.evaluate.report import print_mapping
     trajectory = load_trajectory(args.trajectory, topic=args.topic)
     metrics = compute_lap_metrics(trajectory, load_perfect_lap(args.perfect_lap))
-    print_mapping({'trajectory': str(args.trajectory), 'points': len(trajectory.xy), **metrics.to_dict()}, args.json)
+    print_mapping(
+        {'trajectory': str(args.trajectory), 'points': len(trajectory.xy), **metrics.to_dict()},
+        args.json,
+    )
     return 0

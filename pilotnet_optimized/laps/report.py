@@ -1,47 +1,74 @@
-"""The report of one run, without ROS: Behavior Metrics' lap figures plus the brain's timing.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-:class:`RunReport` accumulates what the metrics node hears (odometry, one timing row per answered frame, the model
-that drives, the simulator's end event) and :meth:`RunReport.end` turns it into one JSON-ready dict:
+"""
+The report of one run, without ROS: Behavior Metrics' lap figures plus the brain's timing.
 
-- Behavior Metrics' figures (:class:`~.metrics.LapMetrics`: ``completed_distance``, ``percentage_completed``,
-  ``lap_seconds``, ``average_speed``, ``position_deviation_*``, ...) of the odometry against the perfect lap;
-- timing: ``inference_{mean,p50,p90,p99}_ms`` (the model call only, as Behavior Metrics measures it),
-  ``end_to_end_{p50,p90,p99}_ms`` (image stamp to command, node clock), ``callback_{p50,p99}_ms`` (image in to
-  command out, steady clock), ``preprocess_p50_ms``, ``brain_loop_hz`` (answered frames per simulated second)
-  and ``brain_loop_hz_wall`` (per wall second), ``frames``, ``real_time_factor`` (simulated / wall seconds);
-- ``model`` (the inference node's description of it), ``simulator`` (the simulator's own ``end`` event, when there
-  was one) and ``end_reason``.
+:class:`RunReport` accumulates what the metrics node hears (odometry, one timing row per answered
+frame, the model that drives, the simulator's end event) and :meth:`RunReport.end` turns it into
+one JSON-ready dict:
 
-:func:`write_report` writes it as ``metrics.json`` and a short ``metrics.md``, each atomically (a reader never sees
-half a file, a crash never leaves one).
+- Behavior Metrics' figures (:class:`~.metrics.LapMetrics`: ``completed_distance``,
+  ``percentage_completed``, ``lap_seconds``, ``average_speed``, ``position_deviation_*``, ...) of
+  the odometry against the perfect lap;
+- timing: ``inference_{mean,p50,p90,p99}_ms`` (the model call only, as Behavior Metrics measures
+  it), ``end_to_end_{p50,p90,p99}_ms`` (image stamp to command, node clock),
+  ``callback_{p50,p99}_ms`` (image in to command out, steady clock), ``preprocess_p50_ms``,
+  ``brain_loop_hz`` (answered frames per simulated second) and ``brain_loop_hz_wall`` (per wall
+  second), ``frames``, ``real_time_factor`` (simulated / wall seconds);
+- ``model`` (the inference node's description of it), ``simulator`` (the simulator's own ``end``
+  event, when there was one) and ``end_reason``.
+
+:func:`write_report` writes it as ``metrics.json`` and a short ``metrics.md``, each atomically (a
+reader never sees half a file, a crash never leaves one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 import json
 import math
 import os
-import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
+import time
 from typing import Any
 
 import numpy as np
-
-from pilotnet_optimized.laps.metrics import PerfectLap, checkpoint_progress, compute_lap_metrics
+from pilotnet_optimized.laps.metrics import checkpoint_progress, compute_lap_metrics, PerfectLap
 from pilotnet_optimized.laps.trajectory import Trajectory
 
-__all__ = ['TIMING_FIELDS', 'REPORT_JSON', 'REPORT_MD', 'RunReport', 'write_report', 'report_markdown']
+__all__ = [
+    'TIMING_FIELDS',
+    'REPORT_JSON',
+    'REPORT_MD',
+    'RunReport',
+    'write_report',
+    'report_markdown',
+]
 
-#: Fields of one timing row, as the inference node publishes them (``layout.dim[0].label`` names them too).
+#: Fields of one timing row, as the inference node publishes them (``layout.dim[0].label`` names
+#: them too).
 TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
 REPORT_JSON = 'metrics.json'
 REPORT_MD = 'metrics.md'
 FORMAT = 'pilotnet_optimized.run_report/1'
 
 
-def _percentiles(values: list[float], stage: str, which: Sequence[int], mean: bool = False) -> dict[str, float | None]:
+def _percentiles(
+    values: list[float], stage: str, which: Sequence[int], mean: bool = False
+) -> dict[str, float | None]:
     # Imported here: backends imports models, which imports sim, which imports laps (this package).
     from pilotnet_optimized.backends.timing import percentiles
     return percentiles(values, which, prefix=f'{stage}_', mean=mean, digits=4)
@@ -61,14 +88,19 @@ def _finite(value: Any) -> Any:
 
 
 class RunReport:
-    """Accumulates one run and computes its report; see the module documentation.
+    """
+    Accumulates one run and computes its report; see the module documentation.
 
-    :param perfect: the perfect lap the run is judged against (``None``: no lap figures, timing only).
+    :param perfect: the perfect lap the run is judged against (``None``: no lap figures, timing
+        only).
     :param circuit: the circuit's name, for the report.
-    :param perfect_source: where the perfect lap came from (a circuit name or a file), for the report.
+    :param perfect_source: where the perfect lap came from (a circuit name or a file), for the
+        report.
     """
 
-    def __init__(self, perfect: PerfectLap | None, circuit: str = '', perfect_source: str = '') -> None:
+    def __init__(
+        self, perfect: PerfectLap | None, circuit: str = '', perfect_source: str = ''
+    ) -> None:
         self.perfect = perfect
         self.circuit = circuit
         self.perfect_source = perfect_source or circuit
@@ -82,7 +114,7 @@ class RunReport:
         self.model: dict[str, Any] | None = None
         self.result: dict[str, Any] | None = None
 
-    # -- input ----------------------------------------------------------------------------------------------------
+    # -- input ------------------------------------------------------------------------------------
     @property
     def ended(self) -> bool:
         """:meth:`end` was called: later input is ignored."""
@@ -99,14 +131,21 @@ class RunReport:
 
     @property
     def frames(self) -> int:
-        """Distinct frames answered (a frame a lock-step simulator sent twice, and the brain answered twice, counts
-        once)."""
+        """
+        Return the number of distinct frames answered.
+
+        A frame a lock-step simulator sent twice, and the brain answered twice, counts once.
+        """
         return len(self._stamps)
 
     def add_odometry(self, t: float, x: float, y: float, yaw: float | None = None,
                      wall: float | None = None) -> bool:
-        """Take one pose (``t`` in seconds, simulated time when there is one). A pose older than the newest one
-        (reordered or repeated) is dropped. Returns whether it was taken."""
+        """
+        Take one pose (``t`` in seconds, simulated time when there is one).
+
+        A pose older than the newest one (reordered or repeated) is dropped. Returns whether it was
+        taken.
+        """
         if self.ended or not (math.isfinite(t) and math.isfinite(x) and math.isfinite(y)):
             return False
         if self._t and t <= self._t[-1]:
@@ -117,8 +156,14 @@ class RunReport:
         self._odom_wall.append(time.monotonic() if wall is None else float(wall))
         return True
 
-    def add_timing(self, row: Mapping[str, float] | Sequence[float], wall: float | None = None) -> None:
-        """Take one timing row: a mapping by field name, or a sequence in :data:`TIMING_FIELDS` order."""
+    def add_timing(
+        self, row: Mapping[str, float] | Sequence[float], wall: float | None = None
+    ) -> None:
+        """
+        Take one timing row.
+
+        A row is a mapping by field name, or a sequence in :data:`TIMING_FIELDS` order.
+        """
         if self.ended:
             return
         values = row if isinstance(row, Mapping) else dict(zip(TIMING_FIELDS, row, strict=False))
@@ -131,11 +176,15 @@ class RunReport:
         self._timing_wall.append(time.monotonic() if wall is None else float(wall))
 
     def set_model(self, info: Mapping[str, Any]) -> None:
-        """The model that drives (the inference node's ``model_loaded`` event); the newest one wins."""
+        """
+        Record the model that drives (the inference node's ``model_loaded`` event).
+
+        The newest one wins.
+        """
         if not self.ended:
             self.model = {k: v for k, v in info.items() if k != 'event'}
 
-    # -- output ---------------------------------------------------------------------------------------------------
+    # -- output -----------------------------------------------------------------------------------
     def trajectory(self) -> Trajectory:
         yaw = np.asarray(self._yaw)
         return Trajectory(t=np.asarray(self._t) - (self._t[0] if self._t else 0.0),
@@ -143,69 +192,112 @@ class RunReport:
                           yaw=yaw if yaw.size and np.isfinite(yaw).all() else None)
 
     def progress(self) -> dict[str, Any]:
-        """How the run goes so far: percentage of the lap, distance, simulated seconds, frames, inference p50."""
+        """
+        How the run goes so far.
+
+        Percentage of the lap, distance, simulated seconds, frames, inference p50.
+        """
         percentage = None
         if self.perfect is not None and self._t:
             percentage = round(checkpoint_progress(np.asarray(self._xy), self.perfect).reached
                                / len(self.perfect) * 100.0, 3)
         traj = self.trajectory() if self._t else None
-        return {'percentage_completed': percentage,
-                'completed_distance': round(traj.path_length(), 3) if traj is not None else 0.0,
-                'sim_seconds': round(traj.duration, 3) if traj is not None else 0.0,
-                'frames': self.frames,
-                **_percentiles(self._timing['inference_ms'], 'inference', (50,))}
+        return {
+            'percentage_completed': percentage,
+            'completed_distance': round(traj.path_length(), 3) if traj is not None else 0.0,
+            'sim_seconds': round(traj.duration, 3) if traj is not None else 0.0,
+            'frames': self.frames,
+            **_percentiles(self._timing['inference_ms'], 'inference', (50,)),
+        }
 
-    def end(self, reason: str | None, simulator: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Close the run and compute the report (once: a second call returns the first result).
+    def end(
+        self, reason: str | None, simulator: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """
+        Close the run and compute the report (once: a second call returns the first result).
 
         :param reason: why the run ended (the simulator's ``end_reason``, ``'interrupted'``, ...).
         :param simulator: the simulator's ``end`` event, kept in the report as it is.
         """
         if self.result is not None:
             return self.result
-        out: dict[str, Any] = {'format': FORMAT, 'written_at': datetime.now(timezone.utc).isoformat(
-            timespec='seconds'), 'end_reason': reason, 'circuit': self.circuit, 'perfect_lap': self.perfect_source}
+        out: dict[str, Any] = {
+            'format': FORMAT,
+            'written_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'end_reason': reason,
+            'circuit': self.circuit,
+            'perfect_lap': self.perfect_source,
+        }
         traj = self.trajectory()
         if self.perfect is not None and len(traj):
             out.update(compute_lap_metrics(traj, self.perfect).to_dict())
         else:
-            out.update(dict.fromkeys(('completed_distance', 'circuit_diameter', 'percentage_completed',
-                                      'lap_seconds', 'average_speed', 'run_seconds', 'position_deviation_mean_m',
-                                      'position_deviation_max_m', 'position_deviation_bm', 'laps_completed')))
+            out.update(
+                dict.fromkeys(
+                    (
+                        'completed_distance',
+                        'circuit_diameter',
+                        'percentage_completed',
+                        'lap_seconds',
+                        'average_speed',
+                        'run_seconds',
+                        'position_deviation_mean_m',
+                        'position_deviation_max_m',
+                        'position_deviation_bm',
+                        'laps_completed',
+                    )
+                )
+            )
             if self.perfect is not None:
                 out['circuit_diameter'] = self.perfect.circuit_diameter
             if len(traj):
-                out.update(completed_distance=traj.path_length(), run_seconds=traj.duration,
-                           average_speed=traj.path_length() / traj.duration if traj.duration > 0 else 0.0)
+                out.update(
+                    completed_distance=traj.path_length(),
+                    run_seconds=traj.duration,
+                    average_speed=traj.path_length() / traj.duration if traj.duration > 0 else 0.0,
+                )
         out['end_reason'] = reason
         sim_seconds = traj.duration
         odom_wall = self._odom_wall[-1] - self._odom_wall[0] if len(self._odom_wall) > 1 else 0.0
-        timing_wall = self._timing_wall[-1] - self._timing_wall[0] if len(self._timing_wall) > 1 else 0.0
+        timing_wall = (
+            self._timing_wall[-1] - self._timing_wall[0] if len(self._timing_wall) > 1 else 0.0
+        )
         samples = len(self._timing_wall)
         stamp_span = max(self._stamps) - min(self._stamps) if self._stamps else 0.0
-        out.update({
-            'frames': self.frames,
-            'timing_samples': samples,
-            'odometry_messages': len(self._t),
-            'sim_seconds': round(sim_seconds, 4),
-            'wall_seconds': round(odom_wall, 4),
-            'real_time_factor': round(sim_seconds / odom_wall, 4) if odom_wall > 0 else None,
-            # Per second: n frames span n - 1 periods (of their image stamps: simulated time, when there is one).
-            'brain_loop_hz': round((self.frames - 1) / stamp_span, 4) if stamp_span > 0 else None,
-            'brain_loop_hz_wall': round((samples - 1) / timing_wall, 4) if timing_wall > 0 else None,
-        })
-        out.update(_percentiles(self._timing['inference_ms'], 'inference', (50, 90, 99), mean=True))
+        out.update(
+            {
+                'frames': self.frames,
+                'timing_samples': samples,
+                'odometry_messages': len(self._t),
+                'sim_seconds': round(sim_seconds, 4),
+                'wall_seconds': round(odom_wall, 4),
+                'real_time_factor': round(sim_seconds / odom_wall, 4) if odom_wall > 0 else None,
+                # Per second: n frames span n - 1 periods (of their image stamps: simulated time,
+                # when there is one).
+                'brain_loop_hz': (
+                    round((self.frames - 1) / stamp_span, 4) if stamp_span > 0 else None
+                ),
+                'brain_loop_hz_wall': (
+                    round((samples - 1) / timing_wall, 4) if timing_wall > 0 else None
+                ),
+            }
+        )
+        out.update(
+            _percentiles(self._timing['inference_ms'], 'inference', (50, 90, 99), mean=True)
+        )
         out.update(_percentiles(self._timing['end_to_end_ms'], 'end_to_end', (50, 90, 99)))
         out.update(_percentiles(self._timing['callback_ms'], 'callback', (50, 99)))
         out.update(_percentiles(self._timing['preprocess_ms'], 'preprocess', (50,)))
         out['model'] = dict(self.model) if self.model is not None else None
-        out['simulator'] = {k: v for k, v in simulator.items() if k != 'event'} if simulator else None
+        out['simulator'] = (
+            {k: v for k, v in simulator.items() if k != 'event'} if simulator else None
+        )
         self.result = _finite(out)
         return self.result
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
-    """A short Markdown summary of a report (what ``metrics.md`` holds)."""
+    """Return a short Markdown summary of a report (what ``metrics.md`` holds)."""
     def fmt(value: Any, unit: str = '', digits: int = 2) -> str:
         if value is None:
             return '-'
@@ -229,16 +321,33 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         ('lap time', fmt(report.get('lap_seconds'), ' s')),
         ('distance', fmt(report.get('completed_distance'), ' m', 1)),
         ('average speed', fmt(report.get('average_speed'), ' m/s')),
-        ('position deviation mean / max', f"{fmt(report.get('position_deviation_mean_m'), ' m')} / "
-                                          f"{fmt(report.get('position_deviation_max_m'), ' m')}"),
+        (
+            'position deviation mean / max',
+            (
+                f"{fmt(report.get('position_deviation_mean_m'), ' m')} / "
+                f"{fmt(report.get('position_deviation_max_m'), ' m')}"
+            ),
+        ),
         ('simulated time', fmt(report.get('sim_seconds'), ' s')),
         ('frames', fmt(report.get('frames'))),
-        ('inference p50 / p90 / p99', ' / '.join(fmt(report.get(f'inference_p{q}_ms'), ' ms')
-                                                 for q in (50, 90, 99))),
-        ('end to end p50 / p99', f"{fmt(report.get('end_to_end_p50_ms'), ' ms')} / "
-                                 f"{fmt(report.get('end_to_end_p99_ms'), ' ms')}"),
-        ('brain loop (sim / wall)', f"{fmt(report.get('brain_loop_hz'), ' Hz', 1)} / "
-                                    f"{fmt(report.get('brain_loop_hz_wall'), ' Hz', 1)}"),
+        (
+            'inference p50 / p90 / p99',
+            ' / '.join(fmt(report.get(f'inference_p{q}_ms'), ' ms') for q in (50, 90, 99)),
+        ),
+        (
+            'end to end p50 / p99',
+            (
+                f"{fmt(report.get('end_to_end_p50_ms'), ' ms')} / "
+                f"{fmt(report.get('end_to_end_p99_ms'), ' ms')}"
+            ),
+        ),
+        (
+            'brain loop (sim / wall)',
+            (
+                f"{fmt(report.get('brain_loop_hz'), ' Hz', 1)} / "
+                f"{fmt(report.get('brain_loop_hz_wall'), ' Hz', 1)}"
+            ),
+        ),
         ('real-time factor', fmt(report.get('real_time_factor'))),
     ]
     lines += [f'| {k} | {v} |' for k, v in rows]
@@ -255,8 +364,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def write_report(report: Mapping[str, Any], folder: str | Path) -> tuple[Path, Path]:
-    """Write ``metrics.json`` and ``metrics.md`` into ``folder`` (created), each atomically (temporary file and
-    rename). Returns both paths."""
+    """
+    Write ``metrics.json`` and ``metrics.md`` into ``folder`` (created).
+
+    Each atomically (temporary file and rename). Returns both paths.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / REPORT_JSON, folder / REPORT_MD

@@ -1,4 +1,19 @@
-"""Online end-of-run conditions, as Behavior Metrics' simulator checks them, without ROS.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Online end-of-run conditions, as Behavior Metrics' simulator checks them, without ROS.
 
 Feed :meth:`RunMonitor.update` one pose at a time; it answers ``None`` while the run goes on
 and an :class:`EndReason` once it should stop (and the same reason on every later call).
@@ -6,9 +21,9 @@ and an :class:`EndReason` once it should stop (and the same reason on every late
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from enum import Enum
+import math
 
 from pilotnet_optimized.errors import PilotnetError, TrajectoryError
 
@@ -56,7 +71,8 @@ class _WindowExtreme:
 
 
 class RunMonitor:
-    """Behavior Metrics' end-of-run rules over a stream of poses.
+    """
+    Behavior Metrics' end-of-run rules over a stream of poses.
 
     The run ends when (checked in this order, so that the most specific reason wins):
 
@@ -135,12 +151,13 @@ class RunMonitor:
 
     @property
     def laps(self) -> int:
-        """Returns to the start counted so far."""
+        """Return the number of returns to the start counted so far."""
         return self._laps
 
     def update(self, t: float, x: float, y: float, pitch: float = 0.0,
                off_track: bool = False) -> EndReason | None:
-        """Take one pose; say whether the run must end.
+        """
+        Take one pose; say whether the run must end.
 
         :param t: time in seconds, non-decreasing across calls.
         :param x: position in metres.

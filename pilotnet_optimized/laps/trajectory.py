@@ -1,4 +1,19 @@
-"""Timed 2-D trajectories: the poses of a run or of a perfect lap, read from CSV files or bags.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Timed 2-D trajectories: the poses of a run or of a perfect lap, read from CSV files or bags.
 
 A bag is anything :class:`rosbags.highlevel.AnyReader` opens: a ROS 1 ``.bag``, a rosbag2
 folder, or a single ``.mcap`` / ``.db3`` storage file. The odometry topic
@@ -7,18 +22,17 @@ folder, or a single ``.mcap`` / ``.db3`` storage file. The odometry topic
 
 from __future__ import annotations
 
-import csv
-import struct
-import sys
 from collections.abc import Callable
+import csv
 from dataclasses import dataclass
 from pathlib import Path
+import struct
+import sys
 from typing import Any
 
 import numpy as np
-
 from pilotnet_optimized.bags.read import BAG_READ_ERRORS, BAG_SUFFIXES, BagSource, open_bag
-from pilotnet_optimized.errors import BagError, TrajectoryError, one_line
+from pilotnet_optimized.errors import BagError, one_line, TrajectoryError
 
 __all__ = [
     'BAG_SUFFIXES',
@@ -39,7 +53,8 @@ _CSV_OPTIONAL = ('yaw', 'pitch')
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Poses in time order.
+    """
+    Poses in time order.
 
     Arrays are converted to float64 on construction and checked for shape, finiteness and
     non-decreasing time, so every consumer can rely on them.
@@ -106,7 +121,8 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
 
 
 def quaternion_to_yaw_pitch(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Yaw (about z) and pitch (about y) of ``(N, 4)`` quaternions in ``x, y, z, w`` order.
+    """
+    Yaw (about z) and pitch (about y) of ``(N, 4)`` quaternions in ``x, y, z, w`` order.
 
     Quaternions are normalised first; an all-zero quaternion (what Behavior Metrics' perfect
     laps hold) gives yaw 0 and pitch 0 instead of NaN.
@@ -129,7 +145,8 @@ def quaternion_to_yaw_pitch(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def load_trajectory(path: str | Path, topic: str | None = None,
                     warn: Callable[[str], None] | None = None) -> Trajectory:
-    """Read a trajectory from a CSV file or a bag.
+    """
+    Read a trajectory from a CSV file or a bag.
 
     CSV: a header row naming at least ``t``, ``x``, ``y`` (optionally ``yaw``, ``pitch``;
     other columns are ignored), one pose per row.
@@ -140,7 +157,8 @@ def load_trajectory(path: str | Path, topic: str | None = None,
 
     :param path: ``.csv`` file, ROS 1 ``.bag``, ``.mcap``/``.db3`` file or rosbag2 folder.
     :param topic: odometry topic to read from a bag; ignored for CSV.
-    :param warn: called with each warning line (a cut-off bag read up to its cut; default: printed on stderr).
+    :param warn: called with each warning line (a cut-off bag read up to its cut; default: printed
+        on stderr).
     :returns: the trajectory.
     :raises TrajectoryError: missing file, unknown format or bad CSV content.
     :raises BagError: unreadable bag, cut off before its first pose, or no odometry topic in it.
@@ -163,7 +181,8 @@ def _warn_stderr(line: str) -> None:
 
 
 def save_trajectory_csv(traj: Trajectory, path: str | Path) -> None:
-    """Write ``traj`` as CSV (``t,x,y`` plus ``yaw``/``pitch`` when present).
+    """
+    Write ``traj`` as CSV (``t,x,y`` plus ``yaw``/``pitch`` when present).
 
     Values are written with 17 significant digits so that :func:`load_trajectory` gives back
     exactly the same floats.
@@ -282,12 +301,17 @@ _PoseFields = tuple[int, float, float, float, float, float, float]
 def _read_odometry(
     source: BagSource, topic: str, warn: Callable[[str], None],
 ) -> tuple[list[int], list[int], list[tuple[float, ...]]]:
-    """Header stamps (ns), record times (ns) and ``x, y, qx, qy, qz, qw`` of each message; a bag that is cut off
-    (a killed recorder's) gives the messages before the cut, with a warning."""
+    """
+    Header stamps (ns), record times (ns) and ``x, y, qx, qy, qz, qw`` of each message.
+
+    A bag that is cut off (a killed recorder's) gives the messages before the cut, with a warning.
+    """
     stamps: list[int] = []
     record_ns: list[int] = []
     poses: list[tuple[float, ...]] = []
-    fast: Callable[[bytes], _PoseFields] | None = _parse_ros1_odometry if source.ros1 else _parse_cdr_odometry
+    fast: Callable[[bytes], _PoseFields] | None = (
+        _parse_ros1_odometry if source.ros1 else _parse_cdr_odometry
+    )
     messages = source.messages({topic})
     while True:
         try:
@@ -297,8 +321,10 @@ def _read_odometry(
         except BAG_READ_ERRORS as err:
             if not stamps:
                 raise
-            warn(f'{source.path}: the bag is cut off after {len(stamps)} {topic} message(s) ({one_line(err)}): '
-                 'using those')
+            warn(
+                f'{source.path}: the bag is cut off after {len(stamps)} {topic} message(s)'
+                f' ({one_line(err)}): using those'
+            )
             break
         raw = bytes(message.raw)
         if fast is not None and not stamps:

@@ -1,10 +1,33 @@
-"""PilotNet definitions, the one preprocessing function, dataset loading and training.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Nothing here imports TensorFlow at import time: the model builders and the trainer import it when called.
+"""
+PilotNet definitions, the one preprocessing function, dataset loading and training.
+
+Nothing here imports TensorFlow at import time: the model builders and the trainer import it when
+called.
 """
 
-from pilotnet_optimized.models.preprocess import (
-    Preprocessing, denormalise_labels, normalise_input, normalise_labels, preprocess, resize_frame)
+from pilotnet_optimized.models.preprocess import (denormalise_labels, normalise_input,
+                                                  normalise_labels, preprocess, Preprocessing,
+                                                  resize_frame)
 
-__all__ = ['Preprocessing', 'denormalise_labels', 'normalise_input', 'normalise_labels', 'preprocess',
-           'resize_frame']
+__all__ = [
+    'Preprocessing',
+    'denormalise_labels',
+    'normalise_input',
+    'normalise_labels',
+    'preprocess',
+    'resize_frame',
+]

@@ -1,24 +1,40 @@
-"""Reading DeepLearningStudio-layout datasets (``N.png`` + ``data.csv``) into model-ready arrays, with a cache.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Decoding 640x480 PNGs dominates a training epoch, so each folder's frames are cropped and resized once (by
-:func:`~pilotnet_optimized.models.preprocess.resize_frame`, the same step inference runs) and cached as uint8
-next to the data, keyed by the preprocessing settings.
+"""
+Reading DeepLearningStudio-layout datasets (``N.png`` + ``data.csv``) into model-ready arrays.
+
+Decoded folders are cached.
+
+Decoding 640x480 PNGs dominates a training epoch, so each folder's frames are cropped and resized
+once (by :func:`~pilotnet_optimized.models.preprocess.resize_frame`, the same step inference runs)
+and cached as uint8 next to the data, keyed by the preprocessing settings.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
-
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.models.preprocess import Preprocessing, resize_frame
 from pilotnet_optimized.sim.dataset import LABELS_FILE, META_FILE, read_labels
+from tqdm import tqdm
 
 __all__ = ['Frames', 'find_dataset_dirs', 'load_frames', 'load_datasets', 'dataset_split']
 
@@ -38,8 +54,12 @@ class Frames:
 
 
 def find_dataset_dirs(paths: list[str | Path]) -> list[Path]:
-    """Dataset folders under each path: the path itself if it holds ``data.csv``, else every folder below it
-    that does (so ``data/train`` finds ``data/train/simple`` and ``data/train/many_curves``)."""
+    """
+    Dataset folders under each path.
+
+    The path itself if it holds ``data.csv``, else every folder below it that does (so
+    ``data/train`` finds ``data/train/simple`` and ``data/train/many_curves``).
+    """
     found: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
@@ -55,7 +75,7 @@ def find_dataset_dirs(paths: list[str | Path]) -> list[Path]:
 
 
 def dataset_split(folder: Path) -> str | None:
-    """The split (train/val/test) the dataset writer recorded for a folder, if any."""
+    """Return the split (train/val/test) the dataset writer recorded for a folder, if any."""
     meta = folder / META_FILE
     if not meta.is_file():
         return None
@@ -67,16 +87,23 @@ def dataset_split(folder: Path) -> str | None:
 
 def _cache_key(folder: Path, cfg: Preprocessing) -> str:
     labels = folder / LABELS_FILE
-    stamp = f'{cfg.crop_top}-{cfg.width}x{cfg.height}-{labels.stat().st_size}-{labels.stat().st_mtime_ns}'
+    stamp = (
+        f'{cfg.crop_top}-{cfg.width}x{cfg.height}-'
+        f'{labels.stat().st_size}-{labels.stat().st_mtime_ns}'
+    )
     return hashlib.sha1(stamp.encode()).hexdigest()[:16]
 
 
 def load_frames(folder: str | Path, cfg: Preprocessing = Preprocessing(), progress: bool = True,
                 limit: int | None = None) -> Frames:
-    """One dataset folder as resized uint8 frames and physical labels, from the cache when it is current.
+    """
+    One dataset folder as resized uint8 frames and physical labels.
+
+    They come from the cache when it is current.
 
     :param limit: read only the first ``limit`` frames (no caching then).
-    :raises PilotnetError: for a missing folder, missing or unreadable images, or a label count mismatch.
+    :raises PilotnetError: for a missing folder, missing or unreadable images, or a label count
+        mismatch.
     """
     folder = Path(folder)
     labels = read_labels(folder)
@@ -88,10 +115,18 @@ def load_frames(folder: str | Path, cfg: Preprocessing = Preprocessing(), progre
             if len(data['images']) == len(labels):
                 return Frames(data['images'], labels, (str(folder),))
     images = np.empty((len(labels), cfg.height, cfg.width, 3), np.uint8)
-    for i in tqdm(range(len(labels)), desc=f'reading {folder}', unit='frame', disable=not progress, leave=False):
+    for i in tqdm(
+        range(len(labels)),
+        desc=f'reading {folder}',
+        unit='frame',
+        disable=not progress,
+        leave=False,
+    ):
         bgr = cv2.imread(str(folder / f'{i}.png'), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise PilotnetError(f'{folder}: frame {i}.png is missing or unreadable ({len(labels)} labels)')
+            raise PilotnetError(
+                f'{folder}: frame {i}.png is missing or unreadable ({len(labels)} labels)'
+            )
         images[i] = resize_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cfg)
     if limit is None:
         cache.parent.mkdir(exist_ok=True)
@@ -101,9 +136,16 @@ def load_frames(folder: str | Path, cfg: Preprocessing = Preprocessing(), progre
     return Frames(images, labels, (str(folder),))
 
 
-def load_datasets(paths: list[str | Path], cfg: Preprocessing = Preprocessing(), progress: bool = True,
-                  limit_per_folder: int | None = None) -> Frames:
+def load_datasets(
+    paths: list[str | Path],
+    cfg: Preprocessing = Preprocessing(),
+    progress: bool = True,
+    limit_per_folder: int | None = None,
+) -> Frames:
     """Every dataset folder found under ``paths``, concatenated."""
     parts = [load_frames(d, cfg, progress, limit_per_folder) for d in find_dataset_dirs(paths)]
-    return Frames(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
-                  tuple(s for p in parts for s in p.sources))
+    return Frames(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        tuple(s for p in parts for s in p.sources),
+    )

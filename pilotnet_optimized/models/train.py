@@ -1,33 +1,58 @@
-"""Training PilotNet on simulator datasets: fixed seed, augmentation, oversampled bends, early stopping.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Augmentation follows DeepLearningStudio's recipe on the resized frames: horizontal flip with w negated,
-photometric changes (brightness, contrast, per-channel tint, gamma, blur), and sharp turns repeated so that the
-long straights do not teach the model that steering never matters.
+"""
+Training PilotNet on simulator datasets.
+
+Fixed seed, augmentation, oversampled bends, early stopping.
+
+Augmentation follows DeepLearningStudio's recipe on the resized frames: horizontal flip with w
+negated, photometric changes (brightness, contrast, per-channel tint, gamma, blur), and sharp turns
+repeated so that the long straights do not teach the model that steering never matters.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, dataclass, field
 import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+import time
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.models.data import Frames, dataset_split, find_dataset_dirs, load_datasets
-from pilotnet_optimized.models.preprocess import Preprocessing, normalise_input, normalise_labels
+from pilotnet_optimized.models.data import dataset_split, find_dataset_dirs, Frames, load_datasets
+from pilotnet_optimized.models.preprocess import normalise_input, normalise_labels, Preprocessing
 
 if TYPE_CHECKING:  # pragma: no cover
     import tf_keras
 
-__all__ = ['TrainConfig', 'TrainResult', 'augment_batch', 'oversample_indices', 'make_sequence', 'train',
-           'split_holdout', 'add_arguments', 'run']
+__all__ = [
+    'TrainConfig',
+    'TrainResult',
+    'augment_batch',
+    'oversample_indices',
+    'make_sequence',
+    'train',
+    'split_holdout',
+    'add_arguments',
+    'run',
+]
 
 
 @dataclass(frozen=True)
@@ -67,13 +92,21 @@ class TrainResult:
 
 def oversample_indices(labels: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
     """Frame indices with each frame repeated once, plus once per threshold its |w| reaches."""
-    repeats = 1 + sum((np.abs(labels[:, 1]) >= t).astype(int) for t in thresholds) if thresholds else \
-        np.ones(len(labels), int)
+    repeats = (
+        1 + sum((np.abs(labels[:, 1]) >= t).astype(int) for t in thresholds)
+        if thresholds
+        else np.ones(len(labels), int)
+    )
     return np.repeat(np.arange(len(labels)), repeats)
 
 
-def augment_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, flip: bool = True,
-                  photometric: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    flip: bool = True,
+    photometric: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Augmented copies of a batch of resized uint8 frames and their physical (v, w) labels."""
     images = images.copy()
     labels = labels.copy()
@@ -93,7 +126,7 @@ def augment_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generat
             tint = rng.uniform(0.9, 1.1, 3)
             lut = np.empty((256, 1, 3), np.uint8)
             for ch in range(3):
-                curve = ((levels ** gamma - 0.5) * contrast + 0.5) * gain * tint[ch]
+                curve = ((levels**gamma - 0.5) * contrast + 0.5) * gain * tint[ch]
                 lut[:, 0, ch] = np.clip(curve * 255.0, 0, 255)
             images[i] = cv2.LUT(images[i], lut)
             if rng.random() < 0.2:
@@ -102,15 +135,23 @@ def augment_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generat
 
 
 def make_sequence(frames: Frames, cfg: TrainConfig, shuffle: bool = True, augment: bool = True):
-    """A tf_keras ``Sequence`` of (normalised input, normalised label) batches over ``frames``."""
+    """
+    Make a tf_keras ``Sequence`` of batches over ``frames``.
+
+    Each batch is (normalised input, normalised label).
+    """
     import tf_keras
 
     class FrameSequence(tf_keras.utils.Sequence):
+
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(cfg.seed)
-            self.base = oversample_indices(frames.labels, cfg.oversample_thresholds) if augment else \
-                np.arange(len(frames))
+            self.base = (
+                oversample_indices(frames.labels, cfg.oversample_thresholds)
+                if augment
+                else np.arange(len(frames))
+            )
             self.order = self.base.copy()
             self.on_epoch_end()
 
@@ -131,8 +172,11 @@ def make_sequence(frames: Frames, cfg: TrainConfig, shuffle: bool = True, augmen
 
 
 def split_holdout(frames: Frames, fraction: float) -> tuple[Frames, Frames]:
-    """Last ``fraction`` of the frames as validation: a contiguous tail, so neighbouring (nearly identical)
-    frames do not end up on both sides."""
+    """
+    Last ``fraction`` of the frames as validation.
+
+    A contiguous tail, so neighbouring (nearly identical) frames do not end up on both sides.
+    """
     n_val = max(1, int(round(len(frames) * fraction)))
     cut = len(frames) - n_val
     return (Frames(frames.images[:cut], frames.labels[:cut], frames.sources),
@@ -142,53 +186,84 @@ def split_holdout(frames: Frames, fraction: float) -> tuple[Frames, Frames]:
 def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
           val: list[str | Path] | None = None, allow_test_data: bool = False, verbose: int = 1,
           limit_per_folder: int | None = None, model: tf_keras.Model | None = None) -> TrainResult:
-    """Train a model on the dataset folders under ``data`` and save it to ``out`` (``.keras``).
+    """
+    Train a model on the dataset folders under ``data`` and save it to ``out`` (``.keras``).
 
-    :param val: validation dataset folders; without them the last ``holdout_fraction`` of the data is held out.
-    :param allow_test_data: train on folders the dataset writer marked as the test split (refused otherwise,
-        so a test score is never on training circuits).
+    :param val: validation dataset folders; without them the last ``holdout_fraction`` of the data
+        is held out.
+    :param allow_test_data: train on folders the dataset writer marked as the test split (refused
+        otherwise, so a test score is never on training circuits).
     :param model: start from this model instead of a fresh ``cfg.arch`` one.
     """
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    from pilotnet_optimized.models.pilotnet import build_model, build_pilotnet
     import tensorflow as tf
     import tf_keras
 
-    from pilotnet_optimized.models.pilotnet import build_model, build_pilotnet
-
     out = Path(out)
     if out.suffix != '.keras':
-        raise PilotnetError(f'{out}: the trained model is saved in Keras format; give a .keras file name')
+        raise PilotnetError(
+            f'{out}: the trained model is saved in Keras format; give a .keras file name'
+        )
     if not allow_test_data:
         test_dirs = [str(d) for d in find_dataset_dirs(data) if dataset_split(d) == 'test']
         if test_dirs:
-            raise PilotnetError(f"refusing to train on test-split data ({', '.join(test_dirs)}); "
-                                'pass --allow-test-data to do it anyway')
+            raise PilotnetError(
+                f"refusing to train on test-split data ({', '.join(test_dirs)}); "
+                'pass --allow-test-data to do it anyway'
+            )
     tf_keras.utils.set_random_seed(cfg.seed)
-    train_frames = load_datasets(data, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder)
+    train_frames = load_datasets(
+        data, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder
+    )
     if val:
-        val_frames = load_datasets(val, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder)
+        val_frames = load_datasets(
+            val, cfg.preprocessing, progress=verbose > 0, limit_per_folder=limit_per_folder
+        )
     else:
         train_frames, val_frames = split_holdout(train_frames, cfg.holdout_fraction)
     if model is None:
-        model = build_pilotnet(cfg.preprocessing.input_shape, cfg.head_units) if cfg.head_units else \
-            build_model(cfg.arch, cfg.preprocessing.input_shape)
-    model.compile(optimizer=tf_keras.optimizers.Adam(cfg.learning_rate), loss='mse', metrics=['mae'])
+        model = (
+            build_pilotnet(cfg.preprocessing.input_shape, cfg.head_units)
+            if cfg.head_units
+            else build_model(cfg.arch, cfg.preprocessing.input_shape)
+        )
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(cfg.learning_rate), loss='mse', metrics=['mae']
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = out.with_name(out.stem + '.best.keras')
     callbacks = [
-        tf_keras.callbacks.EarlyStopping(monitor='val_loss', patience=cfg.patience, restore_best_weights=True),
-        # The best model so far is on disk after every epoch: an interrupted run still leaves a usable model.
-        tf_keras.callbacks.ModelCheckpoint(str(checkpoint), monitor='val_loss', save_best_only=True),
-        tf_keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.3, patience=max(1, cfg.patience - 1)),
+        tf_keras.callbacks.EarlyStopping(
+            monitor='val_loss', patience=cfg.patience, restore_best_weights=True
+        ),
+        # The best model so far is on disk after every epoch: an interrupted run still leaves a
+        # usable model.
+        tf_keras.callbacks.ModelCheckpoint(
+            str(checkpoint), monitor='val_loss', save_best_only=True
+        ),
+        tf_keras.callbacks.ReduceLROnPlateau(
+            monitor='val_loss', factor=0.3, patience=max(1, cfg.patience - 1)
+        ),
     ]
     if verbose:
-        print(f'training {model.name} ({model.count_params():,} parameters) on {len(train_frames)} frames '
-              f'(+ oversampled bends, flips, photometric), validating on {len(val_frames)}', flush=True)
+        print(
+            f'training {model.name} ({model.count_params():,} parameters) on {len(train_frames)}'
+            f' frames (+ oversampled bends, flips, photometric), validating on {len(val_frames)}',
+            flush=True,
+        )
     start = time.perf_counter()
-    history = model.fit(make_sequence(train_frames, cfg), validation_data=make_sequence(val_frames, cfg, False, False),
-                        epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    history = model.fit(
+        make_sequence(train_frames, cfg),
+        validation_data=make_sequence(val_frames, cfg, False, False),
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - start
-    val_pred = model.predict(normalise_input(val_frames.images, cfg.preprocessing), batch_size=256, verbose=0)
+    val_pred = model.predict(
+        normalise_input(val_frames.images, cfg.preprocessing), batch_size=256, verbose=0
+    )
     from pilotnet_optimized.models.preprocess import denormalise_labels
     mae = np.abs(denormalise_labels(val_pred) - val_frames.labels).mean(axis=0)
     tmp = out.with_name(out.stem + '.tmp.keras')
@@ -198,46 +273,92 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
     cfg.preprocessing.save(out)
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     best_epoch = int(np.argmin(hist['val_loss'])) + 1
-    result = TrainResult(model_path=str(out), epochs_run=len(hist['val_loss']), best_epoch=best_epoch,
-                         best_val_loss=float(min(hist['val_loss'])), val_mae_v=float(mae[0]),
-                         val_mae_w=float(mae[1]), train_frames=len(train_frames), val_frames=len(val_frames),
-                         seconds=round(seconds, 1), history=hist)
-    report = {'result': asdict(result), 'config': {**asdict(cfg), 'preprocessing': cfg.preprocessing.to_dict()},
-              'train_data': list(train_frames.sources), 'val_data': list(val_frames.sources),
-              'tensorflow': tf.__version__}
+    result = TrainResult(
+        model_path=str(out),
+        epochs_run=len(hist['val_loss']),
+        best_epoch=best_epoch,
+        best_val_loss=float(min(hist['val_loss'])),
+        val_mae_v=float(mae[0]),
+        val_mae_w=float(mae[1]),
+        train_frames=len(train_frames),
+        val_frames=len(val_frames),
+        seconds=round(seconds, 1),
+        history=hist,
+    )
+    report = {
+        'result': asdict(result),
+        'config': {**asdict(cfg), 'preprocessing': cfg.preprocessing.to_dict()},
+        'train_data': list(train_frames.sources),
+        'val_data': list(val_frames.sources),
+        'tensorflow': tf.__version__,
+    }
     out.with_name(out.name + '.train.json').write_text(json.dumps(report, indent=2) + '\n')
     return result
 
 
-# -- command line ----------------------------------------------------------------------------------------------
+# -- command line ---------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet train`` arguments."""
+    """Add the ``pilotnet train`` arguments."""
     p = parser
-    p.add_argument('--data', nargs='+', required=True, help='dataset folders (or folders above them)')
-    p.add_argument('--val', nargs='+', help='validation dataset folders (default: hold out the last 10 %%)')
+    p.add_argument(
+        '--data', nargs='+', required=True, help='dataset folders (or folders above them)'
+    )
+    p.add_argument(
+        '--val', nargs='+', help='validation dataset folders (default: hold out the last 10 %%)'
+    )
     p.add_argument('--out', required=True, help='model file to write (.keras)')
     p.add_argument('--arch', default='pilotnet', choices=['pilotnet', 'pilotnet-nvidia'],
                    help="architecture (default: pilotnet, the seed's 17 M-parameter model)")
-    p.add_argument('--head-units', type=int, help='width of the first dense layer (default: the architecture\'s)')
-    p.add_argument('--epochs', type=int, default=8, help='maximum epochs (default: 8; early stopping)')
+    p.add_argument(
+        '--head-units',
+        type=int,
+        help="width of the first dense layer (default: the architecture's)",
+    )
+    p.add_argument(
+        '--epochs', type=int, default=8, help='maximum epochs (default: 8; early stopping)'
+    )
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
-    p.add_argument('--patience', type=int, default=3, help='early-stopping patience in epochs (default: 3)')
+    p.add_argument(
+        '--patience', type=int, default=3, help='early-stopping patience in epochs (default: 3)'
+    )
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--no-crop', action='store_true', help='use the whole frame, not rows 240:480')
-    p.add_argument('--normalisation', default='none', choices=['none', 'unit', 'imagenet'],
-                   help='input normalisation outside the model (default: none; the model has its own)')
-    p.add_argument('--limit', type=int, help='use only the first N frames of each folder (quick trials)')
-    p.add_argument('--allow-test-data', action='store_true', help='allow training on test-split folders')
-    p.add_argument('--json', action='store_true', help='print JSON instead of a table (and no progress bar)')
+    p.add_argument(
+        '--normalisation',
+        default='none',
+        choices=['none', 'unit', 'imagenet'],
+        help='input normalisation outside the model (default: none; the model has its own)',
+    )
+    p.add_argument(
+        '--limit', type=int, help='use only the first N frames of each folder (quick trials)'
+    )
+    p.add_argument(
+        '--allow-test-data', action='store_true', help='allow training on test-split folders'
+    )
+    p.add_argument(
+        '--json', action='store_true', help='print JSON instead of a table (and no progress bar)'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet train``: train, write the model and its preprocessing sidecar, print the summary."""
+    """
+    ``pilotnet train``: train, write the model and its preprocessing sidecar.
+
+    Print the summary.
+    """
     from pilotnet_optimized.evaluate.report import print_mapping
     prep = Preprocessing(crop_top=None if args.no_crop else 240, normalisation=args.normalisation)
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                      patience=args.patience, seed=args.seed, head_units=args.head_units, preprocessing=prep)
+    cfg = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        head_units=args.head_units,
+        preprocessing=prep,
+    )
     result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
                    verbose=0 if args.json else 1, limit_per_folder=args.limit)
     print_mapping({k: v for k, v in result.__dict__.items() if k != 'history'}, args.json)

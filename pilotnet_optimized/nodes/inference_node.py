@@ -1,48 +1,80 @@
-"""The brain: camera ``Image`` in, ``Twist`` out, through any :mod:`~pilotnet_optimized.backends` model.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The brain: camera ``Image`` in, ``Twist`` out.
+
+Through any :mod:`~pilotnet_optimized.backends` model.
 
 Topics (names are parameters; defaults are Behavior Metrics' ROS 2 Formula-1 car):
 
-| topic | type | QoS | |
-|---|---|---|---|
-| ``image_topic`` (``/cam_f1_left/image_raw``) | sensor_msgs/Image | :data:`~.qos.CAMERA` | in: rgb8 or bgr8 |
-| ``cmd_topic`` (``/cmd_vel``) | geometry_msgs/Twist | :data:`~.qos.COMMAND` | out: linear.x = v, angular.z = w |
-| ``stamped_cmd_topic`` (``/cmd_vel_stamped``) | geometry_msgs/TwistStamped | :data:`~.qos.COMMAND` | out: the
-  same command stamped with the image's stamp, so a lock-step simulator can tell which frame it answers ('' = off) |
-| ``~/timing`` | std_msgs/Float64MultiArray | :data:`~.qos.TIMING` | out: one per frame, :data:`TIMING_FIELDS` |
-| ``~/status`` | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: ``model_loaded`` / ``model_error`` events |
+- ``image_topic`` (``/cam_f1_left/image_raw``): sensor_msgs/Image, QoS :data:`~.qos.CAMERA`;
+  in: rgb8 or bgr8.
+- ``cmd_topic`` (``/cmd_vel``): geometry_msgs/Twist, QoS :data:`~.qos.COMMAND`; out: linear.x = v,
+  angular.z = w.
+- ``stamped_cmd_topic`` (``/cmd_vel_stamped``): geometry_msgs/TwistStamped, QoS
+  :data:`~.qos.COMMAND`; out: the same command stamped with the image's stamp, so a lock-step
+  simulator can tell which frame it answers ('' = off).
+- ``~/timing``: std_msgs/Float64MultiArray, QoS :data:`~.qos.TIMING`; out: one per frame,
+  :data:`TIMING_FIELDS`.
+- ``~/status``: std_msgs/String (JSON), QoS :data:`~.qos.STATUS`; out: ``model_loaded`` /
+  ``model_error`` events.
 
-Timing, per frame, in :data:`TIMING_FIELDS` order: ``inference_ms`` (the model call only, as Behavior Metrics
-measures it), ``end_to_end_ms`` (image header stamp to command publish on the node clock: with ``use_sim_time``
-that is simulated time, 0 in lock-step by construction), ``preprocess_ms`` (Image to model input: conversion, crop,
-resize), ``callback_ms`` (image callback start to command published, steady clock) and ``image_stamp_s`` (to pair a
-sample with its frame). The names are also in ``layout.dim[0].label``.
+Timing, per frame, in :data:`TIMING_FIELDS` order: ``inference_ms`` (the model call only, as
+Behavior Metrics measures it), ``end_to_end_ms`` (image header stamp to command publish on the node
+clock: with ``use_sim_time`` that is simulated time, 0 in lock-step by construction),
+``preprocess_ms`` (Image to model input: conversion, crop, resize), ``callback_ms`` (image callback
+start to command published, steady clock) and ``image_stamp_s`` (to pair a sample with its frame).
+The names are also in ``layout.dim[0].label``.
 
-Model swap: ``ros2 param set /inference_node model_path drq`` (or ``backend``, ``num_threads``) is accepted at once
-and the model loads on a worker thread, while the old one keeps driving; when it has loaded (and answered one
-blank frame) it replaces the old one between two frames. A model that cannot be loaded is refused: an error is
-logged, a ``model_error`` event goes out on ``~/status``, the old model keeps driving, and the parameters are set
-back to the model in use (so ``ros2 param get`` always tells the truth).
+Model swap: ``ros2 param set /inference_node model_path drq`` (or ``backend``, ``num_threads``) is
+accepted at once and the model loads on a worker thread, while the old one keeps driving; when it
+has loaded (and answered one blank frame) it replaces the old one between two frames. A model that
+cannot be loaded is refused: an error is logged, a ``model_error`` event goes out on ``~/status``,
+the old model keeps driving, and the parameters are set back to the model in use (so
+``ros2 param get`` always tells the truth).
 
-Safety: a NaN or infinite model output, or any failure in the model call, is answered with a zero command and an
-error log. A watchdog on the steady clock (simulated time stops when the simulator does) publishes a zero command
-every 0.1 s while the newest usable image is older than ``input_timeout``. On SIGINT or SIGTERM the node publishes
-a last zero command and waits (at most 1 s) for it to be acknowledged before it exits.
+Safety: a NaN or infinite model output, or any failure in the model call, is answered with a zero
+command and an error log. A watchdog on the steady clock (simulated time stops when the simulator
+does) publishes a zero command every 0.1 s while the newest usable image is older than
+``input_timeout``. On SIGINT or SIGTERM the node publishes a last zero command and waits (at most 1
+s) for it to be acknowledged before it exits.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 import json
 import math
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from geometry_msgs.msg import Twist, TwistStamped
+import numpy as np
+from pilotnet_optimized.backends import Backend, BACKEND_CHOICES, load_backend
+from pilotnet_optimized.backends.timing import percentiles, timed_predict
+from pilotnet_optimized.bags.images import image_to_rgb
+from pilotnet_optimized.errors import ImageError, ModelOutputError, one_line
+from pilotnet_optimized.laps.report import TIMING_FIELDS
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
+from pilotnet_optimized.nodes.spin import spin_node
+from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
@@ -52,37 +84,58 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
-from pilotnet_optimized.backends import BACKEND_CHOICES, Backend, load_backend
-from pilotnet_optimized.backends.timing import percentiles, timed_predict
-from pilotnet_optimized.bags.images import image_to_rgb
-from pilotnet_optimized.errors import ImageError, ModelOutputError, one_line
-from pilotnet_optimized.laps.report import TIMING_FIELDS
-from pilotnet_optimized.nodes import qos, topics
-from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
-from pilotnet_optimized.nodes.spin import spin_node
-from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
-
 __all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
 
 WATCHDOG_PERIOD_S = 0.1
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec('model_path', '', 'model file or SavedModel folder, or a model name looked up in models_dir; set it '
-              'at run time to swap models (loaded in the background; a bad one is refused and this is set back)'),
-    ParamSpec('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up (drq -> <dir>/drq.tflite); '
-              'a change applies to the next model_path set'),
-    ParamSpec('backend', 'auto', 'inference runtime; auto picks it from the model file', choices=BACKEND_CHOICES),
+    ParamSpec(
+        'model_path',
+        '',
+        'model file or SavedModel folder, or a model name looked up in models_dir; set it at run'
+        ' time to swap models (loaded in the background; a bad one is refused and this is set'
+        ' back)',
+    ),
+    ParamSpec(
+        'models_dir',
+        DEFAULT_MODELS_DIR,
+        'folder where model names are looked up (drq -> <dir>/drq.tflite); '
+        'a change applies to the next model_path set',
+    ),
+    ParamSpec(
+        'backend',
+        'auto',
+        'inference runtime; auto picks it from the model file',
+        choices=BACKEND_CHOICES,
+    ),
     ParamSpec('num_threads', 1, 'CPU threads for one inference', int_range=(1, 64)),
-    ParamSpec('image_topic', topics.CAMERA, 'camera topic (sensor_msgs/Image, rgb8 or bgr8)',
-              read_only=True),
+    ParamSpec(
+        'image_topic',
+        topics.CAMERA,
+        'camera topic (sensor_msgs/Image, rgb8 or bgr8)',
+        read_only=True,
+    ),
     ParamSpec('cmd_topic', topics.COMMAND, 'command topic (geometry_msgs/Twist)', read_only=True),
-    ParamSpec('stamped_cmd_topic', topics.STAMPED_COMMAND, "the same commands as TwistStamped with the answered "
-              "image's stamp, for lock-step simulators ('' = off)", read_only=True),
-    ParamSpec('input_timeout', 0.5, 'seconds without a usable image before the watchdog publishes zero commands',
-              float_range=(0.05, 60.0)),
-    ParamSpec('stats_period', 10.0, 'seconds between timing summaries in the log (0 = none); a change restarts '
-              'the summary period',
-              float_range=(0.0, 3600.0)),
+    ParamSpec(
+        'stamped_cmd_topic',
+        topics.STAMPED_COMMAND,
+        'the same commands as TwistStamped with the answered '
+        "image's stamp, for lock-step simulators ('' = off)",
+        read_only=True,
+    ),
+    ParamSpec(
+        'input_timeout',
+        0.5,
+        'seconds without a usable image before the watchdog publishes zero commands',
+        float_range=(0.05, 60.0),
+    ),
+    ParamSpec(
+        'stats_period',
+        10.0,
+        'seconds between timing summaries in the log (0 = none); a change restarts '
+        'the summary period',
+        float_range=(0.0, 3600.0),
+    ),
 )
 _RELOAD_KEYS = ('model_path', 'backend', 'num_threads')
 
@@ -91,8 +144,11 @@ Loader = Callable[[str, str, int], Backend]
 
 
 def load_model(path: str, backend: str = 'auto', num_threads: int = 1) -> Backend:
-    """Load a model and run it once on a blank frame, so the first camera frame does not pay for the runtime's
-    lazy set-up and a model that loads but cannot run (or answers NaN) is refused before it drives.
+    """
+    Load a model and run it once on a blank frame.
+
+    So the first camera frame does not pay for the runtime's lazy set-up and a model that loads but
+    cannot run (or answers NaN) is refused before it drives.
 
     :raises PilotnetError: for a missing, corrupt or broken model, or an unknown backend.
     """
@@ -117,26 +173,39 @@ class _Request:
     num_threads: int
 
     def params(self) -> dict[str, Any]:
-        return {'model_path': self.model_path, 'backend': self.backend, 'num_threads': self.num_threads}
+        return {
+            'model_path': self.model_path,
+            'backend': self.backend,
+            'num_threads': self.num_threads,
+        }
 
 
 class InferenceNode(Node):
-    """Drives with one model at a time; see the module documentation for topics, timing, swaps and safety.
+    """
+    Drives with one model at a time.
 
-    :param loader: builds backends (default :func:`load_model`); called on a worker thread for swaps.
+    See the module documentation for topics, timing, swaps and safety.
+
+    :param loader: builds backends (default :func:`load_model`); called on a worker thread for
+        swaps.
     :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
     :raises PilotnetError: when the initial model cannot be loaded, or a parameter has a bad value.
     """
 
-    def __init__(self, node_name: str = topics.INFERENCE_NODE, *, loader: Loader = load_model, **kwargs: Any) -> None:
+    def __init__(
+        self, node_name: str = topics.INFERENCE_NODE, *, loader: Loader = load_model, **kwargs: Any
+    ) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS, on_set=self._on_set_parameters)
         self._loader = loader
         self._input_timeout = float(param(self, 'input_timeout'))
         first = _Request(0, str(param(self, 'model_path')), str(param(self, 'models_dir')),
                          str(param(self, 'backend')), int(param(self, 'num_threads')))
-        self._backend: Backend = loader(str(resolve_model(first.model_path, first.models_dir)), first.backend,
-                                        first.num_threads)
+        self._backend: Backend = loader(
+            str(resolve_model(first.model_path, first.models_dir)),
+            first.backend,
+            first.num_threads,
+        )
         self._active = first
         self._generation = 0
         self._lock = threading.Lock()
@@ -144,38 +213,56 @@ class InferenceNode(Node):
         self._reverting = False
         self._last_image: float | None = None   # time.monotonic() of the newest usable image
         self._stale = True
-        self._times: deque[tuple[float, float]] = deque(maxlen=2000)   # (inference_ms, callback_ms)
+        # (inference_ms, callback_ms)
+        self._times: deque[tuple[float, float]] = deque(maxlen=2000)
         self._frames_since_stats = 0
 
         self._cmd_pub = self.create_publisher(Twist, str(param(self, 'cmd_topic')), qos.COMMAND)
         stamped = str(param(self, 'stamped_cmd_topic')).strip()
-        self._stamped_pub = self.create_publisher(TwistStamped, stamped, qos.COMMAND) if stamped else None
+        self._stamped_pub = (
+            self.create_publisher(TwistStamped, stamped, qos.COMMAND) if stamped else None
+        )
         self._timing_pub = self.create_publisher(Float64MultiArray, topics.TIMING, qos.TIMING)
         self._status_pub = self.create_publisher(String, topics.STATUS, qos.STATUS)
-        self._image_sub = self.create_subscription(Image, str(param(self, 'image_topic')), self._on_image, qos.CAMERA)
-        # Steady clock: with use_sim_time the ROS clock stops when the simulator does, and so would a watchdog on it.
+        self._image_sub = self.create_subscription(
+            Image, str(param(self, 'image_topic')), self._on_image, qos.CAMERA
+        )
+        # Steady clock: with use_sim_time the ROS clock stops when the simulator does, and so would
+        # a watchdog on it.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._watchdog = self.create_timer(WATCHDOG_PERIOD_S, self._on_watchdog, clock=self._steady)
+        self._watchdog = self.create_timer(
+            WATCHDOG_PERIOD_S, self._on_watchdog, clock=self._steady
+        )
         self._stats_timer: Any = None
         self._set_stats_period(float(param(self, 'stats_period')))
-        # Worker threads hand loaded models to the executor thread through this, so the swap happens between frames.
+        # Worker threads hand loaded models to the executor thread through this, so the swap
+        # happens between frames.
         self._loaded_gc = self.create_guard_condition(self._on_model_loaded)
 
         info = self._backend.describe()
-        self.get_logger().info(f"driving with {info['path']} ({info['backend']}, {info['precision']}, "
-                               f"{info['size_mb']:.2f} MB, {info['threads']} thread(s)); camera "
-                               f'{self._image_sub.topic_name}, commands {self._cmd_pub.topic_name}')
-        self._publish_status({'event': 'model_loaded', 'requested': first.model_path, **info, 'load_seconds': None})
+        self.get_logger().info(
+            f"driving with {info['path']} ({info['backend']}, {info['precision']}, "
+            f"{info['size_mb']:.2f} MB, {info['threads']} thread(s)); camera "
+            f'{self._image_sub.topic_name}, commands {self._cmd_pub.topic_name}'
+        )
+        self._publish_status(
+            {'event': 'model_loaded', 'requested': first.model_path, **info, 'load_seconds': None}
+        )
 
-    # -- parameters and model swaps ------------------------------------------------------------------------------
+    # -- parameters and model swaps ---------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """The model driving now."""
+        """Return the model driving now."""
         return self._backend
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Apply a change (its choices are checked already, by :func:`~.params.declare_parameters`): start loading
-        a new model in the background when one is asked for, restart the stats timer, take the new timeout."""
+        """
+        Apply a parameter change.
+
+        Its choices are checked already, by :func:`~.params.declare_parameters`. Applying it means:
+        start loading a new model in the background when one is asked for, restart the stats timer,
+        take the new timeout.
+        """
         if self._reverting:
             return SetParametersResult(successful=True)
         changes = {p.name: p.value for p in params}
@@ -189,34 +276,55 @@ class InferenceNode(Node):
             current = {key: param(self, key) for key in (*_RELOAD_KEYS, 'models_dir')}
             current.update(changes)
             self._generation += 1
-            request = _Request(self._generation, str(current['model_path']), str(current['models_dir']),
-                               str(current['backend']), int(current['num_threads']))
-            self.get_logger().info(f'loading {request.model_path} ({request.backend}, {request.num_threads} '
-                                   f'thread(s)) in the background; still driving with {self._active.model_path}')
-            threading.Thread(target=self._load_worker, args=(request,), name=f'model-load-{request.generation}',
-                             daemon=True).start()
+            request = _Request(
+                self._generation,
+                str(current['model_path']),
+                str(current['models_dir']),
+                str(current['backend']),
+                int(current['num_threads']),
+            )
+            self.get_logger().info(
+                f'loading {request.model_path} ({request.backend}, {request.num_threads} '
+                f'thread(s)) in the background; still driving with {self._active.model_path}'
+            )
+            threading.Thread(
+                target=self._load_worker,
+                args=(request,),
+                name=f'model-load-{request.generation}',
+                daemon=True,
+            ).start()
         return SetParametersResult(successful=True)
 
     def _load_worker(self, request: _Request) -> None:
-        """Off the executor: resolve, load and warm up; hand the result over through the guard condition."""
+        """
+        Off the executor: resolve, load and warm up.
+
+        Hand the result over through the guard condition.
+        """
         start = time.perf_counter()
         model: Backend | None = None
         error: BaseException | None = None
         try:
             path = resolve_model(request.model_path, request.models_dir)
             model = self._loader(str(path), request.backend, request.num_threads)
-        except Exception as err:  # noqa: BLE001 - whatever a runtime raises, the model is refused, not the node
+        except Exception as err:
+            # Whatever a runtime raises, the model is refused, not the node
             error = err
         with self._lock:
             self._loaded.append((request, model, error, time.perf_counter() - start))
         try:
             self._loaded_gc.trigger()
-        except Exception:  # noqa: BLE001 - the node was destroyed while loading: nothing left to hand over to
+        except Exception:
+            # The node was destroyed while loading: nothing left to hand over to
             if model is not None:
                 model.close()
 
     def _on_model_loaded(self) -> None:
-        """On the executor thread: swap in a loaded model, or refuse a failed one and set the parameters back."""
+        """
+        On the executor thread.
+
+        Swap in a loaded model, or refuse a failed one and set the parameters back.
+        """
         with self._lock:
             results, self._loaded = self._loaded, []
         for request, model, error, seconds in results:
@@ -229,16 +337,33 @@ class InferenceNode(Node):
                 old, self._backend, self._active = self._backend, model, request
                 old.close()
                 info = model.describe()
-                self.get_logger().info(f"swapped model in {seconds:.2f} s: now driving with {info['path']} "
-                                       f"({info['backend']}, {info['precision']}, {info['threads']} thread(s))")
-                self._publish_status({'event': 'model_loaded', 'requested': request.model_path, **info,
-                                      'load_seconds': round(seconds, 3)})
+                self.get_logger().info(
+                    f"swapped model in {seconds:.2f} s: now driving with {info['path']} "
+                    f"({info['backend']}, {info['precision']}, {info['threads']} thread(s))"
+                )
+                self._publish_status(
+                    {
+                        'event': 'model_loaded',
+                        'requested': request.model_path,
+                        **info,
+                        'load_seconds': round(seconds, 3),
+                    }
+                )
             else:
                 text = one_line(error)
-                self.get_logger().error(f'cannot use model {request.model_path}: {text}; still driving with '
-                                        f'{self._active.model_path}')
-                self._publish_status({'event': 'model_error', 'requested': request.model_path, 'error': text,
-                                      'path': str(self._backend.model_path), 'active': self._active.model_path})
+                self.get_logger().error(
+                    f'cannot use model {request.model_path}: {text}; still driving with '
+                    f'{self._active.model_path}'
+                )
+                self._publish_status(
+                    {
+                        'event': 'model_error',
+                        'requested': request.model_path,
+                        'error': text,
+                        'path': str(self._backend.model_path),
+                        'active': self._active.model_path,
+                    }
+                )
                 self._revert_parameters()
 
     def _revert_parameters(self) -> None:
@@ -251,13 +376,14 @@ class InferenceNode(Node):
     def _publish_status(self, event: dict[str, Any]) -> None:
         self._status_pub.publish(String(data=json.dumps(event, default=str)))
 
-    # -- frames ----------------------------------------------------------------------------------------------
+    # -- frames -----------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
         start = time.perf_counter()
         try:
             rgb = image_to_rgb(msg)
         except ImageError as err:
-            # Not a usable image: no command, and the watchdog is not fed, so a wrong camera stops the car.
+            # Not a usable image: no command, and the watchdog is not fed, so a wrong camera stops
+            # the car.
             self.get_logger().warning(f'ignoring camera image: {err}', throttle_duration_sec=5.0)
             return
         self._last_image = time.monotonic()
@@ -267,17 +393,20 @@ class InferenceNode(Node):
         converted = time.perf_counter()
         model = self._backend  # read once: a swap lands between frames, never inside one
         try:
-            # Backend.predict split into its stages (the one split every benchmark uses): the model call is timed
-            # on its own, as Behavior Metrics times it.
+            # Backend.predict split into its stages (the one split every benchmark uses): the model
+            # call is timed on its own, as Behavior Metrics times it.
             out, preprocess_ms, inference_ms = timed_predict(model, rgb)
             v, w = float(out[0]), float(out[1])
         except ModelOutputError as err:
             self.get_logger().error(f'{err}: publishing a zero command', throttle_duration_sec=1.0)
             self._publish_command(0.0, 0.0, msg)
             return
-        except Exception as err:  # noqa: BLE001 - a failing model must stop the car, not kill the node
-            self.get_logger().error(f'inference failed ({type(err).__name__}: {err}): publishing a zero command',
-                                    throttle_duration_sec=1.0)
+        except Exception as err:
+            # A failing model must stop the car, not kill the node
+            self.get_logger().error(
+                f'inference failed ({type(err).__name__}: {err}): publishing a zero command',
+                throttle_duration_sec=1.0,
+            )
             self._publish_command(0.0, 0.0, msg)
             return
         self._publish_command(v, w, msg)
@@ -289,8 +418,11 @@ class InferenceNode(Node):
         preprocess_ms += (converted - start) * 1e3
         timing = Float64MultiArray(data=[inference_ms, end_to_end_ms, preprocess_ms, callback_ms,
                                          msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9])
-        timing.layout.dim = [MultiArrayDimension(label=','.join(TIMING_FIELDS), size=len(TIMING_FIELDS),
-                                                 stride=len(TIMING_FIELDS))]
+        timing.layout.dim = [
+            MultiArrayDimension(
+                label=','.join(TIMING_FIELDS), size=len(TIMING_FIELDS), stride=len(TIMING_FIELDS)
+            )
+        ]
         self._timing_pub.publish(timing)
         self._times.append((inference_ms, callback_ms))
         self._frames_since_stats += 1
@@ -300,28 +432,36 @@ class InferenceNode(Node):
         cmd.linear.x, cmd.angular.z = float(v), float(w)
         self._cmd_pub.publish(cmd)
         if self._stamped_pub is not None and image is not None:
-            # Only answers to frames go here: a watchdog zero stamped 'now' could carry the stamp of the frame a
-            # frozen lock-step simulator is waiting on, and be taken for its answer.
+            # Only answers to frames go here: a watchdog zero stamped 'now' could carry the stamp
+            # of the frame a frozen lock-step simulator is waiting on, and be taken for its answer.
             self._stamped_pub.publish(TwistStamped(header=image.header, twist=cmd))
 
-    # -- timers ----------------------------------------------------------------------------------------------
+    # -- timers -----------------------------------------------------------------------------------
     def _on_watchdog(self) -> None:
         age = math.inf if self._last_image is None else time.monotonic() - self._last_image
         if age <= self._input_timeout:
             return
         if not self._stale:
             self._stale = True
-            self.get_logger().warning(f'no camera image for {self._input_timeout:g} s: publishing zero commands')
+            self.get_logger().warning(
+                f'no camera image for {self._input_timeout:g} s: publishing zero commands'
+            )
         self._publish_command(0.0, 0.0)
 
     def _set_stats_period(self, period: float) -> None:
-        """(Re)start the stats timer with ``period`` seconds (0: none). The count starts again with it, so that the
-        next summary's frames and Hz are those of one whole new period."""
+        """
+        (Re)start the stats timer with ``period`` seconds (0: none).
+
+        The count starts again with it, so that the next summary's frames and Hz are those of one
+        whole new period.
+        """
         if self._stats_timer is not None:
             self.destroy_timer(self._stats_timer)
         self._stats_period = period
         self._frames_since_stats = 0
-        self._stats_timer = self.create_timer(period, self._on_stats, clock=self._steady) if period > 0 else None
+        self._stats_timer = (
+            self.create_timer(period, self._on_stats, clock=self._steady) if period > 0 else None
+        )
 
     def _on_stats(self) -> None:
         n, self._frames_since_stats = self._frames_since_stats, 0
@@ -331,19 +471,26 @@ class InferenceNode(Node):
         inference = percentiles(recent[:, 0], which=(50, 99))
         callback = percentiles(recent[:, 1], which=(50, 99))
         period = self._stats_period
-        self.get_logger().info(f"{n} frames in {period:g} s ({n / period:.1f} Hz): inference p50 "
-                               f"{inference['p50_ms']:.2f} ms, p99 {inference['p99_ms']:.2f} ms; image to command "
-                               f"p50 {callback['p50_ms']:.2f} ms, p99 {callback['p99_ms']:.2f} ms")
+        self.get_logger().info(
+            f'{n} frames in {period:g} s ({n / period:.1f} Hz): inference p50 '
+            f"{inference['p50_ms']:.2f} ms, p99 {inference['p99_ms']:.2f} ms; image to command "
+            f"p50 {callback['p50_ms']:.2f} ms, p99 {callback['p99_ms']:.2f} ms"
+        )
 
-    # -- shutdown --------------------------------------------------------------------------------------------
+    # -- shutdown ---------------------------------------------------------------------------------
     def publish_final_zero(self, timeout_s: float = 1.0) -> None:
-        """Stop the car: publish a zero command and wait (at most ``timeout_s``) until subscribers have it."""
+        """
+        Stop the car: publish a zero command.
+
+        It then waits (at most ``timeout_s``) until subscribers have it.
+        """
         self._publish_command(0.0, 0.0)
         self._cmd_pub.wait_for_all_acked(Duration(seconds=timeout_s))
         self.get_logger().info('published a final zero command')
 
     def destroy_node(self) -> None:
-        # Also called by the context's shutdown for a node whose constructor failed before it had a model.
+        # Also called by the context's shutdown for a node whose constructor failed before it had a
+        # model.
         model = getattr(self, '_backend', None)
         if model is not None:
             model.close()
@@ -351,11 +498,16 @@ class InferenceNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """``ros2 run pilotnet_optimized inference_node --ros-args -p model_path:=...``: spin until SIGINT/SIGTERM.
+    """
+    Run the inference node: spin until SIGINT/SIGTERM.
+
+    ``ros2 run pilotnet_optimized inference_node --ros-args -p model_path:=...``.
 
     :returns: 0 after a clean stop, 2 when the node cannot start (one line on stderr says why).
     """
-    return spin_node(topics.INFERENCE_NODE, InferenceNode, args, on_stop=InferenceNode.publish_final_zero)
+    return spin_node(
+        topics.INFERENCE_NODE, InferenceNode, args, on_stop=InferenceNode.publish_final_zero
+    )
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -1,44 +1,63 @@
-"""The metrics node: follows a run and writes its report (Behavior Metrics' figures plus the brain's timing).
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-| topic | type | QoS | |
-|---|---|---|---|
-| ``odom_topic`` (``/odom``) | nav_msgs/Odometry | :data:`~.qos.ODOMETRY` | in: the car's poses (header stamps) |
-| ``timing_topic`` (``/inference_node/timing``) | std_msgs/Float64MultiArray | :data:`~.qos.TIMING` | in: one row
-  per answered frame (fields named by ``layout.dim[0].label``) |
-| ``inference_status_topic`` (``/inference_node/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | in: the
-  model that drives (``model_loaded``) |
-| ``sim_status_topic`` (``/sim/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | in: the simulator's
-  ``end`` event ends the run |
-| ``~/progress`` | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: every ``progress_period``: percentage,
-  distance, simulated seconds, frames, inference p50 so far (latched: a late subscriber gets the newest) |
+"""
+The metrics node: follows a run and writes its report.
 
-The report (:mod:`pilotnet_optimized.laps.report`) is written to ``output_dir``/``metrics.json`` and
-``metrics.md`` once: when the simulator's ``end`` event has arrived (and the odometry and timing up to it: at most
-:data:`SETTLE_S` later), with the simulator's own end fields under ``simulator``; or at SIGINT/SIGTERM with
-``end_reason: interrupted`` (Gazebo runs, which have no end event, end this way). Later episodes of a simulator
-that restarts are not reported. Both files are written atomically.
+The report holds Behavior Metrics' figures plus the brain's timing.
+
+Topics:
+
+- ``odom_topic`` (``/odom``): nav_msgs/Odometry, QoS :data:`~.qos.ODOMETRY`; in: the car's poses
+  (header stamps).
+- ``timing_topic`` (``/inference_node/timing``): std_msgs/Float64MultiArray, QoS
+  :data:`~.qos.TIMING`; in: one row per answered frame (fields named by ``layout.dim[0].label``).
+- ``inference_status_topic`` (``/inference_node/status``): std_msgs/String (JSON), QoS
+  :data:`~.qos.STATUS`; in: the model that drives (``model_loaded``).
+- ``sim_status_topic`` (``/sim/status``): std_msgs/String (JSON), QoS :data:`~.qos.STATUS`; in:
+  the simulator's ``end`` event ends the run.
+- ``~/progress``: std_msgs/String (JSON), QoS :data:`~.qos.STATUS`; out: every
+  ``progress_period``: percentage, distance, simulated seconds, frames, inference p50 so far
+  (latched: a late subscriber gets the newest).
+
+The report (:mod:`pilotnet_optimized.laps.report`) is written to ``output_dir``/``metrics.json``
+and ``metrics.md`` once: when the simulator's ``end`` event has arrived (and the odometry and
+timing up to it: at most :data:`SETTLE_S` later), with the simulator's own end fields under
+``simulator``; or at SIGINT/SIGTERM with ``end_reason: interrupted`` (Gazebo runs, which have no
+end event, end this way). Later episodes of a simulator that restarts are not reported. Both files
+are written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from nav_msgs.msg import Odometry
+from pilotnet_optimized.laps import load_perfect_lap, PerfectLap
+from pilotnet_optimized.laps.report import RunReport, TIMING_FIELDS, write_report
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.graph import resolve_output_dir
+from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
+from pilotnet_optimized.nodes.spin import drain_node, spin_node
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
-
-from pilotnet_optimized.laps import PerfectLap, load_perfect_lap
-from pilotnet_optimized.laps.report import TIMING_FIELDS, RunReport, write_report
-from pilotnet_optimized.nodes import qos, topics
-from pilotnet_optimized.nodes.graph import resolve_output_dir
-from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
-from pilotnet_optimized.nodes.spin import drain_node, spin_node
 
 __all__ = ['MetricsNode', 'PARAMETERS', 'main']
 
@@ -47,20 +66,50 @@ SETTLE_S = 1.0
 SETTLE_TICK_S = 0.05
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV: its centre line is the '
-              'perfect lap (as the simulator reads it)', read_only=True),
-    ParamSpec('perfect_lap', '', "perfect-lap bag or CSV to judge the run against instead of circuit's centre line "
-              "(Behavior Metrics' lap-<circuit>.bag for a Gazebo world); '' = use circuit", read_only=True),
-    ParamSpec('output_dir', '', "folder for metrics.json and metrics.md; {time} becomes the UTC start time; '' = "
-              'runs/{time}', read_only=True),
+    ParamSpec(
+        'circuit',
+        'simple',
+        'built-in circuit name, perfect-lap bag or x,y CSV: its centre line is the '
+        'perfect lap (as the simulator reads it)',
+        read_only=True,
+    ),
+    ParamSpec(
+        'perfect_lap',
+        '',
+        "perfect-lap bag or CSV to judge the run against instead of circuit's centre line "
+        "(Behavior Metrics' lap-<circuit>.bag for a Gazebo world); '' = use circuit",
+        read_only=True,
+    ),
+    ParamSpec(
+        'output_dir',
+        '',
+        "folder for metrics.json and metrics.md; {time} becomes the UTC start time; '' = "
+        'runs/{time}',
+        read_only=True,
+    ),
     ParamSpec('odom_topic', topics.ODOMETRY, 'odometry topic (nav_msgs/Odometry)', read_only=True),
-    ParamSpec('timing_topic', topics.INFERENCE_TIMING, "the inference node's timing rows", read_only=True),
-    ParamSpec('inference_status_topic', topics.INFERENCE_STATUS, "the inference node's events (model_loaded)",
-              read_only=True),
-    ParamSpec('sim_status_topic', topics.SIM_STATUS, "the simulator's events (end: the run is over; '' = none)",
-              read_only=True),
-    ParamSpec('progress_period', 1.0, 'seconds between ~/progress messages and log lines (0 = none)',
-              float_range=(0.0, 3600.0), read_only=True),
+    ParamSpec(
+        'timing_topic', topics.INFERENCE_TIMING, "the inference node's timing rows", read_only=True
+    ),
+    ParamSpec(
+        'inference_status_topic',
+        topics.INFERENCE_STATUS,
+        "the inference node's events (model_loaded)",
+        read_only=True,
+    ),
+    ParamSpec(
+        'sim_status_topic',
+        topics.SIM_STATUS,
+        "the simulator's events (end: the run is over; '' = none)",
+        read_only=True,
+    ),
+    ParamSpec(
+        'progress_period',
+        1.0,
+        'seconds between ~/progress messages and log lines (0 = none)',
+        float_range=(0.0, 3600.0),
+        read_only=True,
+    ),
 )
 
 
@@ -73,7 +122,10 @@ def _load_perfect(circuit: str, perfect_lap: str) -> tuple[PerfectLap, str]:
 
 
 class MetricsNode(Node):
-    """Follows odometry and timing, publishes progress, writes the report once; see the module documentation.
+    """
+    Follows odometry and timing, publishes progress, writes the report once.
+
+    See the module documentation.
 
     :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
     :raises PilotnetError: for an unknown circuit or an unreadable perfect lap.
@@ -91,23 +143,34 @@ class MetricsNode(Node):
         self._end_seen_at = 0.0
         self._fields = TIMING_FIELDS
 
-        self.create_subscription(Odometry, str(param(self, 'odom_topic')), self._on_odom, qos.ODOMETRY)
-        self.create_subscription(Float64MultiArray, str(param(self, 'timing_topic')), self._on_timing, qos.TIMING)
-        self.create_subscription(String, str(param(self, 'inference_status_topic')), self._on_inference_status,
-                                 qos.STATUS)
+        self.create_subscription(
+            Odometry, str(param(self, 'odom_topic')), self._on_odom, qos.ODOMETRY
+        )
+        self.create_subscription(
+            Float64MultiArray, str(param(self, 'timing_topic')), self._on_timing, qos.TIMING
+        )
+        self.create_subscription(
+            String,
+            str(param(self, 'inference_status_topic')),
+            self._on_inference_status,
+            qos.STATUS,
+        )
         sim_status = str(param(self, 'sim_status_topic')).strip()
         if sim_status:
             self.create_subscription(String, sim_status, self._on_sim_status, qos.STATUS)
         self._progress_pub = self.create_publisher(String, topics.PROGRESS, qos.STATUS)
-        # Steady clock: simulated time stops with the simulator, and the report must still be written.
+        # Steady clock: simulated time stops with the simulator, and the report must still be
+        # written.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._settle_timer = self.create_timer(SETTLE_TICK_S, self._on_settle, clock=steady)
         period = float(param(self, 'progress_period'))
-        self._progress_timer = self.create_timer(period, self._on_progress, clock=steady) if period > 0 else None
+        self._progress_timer = (
+            self.create_timer(period, self._on_progress, clock=steady) if period > 0 else None
+        )
         self.get_logger().info(f'judging against {source} ({len(perfect)} checkpoints, '
                                f'{perfect.circuit_diameter:.1f} m); report to {self.output_dir}')
 
-    # -- input ------------------------------------------------------------------------------------------------
+    # -- input ------------------------------------------------------------------------------------
     def _on_odom(self, msg: Odometry) -> None:
         q = msg.pose.pose.orientation
         yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
@@ -138,15 +201,23 @@ class MetricsNode(Node):
         try:
             event = json.loads(msg.data)
         except ValueError:
-            self.get_logger().warning(f'ignoring a status message that is not JSON: {msg.data[:80]!r}')
+            self.get_logger().warning(
+                f'ignoring a status message that is not JSON: {msg.data[:80]!r}'
+            )
             return {}
         return event if isinstance(event, dict) else {}
 
-    # -- output -----------------------------------------------------------------------------------------------
+    # -- output -----------------------------------------------------------------------------------
     def _caught_up(self, event: dict[str, Any]) -> bool:
-        """The odometry and timing of the run's last step are in (they race with the end event)."""
+        """
+        Check that the odometry and timing of the run's last step are in.
+
+        They race with the end event.
+        """
         end_t = event.get('sim_seconds')
-        odom_ok = end_t is None or (self.report.last_t is not None and self.report.last_t >= float(end_t) - 1e-6)
+        odom_ok = end_t is None or (
+            self.report.last_t is not None and self.report.last_t >= float(end_t) - 1e-6
+        )
         frames = event.get('frames')
         return odom_ok and (frames is None or self.report.frames >= int(frames))
 
@@ -166,9 +237,12 @@ class MetricsNode(Node):
             pct = progress['percentage_completed']
             p50 = progress['inference_p50_ms']
             self.get_logger().info(
-                f"{pct if pct is not None else 0:.1f} % of the lap, {progress['completed_distance']:.1f} m in "
-                f"{progress['sim_seconds']:.1f} s, {progress['frames']} frames"
-                + (f', inference p50 {p50:.2f} ms' if p50 is not None else ''), throttle_duration_sec=10.0)
+                f'{pct if pct is not None else 0:.1f} % of the lap,'
+                f" {progress['completed_distance']:.1f} m in {progress['sim_seconds']:.1f} s,"
+                f" {progress['frames']} frames"
+                + (f', inference p50 {p50:.2f} ms' if p50 is not None else ''),
+                throttle_duration_sec=10.0,
+            )
 
     def finish(self, reason: str, event: dict[str, Any] | None = None) -> None:
         """Compute and write the report, once (later calls do nothing)."""
@@ -182,11 +256,17 @@ class MetricsNode(Node):
             return
         pct = result.get('percentage_completed')
         self.get_logger().info(
-            f"run report ({reason}): {pct if pct is not None else 0:.1f} % of the lap, {result['frames']} frames, "
-            f"inference p50 {result.get('inference_p50_ms')} ms -> {self.written[0]}")
+            f'run report ({reason}): {pct if pct is not None else 0:.1f} % of the lap,'
+            f" {result['frames']} frames, inference p50 {result.get('inference_p50_ms')} ms ->"
+            f' {self.written[0]}'
+        )
 
     def stop(self) -> None:
-        """At SIGINT/SIGTERM: take what has arrived, then write the report (the end event's, if it came)."""
+        """
+        Take what has arrived at SIGINT/SIGTERM, then write the report.
+
+        The report is the end event's, if it came.
+        """
         drain_node(self, seconds=1.0)
         if self.written is not None:
             return
@@ -197,7 +277,10 @@ class MetricsNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """``ros2 run pilotnet_optimized metrics_node --ros-args -p circuit:=simple -p output_dir:=runs/x``.
+    """
+    Run the metrics node (``ros2 run pilotnet_optimized metrics_node``) until a signal.
+
+    For example with ``--ros-args -p circuit:=simple -p output_dir:=runs/x``.
 
     :returns: 0 after a signal, 2 when the node cannot start (one line on stderr says why).
     """

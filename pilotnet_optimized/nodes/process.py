@@ -1,16 +1,35 @@
-"""A node of the graph as a process of its own: start it from its :class:`~.graph.NodeSpec`, follow its output,
-stop it. ``pilotnet run`` (:mod:`.runner`) and ``pilotnet bench-latency`` (:mod:`.bench_latency`) both start and
-stop their nodes through here, so that a node is stopped the same way everywhere.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Each node runs in its own process group (a terminal's Ctrl-C reaches it once, from its starter, and a signal
-reaches anything it started). Stopping is SIGINT (the node's own clean stop: a final zero command, a closed bag, a
-written report), a wait, then SIGTERM, and SIGKILL for anything still running :data:`KILL_AFTER_TERM_S` later.
+"""
+A node of the graph as a process of its own.
+
+Start it from its :class:`~.graph.NodeSpec`, follow its output, stop it. ``pilotnet run``
+(:mod:`.runner`) and ``pilotnet bench-latency`` (:mod:`.bench_latency`) both start and stop their
+nodes through here, so that a node is stopped the same way everywhere.
+
+Each node runs in its own process group (a terminal's Ctrl-C reaches it once, from its starter, and
+a signal reaches anything it started). Stopping is SIGINT (the node's own clean stop: a final zero
+command, a closed bag, a written report), a wait, then SIGTERM, and SIGKILL for anything still
+running :data:`KILL_AFTER_TERM_S` later.
 
 No ROS import here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 import contextlib
 import os
 import signal
@@ -18,7 +37,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from pilotnet_optimized.nodes.graph import NodeSpec
 
@@ -31,25 +49,42 @@ KILL_WAIT_S = 5.0
 
 
 class NodeProcess:
-    """One node started as ``python -m <module> --ros-args ...``, its output read line by line in the background.
+    """
+    One node started as ``python -m <module> --ros-args ...``.
+
+    Its output read line by line in the background.
 
     :param spec: the node.
     :param python: interpreter that runs it (default: this one, so the same venv).
-    :param env: the environment to start from (default: this process's); the spec's :meth:`~.graph.NodeSpec.
-        env_additions` are added to it, and ``PYTHONUNBUFFERED`` so that its prints arrive as they happen.
-    :param on_line: called with each output line (stdout and stderr together), on the reader thread.
+    :param env: the environment to start from (default: this process's); the spec's
+        :meth:`~.graph.NodeSpec. env_additions` are added to it, and ``PYTHONUNBUFFERED`` so that
+        its prints arrive as they happen.
+    :param on_line: called with each output line (stdout and stderr together), on the reader
+        thread.
     """
 
-    def __init__(self, spec: NodeSpec, python: str = sys.executable, env: Mapping[str, str] | None = None,
-                 on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
         base = dict(os.environ if env is None else env)
         self.spec = spec
         self.name = spec.name
         self.command = spec.command(python)
         full_env = {**base, **spec.env_additions(base), 'PYTHONUNBUFFERED': '1'}
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=full_env, start_new_session=True, text=True,
-                                     errors='replace')
+        self.proc = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+            text=True,
+            errors='replace',
+        )
         self.lines: list[str] = []
         self._on_line = on_line
         self._reader = threading.Thread(target=self._read, name=f'out-{spec.name}', daemon=True)
@@ -60,7 +95,7 @@ class NodeProcess:
         return self.proc.pid
 
     def poll(self) -> int | None:
-        """The exit code, or ``None`` while it runs."""
+        """Return the exit code, or ``None`` while it runs."""
         return self.proc.poll()
 
     def _read(self) -> None:
@@ -75,13 +110,21 @@ class NodeProcess:
         self._reader.join(timeout=timeout)
 
     def send(self, sig: int) -> None:
-        """Send ``sig`` to its process group (the node and anything it started); nothing if it is gone."""
+        """
+        Send ``sig`` to its process group (the node and anything it started).
+
+        Nothing if it is gone.
+        """
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
     def error_line(self) -> str:
-        """Why the node stopped: its one-line startup error (``<name>: error: ...``), else its last line, else the
-        exit code."""
+        """
+        Return why the node stopped.
+
+        Its one-line startup error (``<name>: error: ...``), else its last line, else the exit
+        code.
+        """
         self.join_output()
         prefix = f'{self.name}: error: '
         for line in reversed(self.lines):
@@ -91,7 +134,11 @@ class NodeProcess:
         return f'{self.name} exited with code {self.poll()}' + (f': {last}' if last else '')
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        """Stop it (see :func:`stop_processes`) and read its output to the end; returns the exit code."""
+        """
+        Stop it (see :func:`stop_processes`) and read its output to the end.
+
+        Returns the exit code.
+        """
         stop_processes([self], timeout)
         self.join_output()
         return self.poll()
@@ -99,8 +146,11 @@ class NodeProcess:
 
 def stop_processes(procs: Sequence[NodeProcess], timeout: float = 5.0,
                    say: Callable[[str], None] | None = None) -> list[NodeProcess]:
-    """Stop ``procs`` together: SIGINT to each in the order given, a wait of ``timeout`` seconds for all, then
-    SIGTERM to those still running, :data:`KILL_AFTER_TERM_S` seconds, then SIGKILL.
+    """
+    Stop ``procs`` together.
+
+    SIGINT to each in the order given, a wait of ``timeout`` seconds for all, then SIGTERM to those
+    still running, :data:`KILL_AFTER_TERM_S` seconds, then SIGKILL.
 
     :param say: told about each process that needed SIGTERM or SIGKILL.
     :returns: the processes that needed SIGKILL.

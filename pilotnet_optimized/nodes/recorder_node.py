@@ -1,56 +1,80 @@
-"""The recorder node: a rosbag2 bag (MCAP storage) of the run's topics, readable even after a SIGKILL.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The topics of the graph whose types are known (:data:`KNOWN_TOPICS`: the default ``topics``) are subscribed at
-start-up, with the QoS their publishers in this package offer (:mod:`.qos`: best effort for the camera, transient
-local for the latched status topics): the subscriptions exist before the publishers appear, so that nothing of the
-start of a run is lost to a late discovery. Any other topic of ``topics`` is subscribed as soon as it has a publisher
-in the graph, with its type from the graph and a QoS that matches its publishers (as ``ros2 bag record`` adapts
-it). Every subscription is ``raw``: the serialised CDR bytes go into the bag as they arrived, with no
-deserialising. Messages are stamped with their receive time on the node clock (with ``use_sim_time``: simulated
-time, as ``ros2 bag record --use-sim-time`` does). The writer is rosbags' (``StoragePlugin.MCAP``), the message
-definitions come from rosbags' ROS 2 type store.
+"""
+The recorder node: a rosbag2 bag (MCAP storage) of the run's topics.
 
-The bag is ``output_dir``/``bag_name``. A killed recorder leaves a bag that :func:`pilotnet_optimized.bags.repair.
-open_bag` (or ``python -m pilotnet_optimized.bags.repair <bag>``) repairs and reads: every ``flush_period`` the
-pending MCAP chunk is written out and flushed, and ``metadata.yaml`` is rewritten with the counts so far (see
-:mod:`pilotnet_optimized.bags.repair`). SIGINT/SIGTERM close the bag properly (summary, footer, final
-``metadata.yaml``); the bag path and the message counts are logged.
+Readable even after a SIGKILL.
+
+The topics of the graph whose types are known (:data:`KNOWN_TOPICS`: the default ``topics``) are
+subscribed at start-up, with the QoS their publishers in this package offer (:mod:`.qos`: best
+effort for the camera, transient local for the latched status topics): the subscriptions exist
+before the publishers appear, so that nothing of the start of a run is lost to a late discovery.
+Any other topic of ``topics`` is subscribed as soon as it has a publisher in the graph, with its
+type from the graph and a QoS that matches its publishers (as ``ros2 bag record`` adapts it). Every
+subscription is ``raw``: the serialised CDR bytes go into the bag as they arrived, with no
+deserialising. Messages are stamped with their receive time on the node clock (with
+``use_sim_time``: simulated time, as ``ros2 bag record --use-sim-time`` does). The writer is
+rosbags' (``StoragePlugin.MCAP``), the message definitions come from rosbags' ROS 2 type store.
+
+The bag is ``output_dir``/``bag_name``. A killed recorder leaves a bag that
+:func:`pilotnet_optimized.bags.repair. open_bag` (or
+``python -m pilotnet_optimized.bags.repair <bag>``) repairs and reads: every ``flush_period`` the
+pending MCAP chunk is written out and flushed, and ``metadata.yaml`` is rewritten with the counts
+so far (see :mod:`pilotnet_optimized.bags.repair`). SIGINT/SIGTERM close the bag properly (summary,
+footer, final ``metadata.yaml``); the bag path and the message counts are logged.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
-from rosbags.typesys import Stores, get_typestore
 
 from pilotnet_optimized.bags.repair import bag_metadata, write_bag_metadata
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.nodes import qos, topics
 from pilotnet_optimized.nodes.graph import resolve_output_dir
-from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
+from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
 from pilotnet_optimized.nodes.spin import drain_node, spin_node
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                QosTime)
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.typesys import get_typestore, Stores
 
 try:   # Iron and later (Jazzy, Kilted)
     from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 except ImportError:   # Humble: the same classes, in the module that Iron renamed
-    from rclpy.qos_event import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks  # type: ignore[no-redef]
+    from rclpy.qos_event import (QoSRequestedIncompatibleQoSInfo,  # type: ignore[no-redef]
+                                 SubscriptionEventCallbacks)
 
 __all__ = ['RecorderNode', 'PARAMETERS', 'KNOWN_TOPICS', 'DEFAULT_TOPICS', 'main']
 
 # The QoS each of the graph's topics is published with in this package (nodes.qos).
 _OFFERED: dict[str, QoSProfile] = {
-    topics.CAMERA: qos.CAMERA, topics.COMMAND: qos.COMMAND, topics.STAMPED_COMMAND: qos.COMMAND,
-    topics.ODOMETRY: qos.ODOMETRY, topics.INFERENCE_TIMING: qos.TIMING, topics.SIM_STATUS: qos.STATUS,
+    topics.CAMERA: qos.CAMERA,
+    topics.COMMAND: qos.COMMAND,
+    topics.STAMPED_COMMAND: qos.COMMAND,
+    topics.ODOMETRY: qos.ODOMETRY,
+    topics.INFERENCE_TIMING: qos.TIMING,
+    topics.SIM_STATUS: qos.STATUS,
     topics.INFERENCE_STATUS: qos.STATUS,
 }
 #: The graph's topics, with their types and the QoS their publishers offer: subscribed at start-up.
@@ -58,23 +82,48 @@ KNOWN_TOPICS: dict[str, tuple[str, QoSProfile]] = {topic: (msgtype, _OFFERED[top
                                                    for topic, msgtype in topics.TYPES.items()}
 DEFAULT_TOPICS = list(KNOWN_TOPICS)
 DISCOVERY_PERIOD_S = 0.1
-#: Queue depth of every subscription: the recorder must not drop a burst (a camera frame is 0.9 MB: 10 of them).
+#: Queue depth of every subscription: the recorder must not drop a burst (a camera frame is 0.9 MB:
+#: 10 of them).
 DEPTH = 100
 IMAGE_DEPTH = 10
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec('output_dir', '', "the run's folder; the bag is <output_dir>/<bag_name>; {time} becomes the UTC start "
-              "time; '' = runs/{time}", read_only=True),
-    ParamSpec('bag_name', 'bag', 'name of the bag folder in output_dir (it must not exist yet)', read_only=True),
-    ParamSpec('topics', list(DEFAULT_TOPICS), "topics to record: the graph's own are subscribed at start-up, any "
-              'other once it has a publisher (its type and QoS are then taken from the publishers)', read_only=True),
-    ParamSpec('flush_period', 0.5, 'seconds between flushes of the bag to disk: a killed recorder loses at most '
-              'this much', float_range=(0.05, 60.0), read_only=True),
+    ParamSpec(
+        'output_dir',
+        '',
+        "the run's folder; the bag is <output_dir>/<bag_name>; {time} becomes the UTC start "
+        "time; '' = runs/{time}",
+        read_only=True,
+    ),
+    ParamSpec(
+        'bag_name',
+        'bag',
+        'name of the bag folder in output_dir (it must not exist yet)',
+        read_only=True,
+    ),
+    ParamSpec(
+        'topics',
+        list(DEFAULT_TOPICS),
+        "topics to record: the graph's own are subscribed at start-up, any "
+        'other once it has a publisher (its type and QoS are then taken from the publishers)',
+        read_only=True,
+    ),
+    ParamSpec(
+        'flush_period',
+        0.5,
+        'seconds between flushes of the bag to disk: a killed recorder loses at most this much',
+        float_range=(0.05, 60.0),
+        read_only=True,
+    ),
 )
 
 
 def _typestore() -> Any:
-    """rosbags' type store of this ROS distro (message definitions and hashes for the bag), else the latest."""
+    """
+    Return rosbags' type store of this ROS distro, else the latest.
+
+    The type store holds the message definitions and hashes for the bag.
+    """
     distro = os.environ.get('ROS_DISTRO', '').strip().lower()
     try:
         return get_typestore(Stores(f'ros2_{distro}'))
@@ -83,20 +132,34 @@ def _typestore() -> Any:
 
 
 def _message_class(msgtype: str) -> Any:
-    """``sensor_msgs/msg/Image`` -> the rclpy message class."""
+    """Return the rclpy message class of a type name such as ``sensor_msgs/msg/Image``."""
     package, kind, name = msgtype.split('/')
     return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
 def _bag_qos(profile: QoSProfile) -> Qos:
-    """A publisher's QoS as rosbags writes it into the bag (so ``ros2 bag play`` offers the same)."""
+    """
+    Return a publisher's QoS as rosbags writes it into the bag.
+
+    ``ros2 bag play`` then offers the same.
+    """
     zero = QosTime(0, 0)
-    return Qos(QosHistory(int(profile.history)), int(profile.depth), QosReliability(int(profile.reliability)),
-               QosDurability(int(profile.durability)), zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+    return Qos(
+        QosHistory(int(profile.history)),
+        int(profile.depth),
+        QosReliability(int(profile.reliability)),
+        QosDurability(int(profile.durability)),
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
+    )
 
 
 class RecorderNode(Node):
-    """Records ``topics`` into a rosbag2 MCAP bag; see the module documentation.
+    """
+    Records ``topics`` into a rosbag2 MCAP bag; see the module documentation.
 
     :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
     :raises PilotnetError: when the bag folder exists already or cannot be created.
@@ -105,7 +168,9 @@ class RecorderNode(Node):
     def __init__(self, node_name: str = 'recorder_node', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
-        self.bag_path = resolve_output_dir(str(param(self, 'output_dir'))) / str(param(self, 'bag_name'))
+        self.bag_path = resolve_output_dir(str(param(self, 'output_dir'))) / str(
+            param(self, 'bag_name')
+        )
         self._wanted = [str(t) for t in param(self, 'topics')]
         self._store = _typestore()
         try:
@@ -129,10 +194,13 @@ class RecorderNode(Node):
         self._write_metadata(complete=False)
         self.get_logger().info(f"recording {', '.join(self._wanted)} to {self.bag_path}")
 
-    # -- subscriptions ----------------------------------------------------------------------------------------
+    # -- subscriptions ----------------------------------------------------------------------------
     def _discover(self) -> None:
-        """Subscribe to each wanted topic of an unknown type once it has a publisher (its type and QoS come from
-        there)."""
+        """
+        Subscribe to each wanted topic of an unknown type once it has a publisher.
+
+        Its type and QoS come from there.
+        """
         missing = [t for t in self._wanted if t not in self._recording and t not in self._skipped]
         if not missing:
             self._discovery.cancel()
@@ -143,35 +211,60 @@ class RecorderNode(Node):
             if publishers:
                 self._subscribe(topic, types[topic][0], [p.qos_profile for p in publishers])
 
-    def _subscribe(self, topic: str, msgtype: str, profiles: list[QoSProfile], quiet: bool = False) -> None:
-        """Subscribe to ``topic`` (raw) with a QoS that every one of the offered ``profiles`` matches, and add its
-        connection to the bag. ``quiet``: no log line (the start-up line lists the topics)."""
+    def _subscribe(
+        self, topic: str, msgtype: str, profiles: list[QoSProfile], quiet: bool = False
+    ) -> None:
+        """
+        Subscribe to ``topic`` (raw) and add its connection to the bag.
+
+        The subscription has a QoS that every one of the offered ``profiles`` matches.
+        ``quiet``: no log line (the start-up line lists the topics).
+        """
         try:
             cls = _message_class(msgtype)
-            conn = self._writer.add_connection(topic, msgtype, typestore=self._store,
-                                               offered_qos_profiles=[_bag_qos(p) for p in profiles])
-        except Exception as err:  # noqa: BLE001 - a type the store does not know is skipped, not fatal
+            conn = self._writer.add_connection(
+                topic,
+                msgtype,
+                typestore=self._store,
+                offered_qos_profiles=[_bag_qos(p) for p in profiles],
+            )
+        except Exception as err:
+            # A type the store does not know is skipped, not fatal
             self._skipped.add(topic)
             self.get_logger().warning(f'not recording {topic} ({msgtype}): {err}')
             return
         reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
         latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
-        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST,
-                             depth=IMAGE_DEPTH if msgtype.endswith('/Image') else DEPTH,
-                             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-        # A publisher that offers less than the package's own (a best-effort odometry) never matches: say so.
+        profile = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=IMAGE_DEPTH if msgtype.endswith('/Image') else DEPTH,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+        )
+        # A publisher that offers less than the package's own (a best-effort odometry) never
+        # matches: say so.
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info, t=topic: self._on_incompatible_qos(t, info))
         self._recording[topic] = self.create_subscription(
-            cls, topic, lambda data, c=conn: self._on_message(c, data), profile, raw=True, event_callbacks=events)
+            cls,
+            topic,
+            lambda data, c=conn: self._on_message(c, data),
+            profile,
+            raw=True,
+            event_callbacks=events,
+        )
         if not quiet:
-            self.get_logger().info(f"recording {topic} ({msgtype}, {'reliable' if reliable else 'best effort'}"
-                                   f"{', transient local' if latched else ''})")
+            self.get_logger().info(
+                f"recording {topic} ({msgtype}, {'reliable' if reliable else 'best effort'}"
+                f"{', transient local' if latched else ''})"
+            )
 
     def _on_incompatible_qos(self, topic: str, info: QoSRequestedIncompatibleQoSInfo) -> None:
-        self.get_logger().warning(f'not recording a publisher of {topic}: its QoS does not offer what the recorder '
-                                  f'asks for (policy {info.last_policy_kind})', throttle_duration_sec=10.0)
+        self.get_logger().warning(
+            f'not recording a publisher of {topic}: its QoS does not offer what the recorder '
+            f'asks for (policy {info.last_policy_kind})',
+            throttle_duration_sec=10.0,
+        )
 
     def _on_message(self, conn: Any, data: bytes) -> None:
         if self._closed:
@@ -179,20 +272,25 @@ class RecorderNode(Node):
         self._writer.write(conn, self.get_clock().now().nanoseconds, data)
         self._dirty = True
 
-    # -- flushing and closing ---------------------------------------------------------------------------------
+    # -- flushing and closing ---------------------------------------------------------------------
     @property
     def counts(self) -> dict[str, int]:
-        """Messages written so far, per topic."""
+        """Return the messages written so far, per topic."""
         return {c.topic: self._writer.counts[c.id] for c in self._writer.connections}
 
     def flush(self) -> None:
-        """Write the pending chunk out, flush the file to the OS, rewrite ``metadata.yaml``: what a SIGKILL leaves
-        from here on is readable after :func:`~pilotnet_optimized.bags.repair.repair_bag`."""
+        """
+        Write the pending chunk out, flush the file to the OS, rewrite ``metadata.yaml``.
+
+        What a SIGKILL leaves from here on is readable after
+        :func:`~pilotnet_optimized.bags.repair.repair_bag`.
+        """
         if self._closed or not self._dirty:
             return
         storage = self._writer.storage
-        # rosbags' MCAP storage keeps the current chunk in memory until 1 MiB: close it early (internals of
-        # rosbags.rosbag2.storage_mcap.McapWriter, checked so that another version only loses the early flush).
+        # rosbags' MCAP storage keeps the current chunk in memory until 1 MiB: close it early
+        # (internals of rosbags.rosbag2.storage_mcap.McapWriter, checked so that another version
+        # only loses the early flush).
         chunk = getattr(storage, 'chunk', None)
         if chunk is not None and getattr(chunk, 'msgs', None) and hasattr(storage, 'close_chunk'):
             storage.close_chunk()
@@ -206,11 +304,17 @@ class RecorderNode(Node):
         w = self._writer
         files = [f'{self.bag_path.name}.mcap']
         custom = {**w.custom_data, 'complete': 'true' if complete else 'false'}
-        write_bag_metadata(self.bag_path, bag_metadata(w.connections, w.counts, w.min_timestamp, w.max_timestamp,
-                                                       files, custom))
+        write_bag_metadata(
+            self.bag_path,
+            bag_metadata(w.connections, w.counts, w.min_timestamp, w.max_timestamp, files, custom),
+        )
 
     def close(self) -> None:
-        """Take what has arrived, then close the bag (summary, footer, ``metadata.yaml``) and log the counts."""
+        """
+        Take what has arrived, then close the bag.
+
+        Closing writes the summary, the footer and ``metadata.yaml``, and logs the counts.
+        """
         if self._closed:
             return
         drain_node(self, seconds=1.0)
@@ -229,7 +333,8 @@ class RecorderNode(Node):
             try:
                 self._closed = True
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - best effort at teardown; repair_bag handles what is left
+            except Exception:
+                # Best effort at teardown; repair_bag handles what is left
                 pass
         super().destroy_node()
 
@@ -239,7 +344,10 @@ def _bag_size(path: Path) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """``ros2 run pilotnet_optimized recorder_node --ros-args -p output_dir:=runs/x``: record until SIGINT/SIGTERM.
+    """
+    Run the recorder node: record until SIGINT/SIGTERM.
+
+    ``ros2 run pilotnet_optimized recorder_node --ros-args -p output_dir:=runs/x``.
 
     :returns: 0 after a signal, 2 when the node cannot start (one line on stderr says why).
     """
@@ -248,7 +356,9 @@ def main(args: list[str] | None = None) -> int:
     def stop(node: RecorderNode) -> None:
         node.close()
         size = _bag_size(node.bag_path)
-        node.get_logger().info(f'recorded {size / 2 ** 20:.1f} MB in {time.monotonic() - start:.1f} s')
+        node.get_logger().info(
+            f'recorded {size / 2 ** 20:.1f} MB in {time.monotonic() - start:.1f} s'
+        )
 
     return spin_node('recorder_node', RecorderNode, args, on_stop=stop)
 

@@ -1,35 +1,56 @@
-"""The built-in simulator as a ROS 2 node, on the topics of Behavior Metrics' Formula-1 car.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-| topic | type | QoS | |
-|---|---|---|---|
-| ``image_topic`` (``/cam_f1_left/image_raw``) | sensor_msgs/Image | :data:`~.qos.CAMERA` | out: rgb8 640x480,
-  stamped in simulated time |
-| ``odom_topic`` (``/odom``) | nav_msgs/Odometry | :data:`~.qos.ODOMETRY` | out: pose and applied (v, w), every step |
-| ``/clock`` | rosgraph_msgs/Clock | :data:`~.qos.CLOCK` | out: simulated time, every step |
-| ``cmd_topic`` (``/cmd_vel``) | geometry_msgs/Twist | :data:`~.qos.COMMAND` | in: linear.x = v, angular.z = w |
-| ``stamped_cmd_topic`` (``/cmd_vel_stamped``) | geometry_msgs/TwistStamped | :data:`~.qos.COMMAND` | in: answers
-  to frames, stamped with the frame's stamp (lock-step matching) |
-| ``status_topic`` (``/sim/status``) | std_msgs/String (JSON) | :data:`~.qos.STATUS` | out: ``ready``, ``start``,
-  ``end`` events; ``end`` carries the end reason and Behavior Metrics' lap figures |
+"""
+The built-in simulator as a ROS 2 node, on the topics of Behavior Metrics' Formula-1 car.
+
+Topics:
+
+- ``image_topic`` (``/cam_f1_left/image_raw``): sensor_msgs/Image, QoS :data:`~.qos.CAMERA`;
+  out: rgb8 640x480, stamped in simulated time.
+- ``odom_topic`` (``/odom``): nav_msgs/Odometry, QoS :data:`~.qos.ODOMETRY`; out: pose and
+  applied (v, w), every step.
+- ``/clock``: rosgraph_msgs/Clock, QoS :data:`~.qos.CLOCK`; out: simulated time, every step.
+- ``cmd_topic`` (``/cmd_vel``): geometry_msgs/Twist, QoS :data:`~.qos.COMMAND`; in: linear.x = v,
+  angular.z = w.
+- ``stamped_cmd_topic`` (``/cmd_vel_stamped``): geometry_msgs/TwistStamped, QoS
+  :data:`~.qos.COMMAND`; in: answers to frames, stamped with the frame's stamp (lock-step
+  matching).
+- ``status_topic`` (``/sim/status``): std_msgs/String (JSON), QoS :data:`~.qos.STATUS`; out:
+  ``ready``, ``start``, ``end`` events; ``end`` carries the end reason and Behavior Metrics' lap
+  figures.
 
 Two modes:
 
-- lock-step (``realtime:=false``, the default): publish a frame, wait for the command that answers it, step one
-  control period with it, publish the next frame. Results do not depend on how fast or loaded the machine is. An
-  answer is recognised by its stamp on ``stamped_cmd_topic`` (``match:=stamp``; a lost frame is sent again every
-  0.2 s) or, for brains that only publish ``Twist``, as the next ``Twist`` after the frame (``match:=order``: a stray
-  command, such as a watchdog's zero, can then be taken for an answer). ``match:=auto`` uses stamps when
-  ``stamped_cmd_topic`` has a publisher at start. No answer within ``command_timeout`` (for the first frame of a
-  run: ``start_timeout``): step with a zero command.
-- real time (``realtime:=true``): a steady-clock timer steps every control period with the newest command (zero
-  when it is older than ``command_timeout``), as Gazebo does.
+- lock-step (``realtime:=false``, the default): publish a frame, wait for the command that answers
+  it, step one control period with it, publish the next frame. Results do not depend on how fast or
+  loaded the machine is. An answer is recognised by its stamp on ``stamped_cmd_topic``
+  (``match:=stamp``; a lost frame is sent again every 0.2 s) or, for brains that only publish
+  ``Twist``, as the next ``Twist`` after the frame (``match:=order``: a stray command, such as a
+  watchdog's zero, can then be taken for an answer). ``match:=auto`` uses stamps when
+  ``stamped_cmd_topic`` has a publisher at start. No answer within ``command_timeout`` (for the
+  first frame of a run: ``start_timeout``): step with a zero command.
+- real time (``realtime:=true``): a steady-clock timer steps every control period with the newest
+  command (zero when it is older than ``command_timeout``), as Gazebo does.
 
-Either way the run starts when the brain is there (a node that subscribes to the camera and publishes commands)
-and, with ``wait_for_observers`` > 0, that many observers (the metrics and recorder nodes of the graph) are
-subscribed to both odometry and status, so that they see the run from its first step; or, failing that, after
-``start_timeout`` (with a warning). It ends as Behavior Metrics' simulator ends it (laps done, timeout, trapped,
-back at start, off track), with an ``end`` event, and then ``on_end``: ``stop`` (stop publishing frames), ``exit``
-(exit 0 when the laps were done, 3 otherwise) or ``restart`` (put the car back on the start line and drive on; the
+Either way the run starts when the brain is there (a node that subscribes to the camera and
+publishes commands) and, with ``wait_for_observers`` > 0, that many observers (the metrics and
+recorder nodes of the graph) are subscribed to both odometry and status, so that they see the run
+from its first step; or, failing that, after ``start_timeout`` (with a warning). It ends as
+Behavior Metrics' simulator ends it (laps done, timeout, trapped, back at start, off track), with
+an ``end`` event, and then ``on_end``: ``stop`` (stop publishing frames), ``exit`` (exit 0 when the
+laps were done, 3 otherwise) or ``restart`` (put the car back on the start line and drive on; the
 clock keeps going forward).
 """
 
@@ -42,10 +63,17 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
+import numpy as np
+from pilotnet_optimized.bags.images import ImageSerializer
+from pilotnet_optimized.laps import compute_lap_metrics, EndReason
+from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
+from pilotnet_optimized.nodes.spin import spin_node
+from pilotnet_optimized.sim import get_circuit, Lighting, SimConfig, Simulator
+from pilotnet_optimized.sim.episodes import perfect_lap_of, RunResult
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
@@ -55,70 +83,122 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from pilotnet_optimized.laps import EndReason, compute_lap_metrics
-from pilotnet_optimized.nodes import qos, topics
-from pilotnet_optimized.nodes.params import ParamSpec, declare_parameters, param
-from pilotnet_optimized.nodes.spin import spin_node
-from pilotnet_optimized.bags.images import ImageSerializer
-from pilotnet_optimized.sim import Lighting, SimConfig, Simulator, get_circuit
-from pilotnet_optimized.sim.episodes import RunResult, perfect_lap_of
-
 __all__ = ['SimulatorNode', 'PARAMETERS', 'main']
 
 LOCKSTEP_TICK_S = 0.01   # how often lock-step checks for lost frames and timeouts
-RESEND_AFTER_S = 0.2     # a best-effort frame with no answer after this long is sent again (match:=stamp only)
+# a best-effort frame with no answer after this long is sent again (match:=stamp only)
+RESEND_AFTER_S = 0.2
 BRAIN_SETTLE_S = 0.5     # the brain must be in the graph this long before the first frame goes out
 MATCH_CHOICES = ('auto', 'stamp', 'order')
 ON_END_CHOICES = ('stop', 'exit', 'restart')
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec('circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV', read_only=True),
-    ParamSpec('laps', 1, 'laps to drive; the run ends when they are done', int_range=(1, 1000), read_only=True),
-    ParamSpec('realtime', False, 'step on a steady timer every control period (true) or in lock-step with the '
-              'brain (false)', read_only=True),
-    ParamSpec('control_period', 0.05, 'seconds of simulated time per step: one frame and one command',
-              float_range=(0.005, 1.0), read_only=True),
-    ParamSpec('seed', 0, 'seed of the random lighting', int_range=(0, 2 ** 31 - 1), read_only=True),
-    ParamSpec('lighting', 0.0, 'strength of a random lighting, tint and fog for the run (0 = neutral)',
-              float_range=(0.0, 1.0), read_only=True),
-    ParamSpec('command_timeout', 1.0, 'lock-step: wall seconds to wait for the answer to a frame before stepping '
-              'with a zero command; real time: a command older than this counts as zero',
-              float_range=(0.01, 600.0)),
-    ParamSpec('start_timeout', 30.0, 'wall seconds to wait for the brain (a node that subscribes to the camera '
-              'and publishes commands) and the observers before starting anyway',
-              float_range=(0.0, 3600.0), read_only=True),
-    ParamSpec('wait_for_observers', 0, 'the run starts only once the odometry and status topics each have at least '
-              'this many matched subscribers (observers such as the metrics and recorder nodes, which must see the '
-              'run from its start), besides the brain; bounded by start_timeout', int_range=(0, 100),
-              read_only=True),
-    ParamSpec('match', 'auto', 'lock-step: how an answer is matched to its frame', choices=MATCH_CHOICES,
-              read_only=True),
-    ParamSpec('on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True),
+    ParamSpec(
+        'circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV', read_only=True
+    ),
+    ParamSpec(
+        'laps',
+        1,
+        'laps to drive; the run ends when they are done',
+        int_range=(1, 1000),
+        read_only=True,
+    ),
+    ParamSpec(
+        'realtime',
+        False,
+        'step on a steady timer every control period (true) or in lock-step with the '
+        'brain (false)',
+        read_only=True,
+    ),
+    ParamSpec(
+        'control_period',
+        0.05,
+        'seconds of simulated time per step: one frame and one command',
+        float_range=(0.005, 1.0),
+        read_only=True,
+    ),
+    ParamSpec('seed', 0, 'seed of the random lighting', int_range=(0, 2**31 - 1), read_only=True),
+    ParamSpec(
+        'lighting',
+        0.0,
+        'strength of a random lighting, tint and fog for the run (0 = neutral)',
+        float_range=(0.0, 1.0),
+        read_only=True,
+    ),
+    ParamSpec(
+        'command_timeout',
+        1.0,
+        'lock-step: wall seconds to wait for the answer to a frame before stepping '
+        'with a zero command; real time: a command older than this counts as zero',
+        float_range=(0.01, 600.0),
+    ),
+    ParamSpec(
+        'start_timeout',
+        30.0,
+        'wall seconds to wait for the brain (a node that subscribes to the camera '
+        'and publishes commands) and the observers before starting anyway',
+        float_range=(0.0, 3600.0),
+        read_only=True,
+    ),
+    ParamSpec(
+        'wait_for_observers',
+        0,
+        'the run starts only once the odometry and status topics each have at least this many'
+        ' matched subscribers (observers such as the metrics and recorder nodes, which must see'
+        ' the run from its start), besides the brain; bounded by start_timeout',
+        int_range=(0, 100),
+        read_only=True,
+    ),
+    ParamSpec(
+        'match',
+        'auto',
+        'lock-step: how an answer is matched to its frame',
+        choices=MATCH_CHOICES,
+        read_only=True,
+    ),
+    ParamSpec(
+        'on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True
+    ),
     ParamSpec('image_topic', topics.CAMERA, 'camera topic', read_only=True),
     ParamSpec('odom_topic', topics.ODOMETRY, 'odometry topic', read_only=True),
     ParamSpec('cmd_topic', topics.COMMAND, 'command topic (geometry_msgs/Twist)', read_only=True),
-    ParamSpec('stamped_cmd_topic', topics.STAMPED_COMMAND, "stamped answers (geometry_msgs/TwistStamped; '' = none)",
-              read_only=True),
-    ParamSpec('status_topic', topics.SIM_STATUS, 'run events as JSON (std_msgs/String, latched)', read_only=True),
+    ParamSpec(
+        'stamped_cmd_topic',
+        topics.STAMPED_COMMAND,
+        "stamped answers (geometry_msgs/TwistStamped; '' = none)",
+        read_only=True,
+    ),
+    ParamSpec(
+        'status_topic',
+        topics.SIM_STATUS,
+        'run events as JSON (std_msgs/String, latched)',
+        read_only=True,
+    ),
 )
 
 
 def _stamp(seconds: float) -> TimeMsg:
-    # Whole nanoseconds from a rounded count, so that the stamp of step k is exactly k * period on every machine.
+    # Whole nanoseconds from a rounded count, so that the stamp of step k is exactly k * period on
+    # every machine.
     ns = int(round(seconds * 1e9))
     return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def _endpoint_owner(info: Any) -> tuple[Any, ...]:
-    """Which node a graph endpoint belongs to: its namespace and name, or, while its node's name has not been
-    discovered yet, its participant (the first 12 bytes of a DDS GUID)."""
+    """
+    Return the node a graph endpoint belongs to.
+
+    Its namespace and name, or, while its node's name has not been discovered yet, its participant
+    (the first 12 bytes of a DDS GUID).
+    """
     if info.node_name and not info.node_name.startswith('_'):   # rmw's '_NODE_NAME_UNKNOWN_'
         return ('node', info.node_namespace, info.node_name)
     return ('participant', bytes(info.endpoint_gid[:12]))
 
 
 class SimulatorNode(Node):
-    """The simulator with its camera, odometry and clock; see the module documentation.
+    """
+    The simulator with its camera, odometry and clock; see the module documentation.
 
     :param kwargs: passed to :class:`rclpy.node.Node` (``context``, ``parameter_overrides``...).
     :raises PilotnetError: for an unknown circuit or a parameter value outside its choices.
@@ -128,7 +208,9 @@ class SimulatorNode(Node):
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS, on_set=self._on_set_parameters)
         circuit = get_circuit(str(param(self, 'circuit')))
-        self._sim = Simulator(circuit, SimConfig(control_period=float(param(self, 'control_period'))))
+        self._sim = Simulator(
+            circuit, SimConfig(control_period=float(param(self, 'control_period')))
+        )
         self._laps = int(param(self, 'laps'))
         self._realtime = bool(param(self, 'realtime'))
         self._on_end = str(param(self, 'on_end'))
@@ -140,11 +222,14 @@ class SimulatorNode(Node):
         self._lighting = Lighting.random(rng, strength) if strength > 0 else None
         cam = self._sim.config.camera
         self._frame = np.empty((cam.height_px, cam.width, 3), np.uint8)
-        self._sim.frame(self._lighting, out=self._frame)  # paints the circuit texture now, not on the first frame
-        # Frames go out as CDR packed here (0.02 ms for 640x480) rather than through rclpy's message conversion
-        # (1.1 ms): like Gazebo's C++ camera, the simulator then adds next to nothing to the image latency.
+        # paints the circuit texture now, not on the first frame
+        self._sim.frame(self._lighting, out=self._frame)
+        # Frames go out as CDR packed here (0.02 ms for 640x480) rather than through rclpy's
+        # message conversion (1.1 ms): like Gazebo's C++ camera, the simulator then adds next to
+        # nothing to the image latency.
         self._serializer = ImageSerializer(frame_id=topics.CAMERA_FRAME)
-        self._image = b''                              # the last frame sent, as published (resent when lost)
+        # the last frame sent, as published (resent when lost)
+        self._image = b''
         self._image_stamp: tuple[int, int] = (0, 0)
 
         self._image_topic = str(param(self, 'image_topic'))
@@ -152,38 +237,52 @@ class SimulatorNode(Node):
         self._stamped_topic = str(param(self, 'stamped_cmd_topic')).strip()
         self._match = str(param(self, 'match'))
         self._image_pub = self.create_publisher(Image, self._image_topic, qos.CAMERA)
-        self._odom_pub = self.create_publisher(Odometry, str(param(self, 'odom_topic')), qos.ODOMETRY)
+        self._odom_pub = self.create_publisher(
+            Odometry, str(param(self, 'odom_topic')), qos.ODOMETRY
+        )
         self._clock_pub = self.create_publisher(ClockMsg, topics.CLOCK, qos.CLOCK)
-        self._status_pub = self.create_publisher(String, str(param(self, 'status_topic')), qos.STATUS)
+        self._status_pub = self.create_publisher(
+            String, str(param(self, 'status_topic')), qos.STATUS
+        )
         self.create_subscription(Twist, self._cmd_topic, self._on_twist, qos.COMMAND)
         if self._stamped_topic:
-            self.create_subscription(TwistStamped, self._stamped_topic, self._on_stamped, qos.COMMAND)
+            self.create_subscription(
+                TwistStamped, self._stamped_topic, self._on_stamped, qos.COMMAND
+            )
 
-        self._state = 'waiting'          # waiting (for the brain) -> running -> ended
+        self._state = 'waiting'  # waiting (for the brain) -> running -> ended
         self._created = time.monotonic()
         self._ready_since: float | None = None   # brain and observers present since (monotonic)
         self._latest: tuple[float, float, float] | None = None   # newest (v, w, monotonic arrival)
-        self._awaiting: tuple[int, int] | None = None             # lock-step: stamp of the unanswered frame
+        # lock-step: stamp of the unanswered frame
+        self._awaiting: tuple[int, int] | None = None
         self._first_sent = self._last_sent = 0.0
         self._first_frame_timeout = self._command_timeout
         self._time_offset = 0.0          # simulated seconds of earlier episodes (on_end:=restart)
         self._episode = 0
         self._reset_run_counters()
         self.exit_code = 0
-        # Steady clock: this node is the source of simulated time, so nothing it does may wait on it.
+        # Steady clock: this node is the source of simulated time, so nothing it does may wait on
+        # it.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         period = float(param(self, 'control_period')) if self._realtime else LOCKSTEP_TICK_S
         self._tick = self.create_timer(period, self._on_tick, clock=steady)
         self._publish_status({'event': 'ready', **self._describe()})
-        self.get_logger().info(f"{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), "
-                               f"{'real time' if self._realtime else 'lock-step'}: waiting for a brain on "
-                               f'{self._image_topic} -> {self._cmd_topic}'
-                               + (f' and {self._wait_for_observers} observer(s)' if self._wait_for_observers else ''))
+        self.get_logger().info(
+            f'{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), '
+            f"{'real time' if self._realtime else 'lock-step'}: waiting for a brain on "
+            f'{self._image_topic} -> {self._cmd_topic}'
+            + (f' and {self._wait_for_observers} observer(s)' if self._wait_for_observers else '')
+        )
 
-    # -- state ------------------------------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        """The run has ended and ``on_end`` is ``exit``: :func:`main` returns :attr:`exit_code`."""
+        """
+        Return whether the run has ended and ``on_end`` is ``exit``.
+
+        :func:`main` then returns :attr:`exit_code`.
+        """
         return self._state == 'ended' and self._on_end == 'exit'
 
     @property
@@ -208,7 +307,7 @@ class SimulatorNode(Node):
                 self._command_timeout = float(p.value)
         return SetParametersResult(successful=True)
 
-    # -- commands in ------------------------------------------------------------------------------------------
+    # -- commands in ------------------------------------------------------------------------------
     def _on_twist(self, msg: Twist) -> None:
         self._latest = (msg.linear.x, msg.angular.z, time.monotonic())
         if self._state == 'running' and not self._realtime and self._match == 'order' \
@@ -216,7 +315,12 @@ class SimulatorNode(Node):
             self._answer(msg.linear.x, msg.angular.z)
 
     def _on_stamped(self, msg: TwistStamped) -> None:
-        if self._state != 'running' or self._realtime or self._match != 'stamp' or self._awaiting is None:
+        if (
+            self._state != 'running'
+            or self._realtime
+            or self._match != 'stamp'
+            or self._awaiting is None
+        ):
             return
         if (msg.header.stamp.sec, msg.header.stamp.nanosec) == self._awaiting:
             self._answer(msg.twist.linear.x, msg.twist.angular.z)
@@ -228,7 +332,7 @@ class SimulatorNode(Node):
         if self._state == 'running':
             self._send_frame()
 
-    # -- timer ------------------------------------------------------------------------------------------------
+    # -- timer ------------------------------------------------------------------------------------
     def _on_tick(self) -> None:
         now = time.monotonic()
         if self._state == 'waiting':
@@ -236,8 +340,9 @@ class SimulatorNode(Node):
                 self._ready_since = None
             elif self._ready_since is None:
                 self._ready_since = now
-            # Seen in the graph is not yet matched for data (the brain's publishers with the observers' subscriptions
-            # above all): give the matching a moment before the first frame.
+            # Seen in the graph is not yet matched for data (the brain's publishers with the
+            # observers' subscriptions above all): give the matching a moment before the first
+            # frame.
             settled = self._ready_since is not None and now - self._ready_since >= BRAIN_SETTLE_S
             if settled or now - self._created >= self._start_timeout:
                 self._start()
@@ -253,35 +358,51 @@ class SimulatorNode(Node):
             return
         if self._awaiting is None:
             return
-        # The first frame of a run waits as long as the brain may take to start: a subscription that has not matched
-        # yet loses frames (resent below), and an answer that never came would make the run start differently.
+        # The first frame of a run waits as long as the brain may take to start: a subscription
+        # that has not matched yet loses frames (resent below), and an answer that never came would
+        # make the run start differently.
         limit = self._first_frame_timeout if self._frames == 1 else self._command_timeout
         if now - self._first_sent > limit:
             self._timeouts += 1
-            self.get_logger().warning(f'no command for the frame at t={self._sim.state.t:.2f} s within '
-                                      f'{limit:g} s: stepping with a zero command',
-                                      throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f'no command for the frame at t={self._sim.state.t:.2f} s within '
+                f'{limit:g} s: stepping with a zero command',
+                throttle_duration_sec=5.0,
+            )
             self._answer(0.0, 0.0)
         elif self._match == 'stamp' and now - self._last_sent > RESEND_AFTER_S:
-            # Best-effort frames can be lost (or sent before the brain's subscription matched): send it again.
+            # Best-effort frames can be lost (or sent before the brain's subscription matched):
+            # send it again.
             self._image_pub.publish(self._image)
             self._last_sent = now
 
     def _brain_present(self) -> bool:
-        """A node both subscribes to the camera and publishes commands: a recorder subscribes to the camera too, and
-        a probe may publish commands, but neither is a brain."""
+        """
+        Tell whether a node both subscribes to the camera and publishes commands.
+
+        A recorder subscribes to the camera too, and a probe may publish commands, but neither is a
+        brain.
+        """
         commands = self.get_publishers_info_by_topic(self._cmd_topic)
         if self._stamped_topic:
             commands += self.get_publishers_info_by_topic(self._stamped_topic)
         if not commands:
             return False
-        cameras = {_endpoint_owner(e) for e in self.get_subscriptions_info_by_topic(self._image_topic)}
+        cameras = {
+            _endpoint_owner(e) for e in self.get_subscriptions_info_by_topic(self._image_topic)
+        }
         return any(_endpoint_owner(e) in cameras for e in commands)
 
     def _observer_count(self) -> int:
-        """Observers that would see the run from its start: subscriptions matched with both the odometry and the
-        status publisher (matched, not merely seen in the graph: a message published now reaches them)."""
-        return min(self._odom_pub.get_subscription_count(), self._status_pub.get_subscription_count())
+        """
+        Count the observers that would see the run from its start.
+
+        Subscriptions matched with both the odometry and the status publisher (matched, not merely
+        seen in the graph: a message published now reaches them).
+        """
+        return min(
+            self._odom_pub.get_subscription_count(), self._status_pub.get_subscription_count()
+        )
 
     def _observers_present(self) -> bool:
         return self._observer_count() >= self._wait_for_observers
@@ -294,24 +415,28 @@ class SimulatorNode(Node):
         if not present:
             self.get_logger().warning(f'no brain after {self._start_timeout:g} s: starting anyway')
         if not self._observers_present():
-            self.get_logger().warning(f'only {self._observer_count()} of {self._wait_for_observers} observer(s) '
-                                      f'subscribed to odometry and status after {self._start_timeout:g} s: '
-                                      'starting anyway (they miss the start of the run)')
+            self.get_logger().warning(
+                f'only {self._observer_count()} of {self._wait_for_observers} observer(s) '
+                f'subscribed to odometry and status after {self._start_timeout:g} s: '
+                'starting anyway (they miss the start of the run)'
+            )
         self._first_frame_timeout = self._start_timeout if present else self._command_timeout
         self._state = 'running'
         self._reset_run_counters()
-        # The start pose (and /clock at 0), now that the observers are there to receive it: nobody was yet when the
-        # node started.
+        # The start pose (and /clock at 0), now that the observers are there to receive it: nobody
+        # was yet when the node started.
         self._publish_state()
         self._publish_status({'event': 'start', **self._describe()})
         mode = 'real time' if self._realtime else f'lock-step, answers matched by {self._match}'
         self.get_logger().info(f'run started ({mode})')
         self._send_frame()
 
-    # -- stepping and publishing ------------------------------------------------------------------------------
+    # -- stepping and publishing ------------------------------------------------------------------
     def _advance(self, v: float, w: float) -> None:
         if not (math.isfinite(v) and math.isfinite(w)):
-            self.get_logger().warning(f'non-finite command v={v} w={w}: using zero', throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f'non-finite command v={v} w={w}: using zero', throttle_duration_sec=5.0
+            )
             v = w = 0.0
         self._sim.step(float(v), float(w))
         self._max_lateral = max(self._max_lateral, abs(self._sim.projection.lateral))
@@ -335,7 +460,7 @@ class SimulatorNode(Node):
             self._first_sent = self._last_sent = time.monotonic()
 
     def _publish_state(self) -> None:
-        """``/clock`` then odometry, for the pose the car has now."""
+        """Publish ``/clock`` then odometry, for the pose the car has now."""
         stamp = self._now()
         self._clock_pub.publish(ClockMsg(clock=stamp))
         st = self._sim.state
@@ -353,7 +478,11 @@ class SimulatorNode(Node):
         self._status_pub.publish(String(data=json.dumps(event, default=str)))
 
     def _end(self, reason: EndReason) -> None:
-        """Publish the ``end`` event with Behavior Metrics' lap figures, then stop, exit or restart."""
+        """
+        Publish the ``end`` event with Behavior Metrics' lap figures, then stop.
+
+        Exit or restart.
+        """
         self._state = 'ended'
         self._awaiting = None
         traj = self._sim.trajectory()
@@ -361,8 +490,13 @@ class SimulatorNode(Node):
                                       end_reason=reason.value)
         result = RunResult(self._sim.circuit.name, self._laps, reason, traj, metrics,
                            time.perf_counter() - self._started_wall, self._max_lateral)
-        summary = {'event': 'end', **self._describe(), 'frames': self._frames, 'command_timeouts': self._timeouts,
-                   **result.to_dict()}
+        summary = {
+            'event': 'end',
+            **self._describe(),
+            'frames': self._frames,
+            'command_timeouts': self._timeouts,
+            **result.to_dict(),
+        }
         self._publish_status(summary)
         self.exit_code = 0 if reason is EndReason.LAPS_DONE else 3
         self.get_logger().info(f'run ended: {reason}; {json.dumps(summary, default=str)}')
@@ -387,10 +521,13 @@ def _end_of_run(node: SimulatorNode) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """``ros2 run pilotnet_optimized simulator_node --ros-args -p circuit:=simple``: run until the end or a signal.
+    """
+    Run the simulator node until the end or a signal.
 
-    :returns: 0 after a signal or a completed run, 3 when ``on_end:=exit`` and the run ended early, 2 when the node
-        cannot start (one line on stderr says why).
+    ``ros2 run pilotnet_optimized simulator_node --ros-args -p circuit:=simple``.
+
+    :returns: 0 after a signal or a completed run, 3 when ``on_end:=exit`` and the run ended early,
+        2 when the node cannot start (one line on stderr says why).
     """
     return spin_node('simulator_node', SimulatorNode, args, finished=lambda node: node.finished,
                      on_finished=_end_of_run)

@@ -1,26 +1,43 @@
-"""How every node of the suite starts, spins and stops: one place for the signal handling that the car's
-safety depends on."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+How every node of the suite starts, spins and stops.
+
+One place for the signal handling that the car's safety depends on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pilotnet_optimized.errors import PilotnetError
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from pilotnet_optimized.errors import PilotnetError
-
 __all__ = ['STARTUP_ERRORS', 'spin_node', 'drain_node']
 
-# What a bad model, circuit or parameter raises while a node is built: one line and exit code 2, no traceback.
+# What a bad model, circuit or parameter raises while a node is built: one line and exit code 2, no
+# traceback.
 STARTUP_ERRORS = (PilotnetError, ParameterException, NameValidationException)
 
 NodeT = TypeVar('NodeT', bound=Node)
@@ -28,8 +45,9 @@ _stop = threading.Event()
 
 
 def _request_stop(signum: int, frame: object) -> None:
-    # Only a flag. Raising KeyboardInterrupt from here (Python's default) can land inside rclpy's C++ message
-    # conversion, which then surfaces as a RuntimeError instead, and the node dies without its final words.
+    # Only a flag. Raising KeyboardInterrupt from here (Python's default) can land inside rclpy's
+    # C++ message conversion, which then surfaces as a RuntimeError instead, and the node dies
+    # without its final words.
     _stop.set()
 
 
@@ -37,16 +55,20 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
               finished: Callable[[NodeT], bool] = lambda node: False,
               on_finished: Callable[[NodeT], int] = lambda node: 0,
               on_stop: Callable[[NodeT], None] | None = None) -> int:
-    """Build a node and spin it until SIGINT/SIGTERM or until ``finished(node)``.
+    """
+    Build a node and spin it until SIGINT/SIGTERM or until ``finished(node)``.
 
     :param executable: name for the one-line startup error.
     :param on_finished: run when the node finished by itself; its result is the exit code.
-    :param on_stop: run last while the context is still up, whatever ended the spin (the final zero Twist).
+    :param on_stop: run last while the context is still up, whatever ended the spin (the final zero
+        Twist).
     :returns: 0 after a signal, ``on_finished``'s code, or 2 when the node cannot start.
     """
-    # rclpy's own SIGINT handler would shut the context down before a final message can go out (rclpy#1287).
+    # rclpy's own SIGINT handler would shut the context down before a final message can go out
+    # (rclpy#1287).
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager sends only it.
+    # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager
+    # sends only it.
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
     try:
@@ -59,7 +81,8 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
     executor.add_node(node)
     code = 0
     try:
-        # The nodes' timers wake the executor at least every 0.1 s, so a stop request is seen within that.
+        # The nodes' timers wake the executor at least every 0.1 s, so a stop request is seen
+        # within that.
         while rclpy.ok() and not finished(node) and not _stop.is_set():
             executor.spin_once(timeout_sec=0.1)
         if finished(node):
@@ -79,9 +102,13 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
 
 
 def drain_node(node: Any, seconds: float = 0.5, idle_s: float = 0.1) -> None:
-    """Run the callbacks of messages that have arrived but not been taken yet, on the node's executor: at most
-    ``seconds``, and stop once nothing came for ``idle_s`` (a node's last words before it stops: the end event that
-    arrived with the SIGINT, the last frames for a bag)."""
+    """
+    Run the callbacks of messages that have arrived but not been taken yet.
+
+    On the node's executor: at most ``seconds``, and stop once nothing came for ``idle_s`` (a
+    node's last words before it stops: the end event that arrived with the SIGINT, the last frames
+    for a bag).
+    """
     executor = getattr(node, 'executor', None)
     if executor is None:
         return

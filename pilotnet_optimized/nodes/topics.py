@@ -1,19 +1,55 @@
-"""Every topic name and message type of the node graph, in one place (no ROS import: the graph description, the
-runner and the benchmarks read it without rclpy).
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The names are those of Behavior Metrics' ROS 2 Formula-1 car (camera, commands, odometry), so that the inference
-node drives that car unchanged, plus this package's own: the stamped commands of lock-step, the simulator's status
-and the inference node's timing and status. The nodes take their topics from parameters whose defaults are these
-(and ``config/*.yaml`` repeats them for the reader); the node-relative names (``~/timing``) become
-``/<node name>/timing``.
+"""
+Every topic name and message type of the node graph.
+
+In one place (no ROS import: the graph description, the runner and the benchmarks read it without
+rclpy).
+
+The names are those of Behavior Metrics' ROS 2 Formula-1 car (camera, commands, odometry), so that
+the inference node drives that car unchanged, plus this package's own: the stamped commands of
+lock-step, the simulator's status and the inference node's timing and status. The nodes take their
+topics from parameters whose defaults are these (and ``config/*.yaml`` repeats them for the
+reader); the node-relative names (``~/timing``) become ``/<node name>/timing``.
 """
 
 from __future__ import annotations
 
-__all__ = ['CAMERA', 'CAMERA_FRAME', 'COMMAND', 'STAMPED_COMMAND', 'ODOMETRY', 'CLOCK', 'SIM_STATUS',
-           'INFERENCE_NODE', 'TIMING', 'STATUS', 'PROGRESS', 'INFERENCE_TIMING', 'INFERENCE_STATUS', 'TYPES',
-           'IMAGE_TYPE', 'TWIST_TYPE', 'TWIST_STAMPED_TYPE', 'ODOMETRY_TYPE', 'CLOCK_TYPE', 'STRING_TYPE',
-           'TIMING_TYPE']
+__all__ = [
+    'CAMERA',
+    'CAMERA_FRAME',
+    'COMMAND',
+    'STAMPED_COMMAND',
+    'ODOMETRY',
+    'CLOCK',
+    'SIM_STATUS',
+    'INFERENCE_NODE',
+    'TIMING',
+    'STATUS',
+    'PROGRESS',
+    'INFERENCE_TIMING',
+    'INFERENCE_STATUS',
+    'TYPES',
+    'IMAGE_TYPE',
+    'TWIST_TYPE',
+    'TWIST_STAMPED_TYPE',
+    'ODOMETRY_TYPE',
+    'CLOCK_TYPE',
+    'STRING_TYPE',
+    'TIMING_TYPE',
+]
 
 #: The car's camera (sensor_msgs/Image, rgb8 640x480) and the frame id its images carry.
 CAMERA = '/cam_f1_left/image_raw'
@@ -45,8 +81,8 @@ CLOCK_TYPE = 'rosgraph_msgs/msg/Clock'
 STRING_TYPE = 'std_msgs/msg/String'
 TIMING_TYPE = 'std_msgs/msg/Float64MultiArray'
 
-#: The graph's topics with their message types (all but ``/clock``): what the recorder subscribes to at start-up,
-#: before their publishers appear.
+#: The graph's topics with their message types (all but ``/clock``): what the recorder subscribes
+#: to at start-up, before their publishers appear.
 TYPES: dict[str, str] = {
     CAMERA: IMAGE_TYPE,
     COMMAND: TWIST_TYPE,

@@ -1,11 +1,28 @@
-"""Bias correction of a post-training integer model (Nagel et al., "Data-Free Quantization", ICCV 2019, sec. 4.2).
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Rounding weights and activations to 8 bits does not only add noise: it shifts the mean of each output. Measured
-on the trained PilotNet, the integer-only model predicted v 0.004 (normalised) lower than the float model on the
-training frames, and 0.007 lower on the held-out fast circuit, where the float model already under-predicts:
-the shift alone made its held-out MSE 1.10 x the float model's. The correction measures the shift on the
-calibration frames (training data only) and folds its negative into the int32 bias of the last fully-connected
-layer, per output, at the bias's own resolution (about 6e-5 here). No new op, no size change.
+"""
+Bias correction of a post-training integer model.
+
+After Nagel et al., "Data-Free Quantization", ICCV 2019, sec. 4.2. Rounding weights and
+activations to 8 bits does not only add noise: it shifts the mean of each output. Measured on the
+trained PilotNet, the integer-only model predicted v 0.004 (normalised) lower than the float model
+on the training frames, and 0.007 lower on the held-out fast circuit, where the float model
+already under-predicts: the shift alone made its held-out MSE 1.10 x the float model's. The
+correction measures the shift on the calibration frames (training data only) and folds its
+negative into the int32 bias of the last fully-connected layer, per output, at the bias's own
+resolution (about 6e-5 here). No new op, no size change.
 """
 
 from __future__ import annotations
@@ -23,7 +40,11 @@ __all__ = ['BiasCorrection', 'correct_output_bias', 'run_tflite']
 
 @dataclass(frozen=True)
 class BiasCorrection:
-    """What the correction did: the mean output shift before and after, per output (normalised units)."""
+    """
+    What the correction did.
+
+    The mean output shift before and after, per output (normalised units).
+    """
 
     shift_before: tuple[float, ...]
     shift_after: tuple[float, ...]
@@ -35,8 +56,12 @@ class BiasCorrection:
 
 
 def run_tflite(flatbuffer: bytes, samples: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """Outputs of a TFLite model for preprocessed ``samples`` (batch 1 each), through the LiteRT backend that
-    drives the car: the same runtime, and the same quantising of the input and dequantising of the output."""
+    """
+    Return the outputs of a TFLite model for preprocessed ``samples`` (batch 1 each).
+
+    Through the LiteRT backend that drives the car: the same runtime, and the same quantising of
+    the input and dequantising of the output.
+    """
     import tempfile
 
     from pilotnet_optimized.backends import load_backend
@@ -49,8 +74,11 @@ def run_tflite(flatbuffer: bytes, samples: np.ndarray, preprocessing: Preprocess
 
 
 def _last_fully_connected(model: object) -> tuple[object, object]:
-    """The subgraph's last FULLY_CONNECTED op that feeds the model output (directly or through QUANTIZE /
-    DEQUANTIZE), and its bias tensor."""
+    """
+    Return the subgraph's last FULLY_CONNECTED op that feeds the model output, and its bias tensor.
+
+    The op may feed the output directly or through QUANTIZE / DEQUANTIZE.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
 
     graph = model.subgraphs[0]
@@ -62,20 +90,29 @@ def _last_fully_connected(model: object) -> tuple[object, object]:
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         if builtin == schema.BuiltinOperator.FULLY_CONNECTED:
             if len(op.inputs) < 3 or op.inputs[2] < 0:
-                raise ConversionError('bias correction: the last fully-connected layer has no bias')
+                raise ConversionError(
+                    'bias correction: the last fully-connected layer has no bias'
+                )
             return op, graph.tensors[op.inputs[2]]
         if builtin not in (schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE):
             break
         tensor = int(op.inputs[0])
-    raise ConversionError('bias correction: the model output does not come from a fully-connected layer')
+    raise ConversionError(
+        'bias correction: the model output does not come from a fully-connected layer'
+    )
 
 
-def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.ndarray,
-                        preprocessing: Preprocessing) -> tuple[bytes, BiasCorrection]:
-    """Fold the mean output shift of an integer model (against ``reference``, the float model's outputs on the
-    same ``samples``) into its last layer's int32 bias.
+def correct_output_bias(
+    flatbuffer: bytes, samples: np.ndarray, reference: np.ndarray, preprocessing: Preprocessing
+) -> tuple[bytes, BiasCorrection]:
+    """
+    Fold the mean output shift of an integer model into its last layer's int32 bias.
 
-    :raises ConversionError: when the model's last layer is not a fully-connected layer with an int32 bias.
+    The shift is measured against ``reference``, the float model's outputs on the same
+    ``samples``.
+
+    :raises ConversionError: when the model's last layer is not a fully-connected layer with an
+        int32 bias.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -85,7 +122,9 @@ def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.nd
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     _, bias = _last_fully_connected(model)
     if bias.type != schema.TensorType.INT32:
-        raise ConversionError('bias correction: the last layer has a float bias (not an integer model)')
+        raise ConversionError(
+            'bias correction: the last layer has a float bias (not an integer model)'
+        )
     scales = np.broadcast_to(np.asarray(bias.quantization.scale, np.float64), before.shape)
     buffer = model.buffers[bias.buffer]
     values = np.frombuffer(bytes(buffer.data), np.int32).copy()
@@ -93,4 +132,6 @@ def correct_output_bias(flatbuffer: bytes, samples: np.ndarray, reference: np.nd
     buffer.data = np.frombuffer(values.tobytes(), np.uint8)
     corrected = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     after = (run_tflite(corrected, samples, preprocessing) - reference).mean(axis=0)
-    return corrected, BiasCorrection(tuple(map(float, before)), tuple(map(float, after)), len(samples))
+    return corrected, BiasCorrection(
+        tuple(map(float, before)), tuple(map(float, after)), len(samples)
+    )

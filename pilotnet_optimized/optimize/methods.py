@@ -1,43 +1,71 @@
-"""The one table of optimisation methods: one row per method drives ``pilotnet optimize`` and evaluation.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Each :class:`Method` names the file it writes (``<name><suffix>`` in the output folder), the precision it
-stores, whether it needs data (``'calibration'`` for the integer post-training modes, ``'fine-tuning'`` for the
-tfmot methods and ``slim``) or a GPU, and the producer that makes it. Adding a method is one row here plus
-its producer.
+"""
+The one table of optimisation methods.
+
+One row per method drives ``pilotnet optimize`` and evaluation.
+
+Each :class:`Method` names the file it writes (``<name><suffix>`` in the output folder), the
+precision it stores, whether it needs data (``'calibration'`` for the integer post-training modes,
+``'fine-tuning'`` for the tfmot methods and ``slim``) or a GPU, and the producer that makes it.
+Adding a method is one row here plus its producer.
 
 The settings and the run's shared state (reference model, data, fine-tuning) are in
-:mod:`~pilotnet_optimized.optimize.context`, which the per-method modules import; the table imports those
-modules only inside its producers, so none of them imports the table back. Importing it is cheap: producers
-import TensorFlow, tfmot and the converters only when they run.
+:mod:`~pilotnet_optimized.optimize.context`, which the per-method modules import; the table imports
+those modules only inside its producers, so none of them imports the table back. Importing it is
+cheap: producers import TensorFlow, tfmot and the converters only when they run.
 """
 
 from __future__ import annotations
 
-import difflib
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+import difflib
 from pathlib import Path
+import shutil
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.optimize.context import CALIBRATION, FINE_TUNING, OptimizeContext
 from pilotnet_optimized.store import split_names
 
-__all__ = ['Method', 'METHODS', 'REFERENCE', 'BASELINE', 'method_names', 'get_method', 'resolve_methods']
+__all__ = [
+    'Method',
+    'METHODS',
+    'REFERENCE',
+    'BASELINE',
+    'method_names',
+    'get_method',
+    'resolve_methods',
+]
 
-#: A producer writes the method's file at ``out`` and returns what it wants recorded (parameters, figures).
+#: A producer writes the method's file at ``out`` and returns what it wants recorded (parameters,
+#: figures).
 Producer = Callable[[OptimizeContext, Path], dict]
 
 
 @dataclass(frozen=True)
 class Method:
-    """One row of the table.
+    """
+    One row of the table.
 
     :param name: method name, also the output file's stem.
     :param suffix: output file suffix; ``''`` for a folder (SavedModel).
     :param precision: what the file stores, as a label for tables.
     :param needs_data: ``None``, ``'calibration'`` or ``'fine-tuning'``.
-    :param needs_gpu: only made where a GPU and its toolkit exist (otherwise skipped with a reason).
+    :param needs_gpu: only made where a GPU and its toolkit exist (otherwise skipped with a
+        reason).
     :param producer: the function that writes the file.
     :param description: one line for tables and ``--help``.
     """
@@ -55,14 +83,14 @@ class Method:
         return self.name + self.suffix
 
     def unavailable_reason(self) -> str | None:
-        """Why the method cannot run on this machine, or ``None``."""
+        """Return why the method cannot run on this machine, or ``None``."""
         if not self.needs_gpu:
             return None
         from pilotnet_optimized.backends.tensorrt_backend import TensorRTBackend
         return TensorRTBackend.unavailable_reason()
 
 
-# -- producers: thin, lazily importing the modules that do the work ------------------------------------------
+# -- producers: thin, lazily importing the modules that do the work -------------------------------
 def _copy_keras(ctx: OptimizeContext, out: Path) -> dict:
     ctx.model()  # fail here, not in evaluation, if the file is not a loadable model
     if ctx.keras_path.resolve() != out.resolve():
@@ -131,65 +159,178 @@ def _tensorrt(fp16: bool) -> Producer:
 
 #: The row that copies the input model: the reference every other method is measured against.
 REFERENCE = 'keras'
-#: The row that converts the input model without optimising it: the baseline of size and speed ratios.
+#: The row that converts the input model without optimising it: the baseline of size and speed
+#: ratios.
 BASELINE = 'baseline'
 
 _FT = FINE_TUNING
 METHODS: tuple[Method, ...] = (
-    Method(REFERENCE, '.keras', 'float32', None, False, _copy_keras, 'the input model, the reference'),
-    Method(BASELINE, '.tflite', 'float32', None, False, _ptq('none'), 'TFLite float32, no optimisation'),
-    Method('dynamic', '.tflite', 'dynamic-range int8', None, False, _ptq('dynamic'),
-           'int8 weights, float activations (Optimize.DEFAULT)'),
+    Method(
+        REFERENCE, '.keras', 'float32', None, False, _copy_keras, 'the input model, the reference'
+    ),
+    Method(
+        BASELINE,
+        '.tflite',
+        'float32',
+        None,
+        False,
+        _ptq('none'),
+        'TFLite float32, no optimisation',
+    ),
+    Method(
+        'dynamic',
+        '.tflite',
+        'dynamic-range int8',
+        None,
+        False,
+        _ptq('dynamic'),
+        'int8 weights, float activations (Optimize.DEFAULT)',
+    ),
     Method('float16', '.tflite', 'float16', None, False, _ptq('float16'), 'float16 weights'),
-    Method('int8', '.tflite', 'int8 (uint8 I/O)', CALIBRATION, False, _ptq('int8'),
-           'integer only, uint8 input and output, calibrated on preprocessed frames'),
-    Method('int8-fallback', '.tflite', 'int8 (float I/O)', CALIBRATION, False, _ptq('int8-fallback'),
-           'int8 where possible with float fallback, calibrated on preprocessed frames'),
-    Method('qat', '.tflite', 'int8 (QAT)', _FT, False, _qat,
-           'quantisation-aware training of Conv2D/Dense, activation ranges calibrated before fine-tuning'),
-    Method('pruning', '.tflite', 'float32 (80 % sparse)', _FT, False, _pruning('none'),
-           'magnitude pruning 50 % -> 80 % while fine-tuning; float32, so only gzip shows the gain'),
-    Method('pruning-quant', '.tflite', 'dynamic-range int8 (80 % sparse)', _FT, False, _pruning('dynamic'),
-           'the pruned model with dynamic-range quantisation'),
-    Method('cqat', '.tflite', 'int8 (16 clusters, QAT)', _FT, False, _collaborative('cqat'),
-           'weight clustering, then cluster-preserving quantisation-aware training'),
-    Method('pqat', '.tflite', 'int8 (80 % sparse, QAT)', _FT, False, _collaborative('pqat'),
-           'the pruned model, then sparsity-preserving quantisation-aware training'),
-    Method('pcqat', '.tflite', 'int8 (sparse, clustered, QAT)', _FT, False, _collaborative('pcqat'),
-           'pruning, sparsity-preserving clustering, then sparsity- and cluster-preserving QAT'),
-    Method('savedmodel', '', 'float32', None, False, _savedmodel, 'SavedModel folder (TF Serving, TF-TRT)'),
+    Method(
+        'int8',
+        '.tflite',
+        'int8 (uint8 I/O)',
+        CALIBRATION,
+        False,
+        _ptq('int8'),
+        'integer only, uint8 input and output, calibrated on preprocessed frames',
+    ),
+    Method(
+        'int8-fallback',
+        '.tflite',
+        'int8 (float I/O)',
+        CALIBRATION,
+        False,
+        _ptq('int8-fallback'),
+        'int8 where possible with float fallback, calibrated on preprocessed frames',
+    ),
+    Method(
+        'qat',
+        '.tflite',
+        'int8 (QAT)',
+        _FT,
+        False,
+        _qat,
+        'quantisation-aware training of Conv2D/Dense, activation ranges calibrated before'
+        ' fine-tuning',
+    ),
+    Method(
+        'pruning',
+        '.tflite',
+        'float32 (80 % sparse)',
+        _FT,
+        False,
+        _pruning('none'),
+        'magnitude pruning 50 % -> 80 % while fine-tuning; float32, so only gzip shows the gain',
+    ),
+    Method(
+        'pruning-quant',
+        '.tflite',
+        'dynamic-range int8 (80 % sparse)',
+        _FT,
+        False,
+        _pruning('dynamic'),
+        'the pruned model with dynamic-range quantisation',
+    ),
+    Method(
+        'cqat',
+        '.tflite',
+        'int8 (16 clusters, QAT)',
+        _FT,
+        False,
+        _collaborative('cqat'),
+        'weight clustering, then cluster-preserving quantisation-aware training',
+    ),
+    Method(
+        'pqat',
+        '.tflite',
+        'int8 (80 % sparse, QAT)',
+        _FT,
+        False,
+        _collaborative('pqat'),
+        'the pruned model, then sparsity-preserving quantisation-aware training',
+    ),
+    Method(
+        'pcqat',
+        '.tflite',
+        'int8 (sparse, clustered, QAT)',
+        _FT,
+        False,
+        _collaborative('pcqat'),
+        'pruning, sparsity-preserving clustering, then sparsity- and cluster-preserving QAT',
+    ),
+    Method(
+        'savedmodel',
+        '',
+        'float32',
+        None,
+        False,
+        _savedmodel,
+        'SavedModel folder (TF Serving, TF-TRT)',
+    ),
     Method('onnx', '.onnx', 'float32', None, False, _onnx, 'ONNX (ONNX Runtime, TensorRT parser)'),
-    Method('slim', '.tflite', 'dynamic-range int8, dense1 pruned to k units', _FT, False, _slim,
-           'structured pruning of dense1 to the k most important units, distilled fine-tuning, quantised'),
-    Method('tensorrt', '.engine', 'TensorRT fp32', None, True, _tensorrt(False),
-           'TensorRT engine built from the ONNX file (this GPU and TensorRT version only)'),
-    Method('tensorrt-fp16', '.engine', 'TensorRT fp16', None, True, _tensorrt(True),
-           'TensorRT engine with fp16 kernels allowed'),
+    Method(
+        'slim',
+        '.tflite',
+        'dynamic-range int8, dense1 pruned to k units',
+        _FT,
+        False,
+        _slim,
+        'structured pruning of dense1 to the k most important units, distilled fine-tuning,'
+        ' quantised',
+    ),
+    Method(
+        'tensorrt',
+        '.engine',
+        'TensorRT fp32',
+        None,
+        True,
+        _tensorrt(False),
+        'TensorRT engine built from the ONNX file (this GPU and TensorRT version only)',
+    ),
+    Method(
+        'tensorrt-fp16',
+        '.engine',
+        'TensorRT fp16',
+        None,
+        True,
+        _tensorrt(True),
+        'TensorRT engine with fp16 kernels allowed',
+    ),
 )
 _BY_NAME = {m.name: m for m in METHODS}
 
 
 def method_names() -> list[str]:
-    """Every method name, in table order."""
+    """Return every method name, in table order."""
     return [m.name for m in METHODS]
 
 
 def get_method(name: str) -> Method:
-    """The row called ``name``.
+    """
+    Return the row called ``name``.
 
-    :raises PilotnetError: for an unknown name; the message lists the valid names and the nearest one.
+    :raises PilotnetError: for an unknown name; the message lists the valid names and the nearest
+        one.
     """
     try:
         return _BY_NAME[name]
     except KeyError:
         near = difflib.get_close_matches(name, list(_BY_NAME) + ['all'], n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ''
-        raise PilotnetError(f"unknown method '{name}'{hint}: choose from all, {', '.join(_BY_NAME)}") from None
+        raise PilotnetError(
+            f"unknown method '{name}'{hint}: choose from all, {', '.join(_BY_NAME)}"
+        ) from None
 
 
 def resolve_methods(names: Iterable[str] | str) -> list[Method]:
-    """Method rows for names (``'all'`` is every row; names given comma- or space-separated, as
-    :func:`~pilotnet_optimized.store.split_names` reads them), in table order, without duplicates."""
+    """
+    Return the method rows for ``names``, in table order, without duplicates.
+
+    ``'all'`` is every row; names are given comma- or space-separated, as
+    :func:`~pilotnet_optimized.store.split_names` reads them.
+    """
     wanted: set[str] = set()
     for name in split_names(names):
         if name == 'all':

@@ -1,15 +1,32 @@
-"""Frames from the states a learned driver reaches itself (DAgger: Ross, Gordon and Bagnell, AISTATS 2011).
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-A model trained (or distilled) on the expert's frames is only ever corrected near the expert's path. Offline
-MSE rewards that; driving does not: a student that drifts a little at a bend sees frames no training set
-contained, drifts further, and leaves the road (the 1.47 MB ``slim`` model, better than the baseline offline,
-left ``simple`` at 51.6 % at the same tight bend as ``pcqat``). Here the student drives the training circuits
-in the simulator, and every frame it sees is kept with the expert's command for the car's true pose (the
-label of a recovery). Fine-tuning on these frames together with the original ones teaches it to come back:
-with distillation (``slim``'s default) the targets are the full model's predictions on those frames, and the
-expert's labels decide which frames are oversampled as sharp turns.
+"""
+Frames from the states a learned driver reaches itself.
 
-Only training circuits are driven (the caller passes them), so validation and test circuits stay unseen.
+DAgger: Ross, Gordon and Bagnell, AISTATS 2011. A model trained (or distilled) on the expert's
+frames is only ever corrected near the expert's path. Offline MSE rewards that; driving does not:
+a student that drifts a little at a bend sees frames no training set contained, drifts further,
+and leaves the road (the 1.47 MB ``slim`` model, better than the baseline offline, left ``simple``
+at 51.6 % at the same tight bend as ``pcqat``). Here the student drives the training circuits in
+the simulator, and every frame it sees is kept with the expert's command for the car's true pose
+(the label of a recovery). Fine-tuning on these frames together with the original ones teaches it
+to come back: with distillation (``slim``'s default) the targets are the full model's predictions
+on those frames, and the expert's labels decide which frames are oversampled as sharp turns.
+
+Only training circuits are driven (the caller passes them), so validation and test circuits stay
+unseen.
 """
 
 from __future__ import annotations
@@ -32,7 +49,7 @@ Policy = Callable[[np.ndarray], tuple[float, float]]
 
 
 def keras_policy(model: object, preprocessing: Preprocessing) -> Policy:
-    """A tf_keras model as a driver of resized frames (batch of one, inference mode)."""
+    """Return a tf_keras model as a driver of resized frames (batch of one, inference mode)."""
     from pilotnet_optimized.models.preprocess import denormalise_labels, normalise_input
 
     def drive(small: np.ndarray) -> tuple[float, float]:
@@ -42,14 +59,21 @@ def keras_policy(model: object, preprocessing: Preprocessing) -> Policy:
     return drive
 
 
-def collect_on_policy(policy: Policy, circuits: Sequence[Circuit], frames_per_circuit: int,
-                      preprocessing: Preprocessing = Preprocessing(), seed: int = 0, episode_seconds: float = 15.0,
-                      lighting: bool = True) -> Frames:
-    """Let ``policy`` drive each circuit for ``frames_per_circuit`` frames and label every frame with the
-    expert's command for the car's pose.
+def collect_on_policy(
+    policy: Policy,
+    circuits: Sequence[Circuit],
+    frames_per_circuit: int,
+    preprocessing: Preprocessing = Preprocessing(),
+    seed: int = 0,
+    episode_seconds: float = 15.0,
+    lighting: bool = True,
+) -> Frames:
+    """
+    Let ``policy`` drive each circuit for ``frames_per_circuit`` frames, and label the frames.
 
-    An episode starts at a random point of the lap, up to 1 m off the centre line, with a random lighting, and
-    ends when the car leaves the road or after ``episode_seconds``; the frames up to leaving the road are the
+    Every frame is labelled with the expert's command for the car's pose. An episode starts at a
+    random point of the lap, up to 1 m off the centre line, with a random lighting, and ends when
+    the car leaves the road or after ``episode_seconds``; the frames up to leaving the road are the
     ones that matter most.
     """
     from pilotnet_optimized.models.data import Frames
@@ -71,8 +95,11 @@ def collect_on_policy(policy: Policy, circuits: Sequence[Circuit], frames_per_ci
         light = None
         for _ in range(frames_per_circuit):
             if steps_left <= 0 or not sim.on_road:
-                sim.reset(s=float(rng.uniform(0, circuit.length)), lateral=float(rng.uniform(-1.0, 1.0)),
-                          yaw_offset=float(rng.uniform(-0.05, 0.05)))
+                sim.reset(
+                    s=float(rng.uniform(0, circuit.length)),
+                    lateral=float(rng.uniform(-1.0, 1.0)),
+                    yaw_offset=float(rng.uniform(-0.05, 0.05)),
+                )
                 expert.reset()
                 light = Lighting.random(rng) if lighting else None
                 steps_left = episode_steps

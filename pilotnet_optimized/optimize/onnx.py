@@ -1,4 +1,22 @@
-"""Conversion of a tf_keras model to ONNX with tf2onnx, for ONNX Runtime (and TensorRT's ONNX parser)."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Conversion of a tf_keras model to ONNX with tf2onnx.
+
+For ONNX Runtime (and TensorRT's ONNX parser).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilotnet_optimized.errors import ConversionError, one_line
-from pilotnet_optimized.models.preprocess import Preprocessing, check_model_input
+from pilotnet_optimized.models.preprocess import check_model_input, Preprocessing
 from pilotnet_optimized.store import write_bytes_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,16 +36,24 @@ __all__ = ['to_onnx', 'INPUT_NAME']
 INPUT_NAME = 'image'
 
 
-def to_onnx(model: tf_keras.Model, out_path: str | Path, preprocessing: Preprocessing | None = None,
-            opset: int = 17, log: Callable[[str], None] | None = None) -> Path:
-    """Convert ``model`` to an ``.onnx`` file (written atomically) and its preprocessing sidecar.
+def to_onnx(
+    model: tf_keras.Model,
+    out_path: str | Path,
+    preprocessing: Preprocessing | None = None,
+    opset: int = 17,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """
+    Convert ``model`` to an ``.onnx`` file (written atomically) and its preprocessing sidecar.
 
-    The graph takes ``image`` (N x height x width x 3 float32, NHWC as the Keras model: tf2onnx inserts the
-    transposes) and returns the model's N x 2 normalised outputs. The batch dimension stays dynamic.
+    The graph takes ``image`` (N x height x width x 3 float32, NHWC as the Keras model: tf2onnx
+    inserts the transposes) and returns the model's N x 2 normalised outputs. The batch dimension
+    stays dynamic.
 
     :param opset: ONNX opset (17 runs on ONNX Runtime >= 1.11 and TensorRT 8.6 and later).
     :returns: ``out_path``.
-    :raises ConversionError: when the model's input does not match the preprocessing or conversion fails.
+    :raises ConversionError: when the model's input does not match the preprocessing or conversion
+        fails.
     """
     import tensorflow as tf
     import tf2onnx

@@ -1,16 +1,33 @@
-"""Export of a tf_keras model as a SavedModel folder with one fixed serving signature (for TF Serving, TF-TRT
-and the TensorFlow backend)."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Export of a tf_keras model as a SavedModel folder with one fixed serving signature.
+
+The folder is for TF Serving, TF-TRT and the TensorFlow backend.
+"""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+import shutil
+import tempfile
 from typing import TYPE_CHECKING
 
 from pilotnet_optimized.errors import ConversionError, one_line
-from pilotnet_optimized.models.preprocess import Preprocessing, check_model_input
+from pilotnet_optimized.models.preprocess import check_model_input, Preprocessing
 from pilotnet_optimized.store import size_mb
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,16 +39,23 @@ INPUT_NAME = 'image'
 OUTPUT_NAME = 'vw'
 
 
-def to_savedmodel(model: tf_keras.Model, out_dir: str | Path, preprocessing: Preprocessing | None = None,
-                  log: Callable[[str], None] | None = None) -> Path:
-    """Save ``model`` as a SavedModel folder whose ``serving_default`` signature maps ``image``
-    (N x height x width x 3 float32, preprocessed) to ``vw`` (N x 2, normalised).
+def to_savedmodel(
+    model: tf_keras.Model,
+    out_dir: str | Path,
+    preprocessing: Preprocessing | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """
+    Save ``model`` as a SavedModel folder with a ``serving_default`` signature.
 
-    The folder is written next to ``out_dir`` under a temporary name and renamed into place, replacing any
-    previous export; the preprocessing sidecar goes beside it (``<out_dir>.preprocessing.json``).
+    The signature maps ``image`` (N x height x width x 3 float32, preprocessed) to ``vw`` (N x 2,
+    normalised). The folder is written next to ``out_dir`` under a temporary name and renamed into
+    place, replacing any previous export; the preprocessing sidecar goes beside it
+    (``<out_dir>.preprocessing.json``).
 
     :returns: ``out_dir``.
-    :raises ConversionError: when the model's input does not match the preprocessing or saving fails.
+    :raises ConversionError: when the model's input does not match the preprocessing or saving
+        fails.
     """
     import tensorflow as tf
 
@@ -41,13 +65,15 @@ def to_savedmodel(model: tf_keras.Model, out_dir: str | Path, preprocessing: Pre
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     spec = tf.TensorSpec([None, *preprocessing.input_shape], tf.float32, name=INPUT_NAME)
 
-    # A fixed signature with named output: the default one would name the output after the last layer.
+    # A fixed signature with named output: the default one would name the output after the last
+    # layer.
     @tf.function(input_signature=[spec])
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return {OUTPUT_NAME: model(image, training=False)}
 
-    # Save a module holding only the model's variables and the signature: saving the Keras model itself would
-    # also store the optimizer's slots (three times the size after Adam) and Keras metadata nobody loads.
+    # Save a module holding only the model's variables and the signature: saving the Keras model
+    # itself would also store the optimizer's slots (three times the size after Adam) and Keras
+    # metadata nobody loads.
     module = tf.Module()
     module.weights = list(model.variables)
     module.serve = serve
@@ -67,8 +93,12 @@ def to_savedmodel(model: tf_keras.Model, out_dir: str | Path, preprocessing: Pre
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``. An existing ``target`` is moved aside first and deleted only once the new
-    folder is in place (restored if that rename fails), so a reader never sees a half-written folder."""
+    """
+    Rename ``new`` to ``target``.
+
+    An existing ``target`` is moved aside first and deleted only once the new folder is in place
+    (restored if that rename fails), so a reader never sees a half-written folder.
+    """
     if not target.exists():
         new.rename(target)
         return

@@ -1,14 +1,32 @@
-"""The ``tensorrt`` and ``tensorrt-fp16`` methods: a TensorRT engine built from the model's ONNX export.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-An engine runs only on the GPU model and TensorRT version that built it, so these methods are made only where
-both are present (:meth:`~pilotnet_optimized.optimize.methods.Method.unavailable_reason`). TensorRT is
-imported only when an engine is built.
+"""
+The ``tensorrt`` and ``tensorrt-fp16`` methods.
+
+A TensorRT engine built from the model's ONNX export.
+
+An engine runs only on the GPU model and TensorRT version that built it, so these methods are made
+only where both are present
+(:meth:`~pilotnet_optimized.optimize.methods.Method.unavailable_reason`). TensorRT is imported only
+when an engine is built.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
+import tempfile
 from typing import TYPE_CHECKING
 
 from pilotnet_optimized.errors import PilotnetError
@@ -20,17 +38,24 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ['build_tensorrt_engine']
 
 
-def build_tensorrt_engine(ctx: OptimizeContext, out: Path, fp16: bool = False, max_batch: int = 64) -> dict:
-    """A TensorRT engine from the model's ONNX export (this run's ``onnx.onnx`` when present), for this GPU
-    and TensorRT version only, with a dynamic batch of 1..``max_batch``."""
-    import tensorrt as trt
+def build_tensorrt_engine(
+    ctx: OptimizeContext, out: Path, fp16: bool = False, max_batch: int = 64
+) -> dict:
+    """
+    Build a TensorRT engine from the model's ONNX export and write it to ``out``.
 
+    The export is this run's ``onnx.onnx`` when present. The engine is for this GPU and TensorRT
+    version only, with a dynamic batch of 1..``max_batch``.
+    """
     from pilotnet_optimized.optimize.onnx import INPUT_NAME, to_onnx
+    import tensorrt as trt
 
     onnx_path = ctx.out_dir / 'onnx.onnx'
     with tempfile.TemporaryDirectory() as tmp:
         if not onnx_path.is_file():
-            onnx_path = to_onnx(ctx.model(), Path(tmp) / 'model.onnx', preprocessing=ctx.preprocessing)
+            onnx_path = to_onnx(
+                ctx.model(), Path(tmp) / 'model.onnx', preprocessing=ctx.preprocessing
+            )
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode

@@ -1,5 +1,22 @@
-"""Simulator throughput: camera frames per second and kinematics steps per second, on a fixed path (``pilotnet
-bench-sim``)."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Simulator throughput.
+
+Camera frames per second and kinematics steps per second, on a fixed path (``pilotnet bench-sim``).
+"""
 
 from __future__ import annotations
 
@@ -31,9 +48,15 @@ def _row(what: str, ms: np.ndarray) -> dict:
             **percentiles(us, unit='us', digits=2)}
 
 
-def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100_000, threads: int = 1,
-              warmup: int = 50) -> dict:
-    """Time the renderer (one frame per 0.25 m along the lap) and the car's kinematics step.
+def bench_sim(
+    circuit_name: str = 'simple',
+    frames: int = 2000,
+    steps: int = 100_000,
+    threads: int = 1,
+    warmup: int = 50,
+) -> dict:
+    """
+    Time the renderer (one frame per 0.25 m along the lap) and the car's kinematics step.
 
     :param threads: OpenCV threads; 1 measures one core, the issue's bar (300 frames/s).
     """
@@ -47,9 +70,12 @@ def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100
         renderer = CameraRenderer(circuit, texture=texture)
         out = np.empty((renderer.camera.height_px, renderer.camera.width, 3), np.uint8)
         poses = [circuit.pose_at(0.25 * i) for i in range(frames + warmup)]
-        render_ms = time_each(lambda pose: renderer.render(*pose, out=out), poses[warmup:], warmup=poses[:warmup])
+        render_ms = time_each(
+            lambda pose: renderer.render(*pose, out=out), poses[warmup:], warmup=poses[:warmup]
+        )
         car = PlanarCar(*circuit.start_pose, dt=0.01)
-        # Kinematics is microseconds a step: time it in blocks so the clock's overhead does not dominate.
+        # Kinematics is microseconds a step: time it in blocks so the clock's overhead does not
+        # dominate.
         block = 1000
 
         def steps_block() -> None:
@@ -82,7 +108,7 @@ def bench_sim(circuit_name: str = 'simple', frames: int = 2000, steps: int = 100
     }
 
 
-# -- the command -----------------------------------------------------------------------------------------------------
+# -- the command ----------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``pilotnet bench-sim``'s options."""
     p.add_argument('--circuit', default='simple', help='circuit to render (default: simple)')
@@ -94,10 +120,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its rows (or JSON)."""
-    result = bench_sim(circuit_name=args.circuit, frames=args.frames, steps=args.steps, threads=args.threads)
+    result = bench_sim(
+        circuit_name=args.circuit, frames=args.frames, steps=args.steps, threads=args.threads
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"machine: {result['machine']}  opencv {result['opencv']}  threads {result['threads']}")
+        print(
+            f"machine: {result['machine']}  opencv {result['opencv']}  threads {result['threads']}"
+        )
         print(text_table(result['rows'], COLUMNS))
     return 0

@@ -1,27 +1,49 @@
-"""The car's front camera: a flat-ground renderer that is one homography warp per frame.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The road is flat, so every image pixel below the horizon sees one point of the ground plane, and the map from
-image pixel to ground point is a homography that only moves with the car's pose. The circuit is painted once
-into a top-down texture (grass, kerbs, asphalt, red centre line); a frame is then the sky template plus one
-``cv2.warpPerspective`` of the part of that texture the camera can see. Nothing but the 3x3 matrix is
-recomputed per frame.
+"""
+The car's front camera: a flat-ground renderer that is one homography warp per frame.
+
+The road is flat, so every image pixel below the horizon sees one point of the ground plane, and
+the map from image pixel to ground point is a homography that only moves with the car's pose. The
+circuit is painted once into a top-down texture (grass, kerbs, asphalt, red centre line); a frame
+is then the sky template plus one ``cv2.warpPerspective`` of the part of that texture the camera
+can see. Nothing but the 3x3 matrix is recomputed per frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import zlib
 from dataclasses import dataclass
+import math
 from pathlib import Path
+import zlib
 
 import cv2
 import numpy as np
-
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.sim.circuit import Circuit
 
-__all__ = ['CameraModel', 'Lighting', 'CircuitTexture', 'CameraRenderer', 'RED_LINE_RGB', 'add_arguments', 'run']
+__all__ = [
+    'CameraModel',
+    'Lighting',
+    'CircuitTexture',
+    'CameraRenderer',
+    'RED_LINE_RGB',
+    'add_arguments',
+    'run',
+]
 
 RED_LINE_RGB = (205, 25, 25)
 ROAD_RGB = (95, 95, 98)
@@ -34,11 +56,13 @@ SKY_HORIZON_RGB = (190, 215, 240)
 
 @dataclass(frozen=True)
 class CameraModel:
-    """Pinhole camera fixed to the car, looking straight ahead, level.
+    """
+    Pinhole camera fixed to the car, looking straight ahead, level.
 
-    Defaults are Behavior Metrics' ``cam_f1_left``: 640x480, horizontal FOV 1.57 rad, 0.45 m ahead of the
-    car's origin and 0.04 m to its left. Its mount is 0.1 m above the car link; the height of the lens above
-    the road (``height``) is our assumption of chassis plus mount, and a parameter.
+    Defaults are Behavior Metrics' ``cam_f1_left``: 640x480, horizontal FOV 1.57 rad, 0.45 m ahead
+    of the car's origin and 0.04 m to its left. Its mount is 0.1 m above the car link; the height
+    of the lens above the road (``height``) is our assumption of chassis plus mount, and a
+    parameter.
     """
 
     width: int = 640
@@ -64,13 +88,22 @@ class CameraModel:
 
     @property
     def ground_row(self) -> int:
-        """First image row that shows ground nearer than ``max_range`` (rows above it are sky or haze)."""
+        """
+        Return the first image row that shows ground nearer than ``max_range``.
+
+        Rows above it are sky or haze.
+        """
         return int(math.ceil(self.cy + self.fx * self.height / self.max_range))
 
     def image_to_ground(self, first_row: int) -> np.ndarray:
-        """Homography from pixels (column, row - first_row) to ground points (forward, left) of the car."""
+        """
+        Return the homography from pixels to ground points of the car.
+
+        It maps pixel (column, row - first_row) to ground point (forward, left).
+        """
         f, h = self.fx, self.height
-        # Ground point seen by pixel (c, r): forward = f h / (r - cy); left = -(c - cx) h / (r - cy).
+        # Ground point seen by pixel (c, r):
+        # forward = f h / (r - cy); left = -(c - cx) h / (r - cy).
         cam = np.array([[0.0, 0.0, f * h],
                         [-h, 0.0, h * self.cx],
                         [0.0, 1.0, first_row - self.cy]])
@@ -95,7 +128,7 @@ class Lighting:
 
     @classmethod
     def random(cls, rng: np.random.Generator, strength: float = 1.0) -> Lighting:
-        """A random lighting condition; ``strength`` 0 gives the neutral one."""
+        """Return a random lighting condition; ``strength`` 0 gives the neutral one."""
         return cls(gain=float(1.0 + strength * rng.uniform(-0.35, 0.25)),
                    offset=float(strength * rng.uniform(-20, 20)),
                    tint=tuple(float(1.0 + strength * rng.uniform(-0.08, 0.08)) for _ in range(3)),
@@ -133,15 +166,24 @@ class CircuitTexture:
         kerb_t = thickness(circuit.road_width + 2 * circuit.kerb_width)
         for k, start in enumerate(range(0, len(px), stripe)):
             seg = closed[start:start + stripe + 1]
-            cv2.polylines(self.image, [_fixed(seg)], False, KERB_RGB[k % 2], kerb_t, cv2.LINE_AA, 4)
+            cv2.polylines(
+                self.image, [_fixed(seg)], False, KERB_RGB[k % 2], kerb_t, cv2.LINE_AA, 4
+            )
         road = np.zeros(self.image.shape[:2], np.uint8)
-        cv2.polylines(road, [_fixed(closed)], True, 255, thickness(circuit.road_width), cv2.LINE_AA, 4)
+        cv2.polylines(
+            road, [_fixed(closed)], True, 255, thickness(circuit.road_width), cv2.LINE_AA, 4
+        )
         weight = road.astype(np.float32) * (1.0 / 255.0)
-        # blendLinear does the anti-aliased edge blend per pixel in C++, without float copies of the image.
-        self.image = cv2.blendLinear(_asphalt(self.image.shape[:2], rng), self.image, weight, 1.0 - weight)
+        # blendLinear does the anti-aliased edge blend per pixel in C++, without float copies of
+        # the image.
+        self.image = cv2.blendLinear(
+            _asphalt(self.image.shape[:2], rng), self.image, weight, 1.0 - weight
+        )
         cv2.polylines(self.image, [_fixed(closed)], True, RED_LINE_RGB, thickness(line_width),
                       cv2.LINE_AA, 4)
-        self.border_rgb = tuple(int(c) for c in np.median(self.image[:50, :50].reshape(-1, 3), axis=0))
+        self.border_rgb = tuple(
+            int(c) for c in np.median(self.image[:50, :50].reshape(-1, 3), axis=0)
+        )
 
     def world_to_pixel(self, xy: np.ndarray) -> np.ndarray:
         """World metres to texture pixels (float)."""
@@ -150,9 +192,11 @@ class CircuitTexture:
                                 (self.origin[1] - xy[..., 1]) / self.resolution])
 
     def world_to_pixel_matrix(self) -> np.ndarray:
-        """The same map as a 3x3 affine matrix."""
+        """Return the same map as a 3x3 affine matrix."""
         r = self.resolution
-        return np.array([[1 / r, 0.0, -self.origin[0] / r], [0.0, -1 / r, self.origin[1] / r], [0, 0, 1]])
+        return np.array(
+            [[1 / r, 0.0, -self.origin[0] / r], [0.0, -1 / r, self.origin[1] / r], [0, 0, 1]]
+        )
 
 
 class CameraRenderer:
@@ -192,7 +236,8 @@ class CameraRenderer:
         return out
 
     def _visible_window(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
-        """The texture window within ``max_range`` of the car, and the matrix into its pixels.
+        """
+        Return the texture window within ``max_range`` of the car and the matrix into its pixels.
 
         Warping from a small window keeps the source in cache; the view costs no copy.
         """
@@ -218,7 +263,9 @@ class CameraRenderer:
         lut = np.empty((256, 1, 3), np.uint8)
         levels = np.arange(256, dtype=np.float32)
         for ch in range(3):
-            lut[:, 0, ch] = np.clip(levels * lighting.gain * lighting.tint[ch] + lighting.offset, 0, 255)
+            lut[:, 0, ch] = np.clip(
+                levels * lighting.gain * lighting.tint[ch] + lighting.offset, 0, 255
+            )
         cv2.LUT(frame, lut, dst=frame)
 
 
@@ -227,14 +274,24 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round(points * 16).astype(np.int32).reshape(-1, 1, 2)
 
 
-def _noise_rgb(h: int, w: int, rng: np.random.Generator, base: tuple[int, int, int], feature_px: int,
-               amplitude: float) -> np.ndarray:
-    """A colour with smooth brightness variation whose features span about ``feature_px`` pixels.
-
-    Built small and enlarged by OpenCV: the features are many pixels across anyway, and a full-size float
-    image of the largest circuit would cost gigabytes and seconds.
+def _noise_rgb(
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    base: tuple[int, int, int],
+    feature_px: int,
+    amplitude: float,
+) -> np.ndarray:
     """
-    noise = rng.normal(0.0, 1.0, (max(2, h // feature_px), max(2, w // feature_px))).astype(np.float32)
+    Return a colour image with smooth brightness variation.
+
+    Its features span about ``feature_px`` pixels. Built small and enlarged by OpenCV: the features
+    are many pixels across anyway, and a full-size float image of the largest circuit would cost
+    gigabytes and seconds.
+    """
+    noise = rng.normal(0.0, 1.0, (max(2, h // feature_px), max(2, w // feature_px))).astype(
+        np.float32
+    )
     small_h, small_w = max(2, h // 4), max(2, w // 4)
     noise = cv2.resize(noise, (small_w, small_h), interpolation=cv2.INTER_CUBIC)
     small = np.clip(np.array(base, np.float32) * (1.0 + amplitude * noise[..., None]), 0, 255)
@@ -242,7 +299,11 @@ def _noise_rgb(h: int, w: int, rng: np.random.Generator, base: tuple[int, int, i
 
 
 def _grass(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Grass with patches a few metres across: texture that moves past the camera, as in a real field."""
+    """
+    Grass with patches a few metres across.
+
+    Texture that moves past the camera, as in a real field.
+    """
     return _noise_rgb(h, w, rng, GRASS_RGB, feature_px=60, amplitude=0.12)
 
 
@@ -262,19 +323,31 @@ def _sky(h: int, w: int, horizon: float, ground_rgb: tuple[int, ...]) -> np.ndar
     return img
 
 
-# -- command line ----------------------------------------------------------------------------------------------
+# -- command line ---------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet render`` arguments."""
-    parser.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
+    """Add the ``pilotnet render`` arguments."""
+    parser.add_argument(
+        '--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV'
+    )
     parser.add_argument('--out', required=True, help='image file to write (.png or .jpg)')
-    parser.add_argument('--s', type=float, default=0.0, help='metres along the centre line from the start')
-    parser.add_argument('--lateral', type=float, default=0.0, help='metres left of the centre line')
-    parser.add_argument('--yaw-offset', type=float, default=0.0, help='radians turned from the line heading')
+    parser.add_argument(
+        '--s', type=float, default=0.0, help='metres along the centre line from the start'
+    )
+    parser.add_argument(
+        '--lateral', type=float, default=0.0, help='metres left of the centre line'
+    )
+    parser.add_argument(
+        '--yaw-offset', type=float, default=0.0, help='radians turned from the line heading'
+    )
     parser.add_argument('--fog', type=float, default=0.0, help='fog density, 0 (none) to 1')
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet render``: one camera frame at ``--s`` metres along the circuit, written to ``--out``."""
+    """
+    ``pilotnet render``: one camera frame at ``--s`` metres along the circuit.
+
+    Written to ``--out``.
+    """
     from pilotnet_optimized.sim.circuits import get_circuit
     circuit = get_circuit(args.circuit)
     x, y, yaw = circuit.pose_at(args.s, args.lateral)

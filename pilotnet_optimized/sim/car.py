@@ -1,9 +1,27 @@
-"""Planar car kinematics as Gazebo's ``gazebo_ros_planar_move``: the commanded (v, w) is the body velocity."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Planar car kinematics as Gazebo's ``gazebo_ros_planar_move``.
+
+The commanded (v, w) is the body velocity.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 __all__ = ['CarState', 'PlanarCar', 'V_RANGE', 'W_RANGE']
 
@@ -25,10 +43,12 @@ class CarState:
 
 
 class PlanarCar:
-    """Integrates (v, w) exactly over each fixed step: the pose moves along a circular arc.
+    """
+    Integrates (v, w) exactly over each fixed step: the pose moves along a circular arc.
 
-    The planar-move plugin sets the body velocity directly (no mass, no slip), so neither does this. Exact arc
-    integration keeps the result independent of the step size for a constant command.
+    The planar-move plugin sets the body velocity directly (no mass, no slip), so neither does
+    this. Exact arc integration keeps the result independent of the step size for a constant
+    command.
     """
 
     def __init__(self, x: float, y: float, yaw: float, dt: float = 0.01) -> None:
@@ -39,7 +59,11 @@ class PlanarCar:
         self._steps = 0
 
     def step(self, v: float, w: float) -> CarState:
-        """Advance one step with body velocity v (m/s, forward) and yaw rate w (rad/s, left positive)."""
+        """
+        Advance one step with body velocity v and yaw rate w.
+
+        v is in m/s, forward; w is in rad/s, left positive.
+        """
         s = self.state
         dt = self.dt
         if not (math.isfinite(v) and math.isfinite(w)):

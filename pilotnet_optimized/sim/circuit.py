@@ -1,7 +1,22 @@
-"""Closed circuits: a centre line resampled at even spacing, with the geometry queries the simulator needs.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-A circuit is only a closed polyline plus a road width, so the project's own circuits, a Behavior Metrics
-perfect-lap bag, or any CSV of points become the same object.
+"""
+Closed circuits: a centre line resampled at even spacing, and the geometry the simulator asks.
+
+A circuit is only a closed polyline plus a road width, so the project's own circuits, a Behavior
+Metrics perfect-lap bag, or any CSV of points become the same object.
 """
 
 from __future__ import annotations
@@ -24,7 +39,10 @@ class Projection:
 
 
 def resample_closed(points: np.ndarray, spacing: float) -> np.ndarray:
-    """Resample a closed polyline at (nearly) even arc-length spacing, keeping the first point first.
+    """
+    Resample a closed polyline at (nearly) even arc-length spacing.
+
+    Keeping the first point first.
 
     :param points: (N, 2) points; the closing segment back to the first point is implied.
     :param spacing: wanted distance between samples in metres.
@@ -48,7 +66,10 @@ def resample_closed(points: np.ndarray, spacing: float) -> np.ndarray:
 
 
 def bspline_closed(control: np.ndarray, samples_per_span: int = 64) -> np.ndarray:
-    """Sample a periodic uniform cubic B-spline: smooth (curvature-continuous) corners from a polygon.
+    """
+    Sample a periodic uniform cubic B-spline.
+
+    Smooth (curvature-continuous) corners from a polygon.
 
     :param control: (K, 2) control polygon, closed implicitly.
     :param samples_per_span: samples between consecutive control points.
@@ -68,7 +89,8 @@ def bspline_closed(control: np.ndarray, samples_per_span: int = 64) -> np.ndarra
 
 @dataclass(frozen=True)
 class Circuit:
-    """A closed circuit.
+    """
+    A closed circuit.
 
     ``centreline[0]`` is the start; the car starts there heading along the line.
     """
@@ -100,7 +122,7 @@ class Circuit:
 
     @property
     def length(self) -> float:
-        """Closed length of the centre line in metres."""
+        """Return the closed length of the centre line in metres."""
         return float(self.arc[-1])
 
     @property
@@ -114,7 +136,11 @@ class Circuit:
         return float(self.centreline[0, 0]), float(self.centreline[0, 1]), float(self.heading[0])
 
     def pose_at(self, s: float, lateral: float = 0.0) -> tuple[float, float, float]:
-        """(x, y, yaw) at arc length ``s`` (wrapped), ``lateral`` metres to the left of the line."""
+        """
+        (x, y, yaw) at arc length ``s`` (wrapped).
+
+        ``lateral`` metres to the left of the line.
+        """
         s = float(s) % self.length
         i = int(np.searchsorted(self.arc, s, side='right') - 1) % len(self.centreline)
         frac = (s - self.arc[i]) / max(self.arc[i + 1] - self.arc[i], 1e-9)
@@ -124,11 +150,15 @@ class Circuit:
         yaw = float(self.heading[i])
         return float(x - lateral * np.sin(yaw)), float(y + lateral * np.cos(yaw)), yaw
 
-    def project(self, x: float, y: float, hint: int | None = None, window: int = 200) -> Projection:
-        """Nearest centre-line sample to (x, y).
+    def project(
+        self, x: float, y: float, hint: int | None = None, window: int = 200
+    ) -> Projection:
+        """
+        Nearest centre-line sample to (x, y).
 
-        :param hint: the previous index; when given, only ``window`` samples either side are searched, so a
-            part of the circuit that passes close by (a hairpin's other leg) is not mistaken for this one.
+        :param hint: the previous index; when given, only ``window`` samples either side are
+            searched, so a part of the circuit that passes close by (a hairpin's other leg) is not
+            mistaken for this one.
         """
         n = len(self.centreline)
         if hint is None or 2 * window + 1 >= n:
@@ -140,10 +170,16 @@ class Circuit:
         yaw = self.heading[i]
         dx, dy = x - self.centreline[i, 0], y - self.centreline[i, 1]
         lateral = -dx * np.sin(yaw) + dy * np.cos(yaw)
-        return Projection(index=i, s=float(self.arc[i]), lateral=float(lateral), heading=float(yaw))
+        return Projection(
+            index=i, s=float(self.arc[i]), lateral=float(lateral), heading=float(yaw)
+        )
 
     def is_on_road(self, lateral: float) -> bool:
-        """Whether a car centre at ``lateral`` metres from the line still has road or kerb under it."""
+        """
+        Check whether a car centre at ``lateral`` metres from the line is on the road.
+
+        It is while it still has road or kerb under it.
+        """
         return abs(lateral) <= self.road_width / 2 + self.kerb_width
 
     def min_radius(self) -> float:
@@ -151,7 +187,8 @@ class Circuit:
         return float(1.0 / max(np.abs(self.curvature).max(), 1e-9))
 
     def min_clearance(self) -> float:
-        """Closest approach of two parts of the line more than 3 road widths apart along it.
+        """
+        Closest approach of two parts of the line more than 3 road widths apart along it.
 
         Must exceed the road width plus kerbs, or the road would overlap itself.
         """

@@ -1,25 +1,48 @@
-"""The project's own circuits, and circuits read from a Behavior Metrics perfect-lap bag or a CSV of points.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The built-in circuits are drawn for this project (control polygons smoothed by a periodic cubic B-spline and
-scaled to a target length); each stands in for a Behavior Metrics world of the same character. The splits keep
-training, validation and test circuits apart, so a model is always judged on a circuit it never saw.
+"""
+The project's own circuits, and circuits read from a perfect-lap bag or a CSV of points.
+
+The built-in circuits are drawn for this project (control polygons smoothed by a periodic cubic
+B-spline and scaled to a target length); each stands in for a Behavior Metrics world of the same
+character. The splits keep training, validation and test circuits apart, so a model is always
+judged on a circuit it never saw.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 from dataclasses import dataclass
+import difflib
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
 from pilotnet_optimized.errors import TrajectoryError, UnknownCircuitError
-from pilotnet_optimized.sim.circuit import Circuit, bspline_closed, resample_closed
+from pilotnet_optimized.sim.circuit import bspline_closed, Circuit, resample_closed
 
-__all__ = ['BUILTIN_CIRCUITS', 'SPLITS', 'CircuitSpec', 'get_circuit', 'circuit_names', 'split_of', 'add_arguments',
-           'run']
+__all__ = [
+    'BUILTIN_CIRCUITS',
+    'SPLITS',
+    'CircuitSpec',
+    'get_circuit',
+    'circuit_names',
+    'split_of',
+    'add_arguments',
+    'run',
+]
 
 SAMPLE_SPACING_M = 0.1
 
@@ -39,33 +62,51 @@ class CircuitSpec:
 BUILTIN_CIRCUITS: dict[str, CircuitSpec] = {
     'simple': CircuitSpec(
         460.0,
-        ((0, 50), (25, 50), (30, 58), (40, 63), (50, 58), (56, 51), (64, 52), (69, 44), (69, 30),
-         (68, -45), (62, -54), (50, -54), (44, -45), (44, -32), (38, -25), (5, -25), (-1, -32),
-         (-2, -45), (-12, -54), (-30, -52), (-45, -38), (-50, -10), (-45, 15), (-30, 32), (-10, 42)),
-        timeout_s=75.0, stands_in_for='simple_circuit',
-        description='one big sweeping bend, long straights, three tight bends'),
+        (
+            (0, 50), (25, 50), (30, 58), (40, 63), (50, 58), (56, 51), (64, 52), (69, 44),
+            (69, 30), (68, -45), (62, -54), (50, -54), (44, -45), (44, -32), (38, -25), (5, -25),
+            (-1, -32), (-2, -45), (-12, -54), (-30, -52), (-45, -38), (-50, -10), (-45, 15),
+            (-30, 32), (-10, 42),
+        ),
+        timeout_s=75.0,
+        stands_in_for='simple_circuit',
+        description='one big sweeping bend, long straights, three tight bends',
+    ),
     'many_curves': CircuitSpec(
         620.0,
-        ((0, 0), (30, 0), (40, 8), (40, 20), (30, 28), (22, 36), (28, 46), (42, 48), (55, 40),
-         (62, 25), (75, 20), (88, 28), (92, 45), (85, 60), (65, 68), (40, 66), (20, 70), (0, 72),
-         (-15, 62), (-12, 48), (-22, 38), (-35, 40), (-45, 30), (-40, 15), (-25, 10), (-15, 0)),
-        timeout_s=151.0, stands_in_for='many_curves',
-        description='curves in both directions, hardly a straight'),
+        (
+            (0, 0), (30, 0), (40, 8), (40, 20), (30, 28), (22, 36), (28, 46), (42, 48), (55, 40),
+            (62, 25), (75, 20), (88, 28), (92, 45), (85, 60), (65, 68), (40, 66), (20, 70),
+            (0, 72), (-15, 62), (-12, 48), (-22, 38), (-35, 40), (-45, 30), (-40, 15), (-25, 10),
+            (-15, 0),
+        ),
+        timeout_s=151.0,
+        stands_in_for='many_curves',
+        description='curves in both directions, hardly a straight',
+    ),
     'long_fast': CircuitSpec(
         1500.0,
-        ((0, 0), (150, 0), (300, 10), (400, 35), (430, 50), (435, 65), (420, 75), (395, 65),
-         (330, 50), (250, 62), (200, 90), (120, 95), (40, 85), (-60, 90), (-120, 72), (-160, 45),
-         (-185, 15), (-175, -8), (-155, -4), (-140, 16), (-110, 15), (-60, -3)),
-        timeout_s=248.0, stands_in_for='montreal_line',
-        description='long fast straights joined by hairpins'),
+        (
+            (0, 0), (150, 0), (300, 10), (400, 35), (430, 50), (435, 65), (420, 75), (395, 65),
+            (330, 50), (250, 62), (200, 90), (120, 95), (40, 85), (-60, 90), (-120, 72),
+            (-160, 45), (-185, 15), (-175, -8), (-155, -4), (-140, 16), (-110, 15), (-60, -3),
+        ),
+        timeout_s=248.0,
+        stands_in_for='montreal_line',
+        description='long fast straights joined by hairpins',
+    ),
     'hairpins': CircuitSpec(
         600.0,
-        ((0, 0), (60, 0), (95, -6), (104, -18), (96, -28), (75, -24), (58, -32), (62, -45),
-         (82, -50), (97, -60), (84, -74), (40, -72), (10, -58), (-10, -42), (-40, -48), (-58, -46),
-         (-66, -36), (-58, -28), (-36, -24), (-28, -16), (-34, -6), (-46, -4), (-64, -2),
-         (-62, 14), (-40, 16), (-20, 6)),
-        timeout_s=120.0, stands_in_for='nurburgring_line',
-        description='a short lap of tight hairpins and esses'),
+        (
+            (0, 0), (60, 0), (95, -6), (104, -18), (96, -28), (75, -24), (58, -32), (62, -45),
+            (82, -50), (97, -60), (84, -74), (40, -72), (10, -58), (-10, -42), (-40, -48),
+            (-58, -46), (-66, -36), (-58, -28), (-36, -24), (-28, -16), (-34, -6), (-46, -4),
+            (-64, -2), (-62, 14), (-40, 16), (-20, 6),
+        ),
+        timeout_s=120.0,
+        stands_in_for='nurburgring_line',
+        description='a short lap of tight hairpins and esses',
+    ),
 }
 
 # Kept apart so that a model is validated and tested on circuits it was not trained on.
@@ -92,7 +133,9 @@ def split_of(name: str) -> str | None:
 @lru_cache(maxsize=16)
 def _builtin(name: str) -> Circuit:
     spec = BUILTIN_CIRCUITS[name]
-    dense = resample_closed(bspline_closed(np.array(spec.control, dtype=float)), SAMPLE_SPACING_M / 2)
+    dense = resample_closed(
+        bspline_closed(np.array(spec.control, dtype=float)), SAMPLE_SPACING_M / 2
+    )
     closed = np.vstack([dense, dense[:1]])
     scale = spec.length_m / float(np.hypot(*np.diff(closed, axis=0).T).sum())
     return Circuit(name=name, centreline=resample_closed(dense * scale, SAMPLE_SPACING_M),
@@ -109,15 +152,23 @@ def _from_points(name: str, points: np.ndarray, source: str, road_width: float) 
         if close.size:
             pts = pts[: 100 + int(close[0])]
     length = float(np.hypot(*np.diff(pts, axis=0).T).sum())
-    return Circuit(name=name, centreline=_smooth_closed(resample_closed(pts, SAMPLE_SPACING_M)),
-                   road_width=road_width,
-                   timeout_s=max(60.0, length / 6.5 * 1.5), description=f'centre line read from {source}',
-                   source=source)
+    return Circuit(
+        name=name,
+        centreline=_smooth_closed(resample_closed(pts, SAMPLE_SPACING_M)),
+        road_width=road_width,
+        timeout_s=max(60.0, length / 6.5 * 1.5),
+        description=f'centre line read from {source}',
+        source=source,
+    )
 
 
 def _smooth_closed(pts: np.ndarray, sigma_m: float = 1.0) -> np.ndarray:
-    """Gaussian smoothing round the loop: recorded odometry is jagged at the centimetre scale, and that jitter
-    would read as sharp curvature (and a crawling expert) although the road itself is smooth."""
+    """
+    Gaussian smoothing round the loop.
+
+    Recorded odometry is jagged at the centimetre scale, and that jitter would read as sharp
+    curvature (and a crawling expert) although the road itself is smooth.
+    """
     sigma = sigma_m / SAMPLE_SPACING_M
     half = int(3 * sigma)
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
@@ -127,10 +178,12 @@ def _smooth_closed(pts: np.ndarray, sigma_m: float = 1.0) -> np.ndarray:
 
 
 def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
-    """A built-in circuit by name, or a circuit whose centre line is read from a file.
+    """
+    Return a built-in circuit by name, or a circuit whose centre line is read from a file.
 
-    :param name: a built-in name (``pilotnet circuits``), a Behavior Metrics perfect-lap bag (``.bag``, a
-        rosbag2 folder, ``.mcap`` or ``.db3``; its odometry is the centre line), or a CSV with ``x,y`` columns.
+    :param name: a built-in name (``pilotnet circuits``), a Behavior Metrics perfect-lap bag
+        (``.bag``, a rosbag2 folder, ``.mcap`` or ``.db3``; its odometry is the centre line), or a
+        CSV with ``x,y`` columns.
     :param road_width: road width for circuits read from files (m).
     :raises UnknownCircuitError: for a name that is none of these.
     """
@@ -156,20 +209,32 @@ def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
         f'or give a perfect-lap bag or an x,y CSV{hint}')
 
 
-# -- command line ----------------------------------------------------------------------------------------------
+# -- command line ---------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet circuits`` arguments."""
+    """Add the ``pilotnet circuits`` arguments."""
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
 def run(args: argparse.Namespace) -> int:
-    """``pilotnet circuits``: every built-in circuit with its length, tightest radius, width and split."""
+    """
+    ``pilotnet circuits``.
+
+    Every built-in circuit with its length, tightest radius, width and split.
+    """
     from pilotnet_optimized.evaluate.report import print_rows
     rows = []
     for name in BUILTIN_CIRCUITS:
         c = get_circuit(name)
-        rows.append({'name': name, 'length_m': round(c.length, 1), 'min_radius_m': round(c.min_radius(), 1),
-                     'road_width_m': c.road_width, 'timeout_s': c.timeout_s, 'split': split_of(name),
-                     'description': c.description})
+        rows.append(
+            {
+                'name': name,
+                'length_m': round(c.length, 1),
+                'min_radius_m': round(c.min_radius(), 1),
+                'road_width_m': c.road_width,
+                'timeout_s': c.timeout_s,
+                'split': split_of(name),
+                'description': c.description,
+            }
+        )
     print_rows(rows, args.json)
     return 0

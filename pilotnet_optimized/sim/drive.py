@@ -1,8 +1,25 @@
-"""``pilotnet drive-expert`` and ``pilotnet drive``: one car round one circuit in the built-in simulator, ROS-free
-and in lock-step, with Behavior Metrics' lap figures (and, for a model, its inference times).
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Exit code 0 when every lap asked for was completed, 3 when the run ended sooner (off the road, trapped, timed
-out), as the simulator node's.
+"""
+``pilotnet drive-expert`` and ``pilotnet drive``.
+
+One car round one circuit in the built-in simulator, ROS-free and in lock-step, with Behavior
+Metrics' lap figures (and, for a model, its inference times).
+
+Exit code 0 when every lap asked for was completed, 3 when the run ended sooner (off the road,
+trapped, timed out), as the simulator node's.
 """
 
 from __future__ import annotations
@@ -23,13 +40,18 @@ def _laps_done(percentage_completed: float, laps: int) -> bool:
 
 
 def add_expert_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet drive-expert`` arguments."""
-    parser.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV '
-                        '(default: simple)')
+    """Add the ``pilotnet drive-expert`` arguments."""
+    parser.add_argument(
+        '--circuit',
+        default='simple',
+        help='built-in name, perfect-lap bag or x,y CSV (default: simple)',
+    )
     parser.add_argument('--laps', type=int, default=1, help='laps to drive (default: 1)')
     parser.add_argument('--seed', type=int, default=0, help='seed for --perturb (default: 0)')
     parser.add_argument('--perturb', action='store_true', help='add random steering disturbances')
-    parser.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory (t,x,y,yaw)')
+    parser.add_argument(
+        '--trajectory-out', metavar='CSV', help='also write the driven trajectory (t,x,y,yaw)'
+    )
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
@@ -37,7 +59,9 @@ def run_expert(args: argparse.Namespace) -> int:
     """``pilotnet drive-expert``: the expert's laps."""
     from pilotnet_optimized.evaluate.report import print_mapping
     from pilotnet_optimized.laps import save_trajectory_csv
-    result = drive_expert(get_circuit(args.circuit), laps=args.laps, seed=args.seed, perturb=args.perturb)
+    result = drive_expert(
+        get_circuit(args.circuit), laps=args.laps, seed=args.seed, perturb=args.perturb
+    )
     if args.trajectory_out:
         save_trajectory_csv(result.trajectory, args.trajectory_out)
     print_mapping(result.to_dict(), args.json)
@@ -45,13 +69,17 @@ def run_expert(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``pilotnet drive`` arguments."""
+    """Add the ``pilotnet drive`` arguments."""
     from pilotnet_optimized.backends import BACKEND_CHOICES
-    parser.add_argument('--model', required=True, help='model file: .keras, SavedModel folder, .tflite, .onnx')
+    parser.add_argument(
+        '--model', required=True, help='model file: .keras, SavedModel folder, .tflite, .onnx'
+    )
     parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='inference runtime (default: auto, from the model file)')
     parser.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
-    parser.add_argument('--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV')
+    parser.add_argument(
+        '--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV'
+    )
     parser.add_argument('--laps', type=int, default=1)
     parser.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
@@ -68,4 +96,6 @@ def run(args: argparse.Namespace) -> int:
     if args.trajectory_out:
         save_trajectory_csv(result.result.trajectory, args.trajectory_out)
     print_mapping({'model': str(args.model), **pilot.describe(), **result.to_dict()}, args.json)
-    return 0 if _laps_done(result.result.metrics.percentage_completed, args.laps) else LAPS_NOT_DONE
+    return (
+        0 if _laps_done(result.result.metrics.percentage_completed, args.laps) else LAPS_NOT_DONE
+    )

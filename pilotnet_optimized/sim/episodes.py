@@ -1,22 +1,48 @@
-"""Closed-loop runs: any driver in the loop with the simulator, until the laps are done or the run fails."""
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Closed-loop runs: any driver in the loop with the simulator.
+
+Until the laps are done or the run fails.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
+import time
 from typing import Protocol
 
 import numpy as np
-
 from pilotnet_optimized.backends.timing import percentiles
-from pilotnet_optimized.laps import EndReason, LapMetrics, PerfectLap, Trajectory, compute_lap_metrics
+from pilotnet_optimized.laps import (compute_lap_metrics, EndReason, LapMetrics, PerfectLap,
+                                     Trajectory)
 from pilotnet_optimized.sim.circuit import Circuit
 from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
 
-__all__ = ['Pilot', 'PilotRun', 'RunResult', 'run_closed_loop', 'drive_expert', 'drive_pilot', 'perfect_lap_of']
+__all__ = [
+    'Pilot',
+    'PilotRun',
+    'RunResult',
+    'run_closed_loop',
+    'drive_expert',
+    'drive_pilot',
+    'perfect_lap_of',
+]
 
 # A driver sees the simulator (pose for the expert, camera frames for a model) and returns (v, w).
 Driver = Callable[[Simulator], tuple[float, float]]
@@ -52,13 +78,14 @@ class RunResult:
 
 
 def perfect_lap_of(circuit: Circuit) -> PerfectLap:
-    """The circuit's centre line as the perfect lap the run is judged against."""
+    """Return the circuit's centre line as the perfect lap the run is judged against."""
     return PerfectLap.from_xy(circuit.centreline)
 
 
 def run_closed_loop(sim: Simulator, driver: Driver, laps: int = 1,
                     on_step: Callable[[Simulator], None] | None = None) -> RunResult:
-    """Drive ``driver`` from the simulator's current state until the run ends.
+    """
+    Drive ``driver`` from the simulator's current state until the run ends.
 
     :param on_step: called after every control period (progress bars, recorders).
     """
@@ -83,9 +110,16 @@ def run_closed_loop(sim: Simulator, driver: Driver, laps: int = 1,
     return RunResult(sim.circuit.name, laps, reason, traj, metrics, wall, max_lateral)
 
 
-def drive_expert(circuit: Circuit, laps: int = 1, seed: int = 0, perturb: bool = False,
-                 config: ExpertConfig | None = None, sim_config: SimConfig | None = None) -> RunResult:
-    """The expert's run of ``laps`` laps from the start line.
+def drive_expert(
+    circuit: Circuit,
+    laps: int = 1,
+    seed: int = 0,
+    perturb: bool = False,
+    config: ExpertConfig | None = None,
+    sim_config: SimConfig | None = None,
+) -> RunResult:
+    """
+    Return the expert's run of ``laps`` laps from the start line.
 
     :param perturb: add random steering disturbances (the expert then has to recover from them).
     """
@@ -116,19 +150,30 @@ class PilotRun:
     inference_ms: np.ndarray
 
     def to_dict(self) -> dict:
-        """The run's figures, then the model's time per frame (``inference_mean_ms``, ``inference_p50_ms``, ...,
-        to 4 decimals) and the frame count; no timing keys for a run without frames."""
+        """
+        Return the run's figures.
+
+        Then the model's time per frame (``inference_mean_ms``, ``inference_p50_ms``, ..., to 4
+        decimals) and the frame count; no timing keys for a run without frames.
+        """
         ms = self.inference_ms
         if not len(ms):
             return self.result.to_dict()
-        return {**self.result.to_dict(), **percentiles(ms, prefix='inference_', mean=True, digits=4),
-                'frames': int(len(ms))}
+        return {
+            **self.result.to_dict(),
+            **percentiles(ms, prefix='inference_', mean=True, digits=4),
+            'frames': int(len(ms)),
+        }
 
 
 def drive_pilot(circuit: Circuit, pilot: Pilot, laps: int = 1, sim_config: SimConfig | None = None,
                 on_step: Callable[[Simulator], None] | None = None) -> PilotRun:
-    """A learned driver in the loop, in lock-step: each camera frame waits for the command that answers it,
-    so the result does not depend on how fast the machine is."""
+    """
+    Return a learned driver in the loop, in lock-step.
+
+    Each camera frame waits for the command that answers it, so the result does not depend on how
+    fast the machine is.
+    """
     sim = Simulator(circuit, sim_config)
     frame = np.empty((sim.config.camera.height_px, sim.config.camera.width, 3), np.uint8)
     times: list[float] = []

@@ -1,18 +1,33 @@
-"""The expert driver: pure pursuit of the centre line at a speed planned from its curvature.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-It drives every circuit at Behavior Metrics' command ranges (v in 6.5..24 m/s, w in -7.1..7.1 rad/s), and can
-be disturbed by :class:`Perturbation` so that a learned driver also sees how to come back from off-centre
-positions: the disturbance moves the car, the label stays the expert's own command.
+"""
+The expert driver: pure pursuit of the centre line at a speed planned from its curvature.
+
+It drives every circuit at Behavior Metrics' command ranges (v in 6.5..24 m/s, w in -7.1..7.1
+rad/s), and can be disturbed by :class:`Perturbation` so that a learned driver also sees how to
+come back from off-centre positions: the disturbance moves the car, the label stays the expert's
+own command.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
-
-from pilotnet_optimized.sim.car import V_RANGE, W_RANGE, CarState
+from pilotnet_optimized.sim.car import CarState, V_RANGE, W_RANGE
 from pilotnet_optimized.sim.circuit import Circuit
 
 __all__ = ['ExpertConfig', 'ExpertDriver', 'Perturbation']
@@ -64,7 +79,11 @@ class ExpertDriver:
         return v, float(np.clip(w, *cfg.w_range))
 
     def _plan_speed(self) -> np.ndarray:
-        """Speed at each centre-line sample: the bend limit, then braking and acceleration limits."""
+        """
+        Speed at each centre-line sample.
+
+        The bend limit, then braking and acceleration limits.
+        """
         cfg = self.config
         c = self.circuit
         kappa = np.abs(c.curvature)
@@ -72,7 +91,8 @@ class ExpertDriver:
         v = np.clip(v, *cfg.v_range)
         ds = c.spacing
         n = len(v)
-        # Two passes round the loop so that a bend just after the start also brakes the end of the lap.
+        # Two passes round the loop so that a bend just after the start also brakes the end of the
+        # lap.
         for _ in range(2):
             for i in range(2 * n - 1, -1, -1):  # braking, walking backwards
                 j, k = i % n, (i + 1) % n
@@ -84,7 +104,8 @@ class ExpertDriver:
 
 
 class Perturbation:
-    """Random steering disturbances: now and then, a yaw-rate offset for a moment.
+    """
+    Random steering disturbances: now and then, a yaw-rate offset for a moment.
 
     :param rate_hz: mean number of disturbances per second.
     :param w_offset: (min, max) magnitude of the added yaw rate (rad/s); the sign is random.
@@ -101,14 +122,20 @@ class Perturbation:
         self.reset()
 
     def reset(self, t: float = 0.0) -> None:
-        """Start afresh at time ``t``: call it whenever the simulation clock restarts (a new episode), or a
-        disturbance scheduled on the old clock would last the whole new episode."""
+        """
+        Start afresh at time ``t``.
+
+        Call it whenever the simulation clock restarts (a new episode), or a disturbance scheduled
+        on the old clock would last the whole new episode.
+        """
         self._until = -math.inf
         self._offset = 0.0
-        self._next = t + float(self.rng.exponential(1.0 / self.rate_hz)) if self.rate_hz > 0 else math.inf
+        self._next = (
+            t + float(self.rng.exponential(1.0 / self.rate_hz)) if self.rate_hz > 0 else math.inf
+        )
 
     def offset(self, t: float) -> float:
-        """The yaw-rate offset (rad/s) to add to the command at time ``t``."""
+        """Return the yaw-rate offset, in rad/s, to add to the command at time ``t``."""
         if t >= self._next:
             self._offset = float(self.rng.uniform(*self.w_offset) * self.rng.choice([-1.0, 1.0]))
             self._until = t + float(self.rng.uniform(*self.duration))

@@ -1,7 +1,23 @@
-"""The simulated world: one car on one circuit, stepped at a fixed control period, with its camera.
+# Copyright 2026 pilotnet_optimized contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-ROS-free, so that the expert's laps, the dataset writer, the closed-loop evaluation and the simulator node all
-drive the same code. Stepping is deterministic: the same commands give the same trajectory on any machine.
+"""
+The simulated world: one car on one circuit, stepped at a fixed control period, with its camera.
+
+ROS-free, so that the expert's laps, the dataset writer, the closed-loop evaluation and the
+simulator node all drive the same code. Stepping is deterministic: the same commands give the same
+trajectory on any machine.
 """
 
 from __future__ import annotations
@@ -23,7 +39,8 @@ class SimConfig:
     """Time steps of the simulation."""
 
     physics_dt: float = 0.01      # s: kinematics step
-    control_period: float = 0.05  # s: one camera frame and one command per period (20 Hz, as in Gazebo)
+    # s: one camera frame and one command per period (20 Hz, as in Gazebo)
+    control_period: float = 0.05
     camera: CameraModel = field(default_factory=CameraModel)
 
     @property
@@ -32,7 +49,10 @@ class SimConfig:
 
 
 class Simulator:
-    """A car on a circuit: ``step(v, w)`` advances one control period; ``frame()`` is what the camera sees.
+    """
+    A car on a circuit: ``step(v, w)`` advances one control period.
+
+    ``frame()`` is what the camera sees.
 
     :param circuit: where to drive.
     :param config: time steps and camera.
@@ -47,10 +67,13 @@ class Simulator:
         self._renderer: CameraRenderer | None = None
         self.reset()
 
-    # -- state ---------------------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------------------
     def reset(self, s: float = 0.0, lateral: float = 0.0, yaw_offset: float = 0.0) -> CarState:
-        """Put the car ``s`` metres along the circuit, ``lateral`` to the left of the line, turned by
-        ``yaw_offset`` from the line's heading; clears the recorded trajectory."""
+        """
+        Put the car ``s`` metres along the circuit, ``lateral`` to the left of the line.
+
+        Turned by ``yaw_offset`` from the line's heading; clears the recorded trajectory.
+        """
         x, y, yaw = self.circuit.pose_at(s, lateral)
         self.car = PlanarCar(x, y, yaw + yaw_offset, dt=self.config.physics_dt)
         self._proj = self.circuit.project(x, y)
@@ -75,10 +98,14 @@ class Simulator:
 
     @property
     def laps(self) -> float:
-        """Distance made good along the circuit, in laps (negative when driven backwards)."""
+        """
+        Return the distance made good along the circuit, in laps.
+
+        It is negative when driven backwards.
+        """
         return self.progress_m / self.circuit.length
 
-    # -- stepping ------------------------------------------------------------------------------------
+    # -- stepping ---------------------------------------------------------------------------------
     def step(self, v: float, w: float) -> CarState:
         """Apply the command (v m/s, w rad/s) for one control period."""
         for _ in range(self.config.substeps):
@@ -95,19 +122,23 @@ class Simulator:
         return st
 
     def trajectory(self) -> Trajectory:
-        """The poses at each control period so far (as odometry at 20 Hz would record them)."""
+        """
+        Return the poses at each control period so far.
+
+        They are as odometry at 20 Hz would record them.
+        """
         return Trajectory(t=np.array(self._t), xy=np.array(self._xy), yaw=np.array(self._yaw))
 
-    # -- camera --------------------------------------------------------------------------------------
+    # -- camera -----------------------------------------------------------------------------------
     @property
     def renderer(self) -> CameraRenderer:
-        """The camera, built on first use so that runs without images pay nothing for it."""
+        """Return the camera, built on first use so that runs without images pay nothing for it."""
         if self._renderer is None:
             self._renderer = CameraRenderer(self.circuit, self.config.camera, self._texture)
         return self._renderer
 
     def frame(self, lighting: Lighting | None = None, out: np.ndarray | None = None) -> np.ndarray:
-        """The camera image (H x W x 3 RGB uint8) at the current pose."""
+        """Return the camera image (H x W x 3 RGB uint8) at the current pose."""
         st = self.car.state
         return self.renderer.render(st.x, st.y, st.yaw, lighting, out)
 
@@ -116,7 +147,11 @@ class Simulator:
         return RunMonitor(timeout_s=self.circuit.timeout_s * max(laps, 1))
 
     def check_end(self, monitor: RunMonitor, laps: int) -> EndReason | None:
-        """Why the run is over, if it is: the laps are done, or one of the monitor's rules fired."""
+        """
+        Why the run is over, if it is.
+
+        The laps are done, or one of the monitor's rules fired.
+        """
         if self.laps >= laps:
             return EndReason.LAPS_DONE
         st = self.car.state
