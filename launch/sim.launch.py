@@ -74,7 +74,7 @@ def generate_launch_description() -> Any:
     declared = []
     for arg in ARGUMENTS.values():
         # No default makes ros2 launch itself refuse to start without it (model:=).
-        options: dict[str, Any] = {'default_value': arg.default} if arg.default != '' else {}
+        options: dict[str, Any] = {} if arg.required else {'default_value': arg.default}
         if arg.choices:
             options['choices'] = list(arg.choices)
         declared.append(DeclareLaunchArgument(arg.name, description=arg.description, **options))

@@ -58,8 +58,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         'circuits',
         f'{_PKG}.sim.circuits',
-        'List the built-in circuits with their lengths, tightest radii and splits.',
-        'pilotnet circuits --json',
+        'List the built-in circuits with their lengths, tightest radii and splits, or preview a'
+        ' generated one (gen:SEED): its figures and a PNG of its layout and curvature.',
+        'pilotnet circuits --generate 17 --out gen17.png',
     ),
     Command(
         'drive-expert',
@@ -126,11 +127,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         'compare',
-        f'{_PKG}.evaluate.closed_loop',
+        f'{_PKG}.evaluate.generalisation',
         "The seed's simulation table: each model drives the circuit in lock-step; total and lap"
         ' time, average speed, percentage completed, deviation, inference ms, brain and loop Hz,'
-        ' real-time factor; writes compare.md, compare.json and a PNG of the trajectories.',
-        'pilotnet compare --models baseline,dynamic,int8 --circuit simple --laps 1',
+        ' real-time factor; writes compare.md, compare.json and a PNG of the trajectories. With'
+        ' --circuits or --split: the same on several circuits, and the generalisation table.',
+        'pilotnet compare --models baseline,dynamic,int8 --circuits simple,hairpins --laps 1',
+        ('add_compare_arguments', 'run_compare'),
     ),
     Command(
         'bench-latency',

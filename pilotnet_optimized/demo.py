@@ -15,18 +15,22 @@
 """
 The README's first command.
 
-Build the default models once (cached), then compare them in closed loop.
+Build the default models once (cached), then compare them in closed loop on held-out circuits.
 
-The seed's full-size PilotNet takes about 20 minutes to train on two CPU cores; the demo must
-finish within 15 minutes on a fresh machine, install included. So its default models come from the
-same pipeline, scaled down: a small dataset from the training circuits, NVIDIA's original PilotNet
-(1.6 M parameters instead of 17 M), and the optimisation methods that need no fine-tuning. The
-recipe is written next to the models; a later run with the same recipe reuses them, a changed
-recipe (or a missing file) rebuilds them.
+A model that drives circuits it never saw is trained on many circuits (the built-in training ones
+and generated ones with hairpins, chicanes and S-bends), on randomised frames, with on-policy
+rounds: longer than a first run should take on two CPU cores. So the trained Keras model (NVIDIA's
+original PilotNet, 1.6 M parameters) is shipped in ``models/default/`` with the recipe that made
+it (``training.json``, its training log beside it); a first run optimises it with the methods that
+need no fine-tuning (int8 calibrated on a small dataset of training circuits) and compares.
+``pilotnet demo --rebuild`` makes every file again, the training too. A later run with the same
+recipe reuses the models; a changed recipe (or a missing file) rebuilds what it changes.
 
-``pilotnet demo`` then drives every model one lap of the simple circuit in lock-step (results
-independent of the machine's load) and prints the comparison table
-(:mod:`pilotnet_optimized.evaluate.closed_loop`).
+``pilotnet demo`` then drives every model one lap of each held-out circuit in lock-step (results
+independent of the machine's load): the built-in test circuit, a generated test circuit and, when
+Behavior Metrics' perfect laps are found (:func:`~pilotnet_optimized.sim.splits.perfect_bags`),
+its worlds from their spawn poses; and prints the generalisation table
+(:mod:`pilotnet_optimized.evaluate.generalisation`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ __all__ = ['DemoRecipe', 'DEFAULT_RECIPE', 'DEFAULT_FOLDER', 'DEMO_SUFFIXES', 'd
 
 DEFAULT_FOLDER = Path('models/default')
 RECIPE_FILE = 'recipe.json'
+#: The training half of the recipe, beside the (shipped) Keras model it made.
+TRAINING_FILE = 'training.json'
+#: Held-out circuits the demo compares on, besides Behavior Metrics' perfect laps when found.
+DEMO_CIRCUITS = ('long_fast', 'gen:20000')
 #: The file kinds the demo compares: the TFLite and ONNX files (not the Keras reference, not a
 #: SavedModel).
 DEMO_SUFFIXES = ('.tflite', '.onnx')
@@ -71,27 +79,64 @@ class DemoRecipe:
     """
     What the default models are made from; any change rebuilds them.
 
-    :param circuits: training circuits (the built-in ``train`` split), one dataset folder each.
-    :param frames_per_circuit: labelled frames per circuit (the full-size run uses 8000).
+    :param circuits: training circuits (of the ``train`` split), one dataset folder each.
+    :param frames_per_circuit: labelled frames per circuit.
+    :param frames_by_circuit: ``(circuit, frames)`` pairs where a circuit has more or fewer.
+    :param val_circuits: validation circuits (``val`` split; none: a 10 % holdout).
+    :param val_frames: labelled frames per validation circuit.
     :param arch: model architecture.
     :param epochs: training epochs (early stopping may end sooner).
+    :param on_policy_rounds: DAgger rounds after the first fit (see
+        :class:`~pilotnet_optimized.models.train.TrainConfig`).
+    :param on_policy_frames: frames driven per training circuit and round.
+    :param calibration_frames: frames per circuit of the small calibration dataset written when
+        the Keras model is reused (int8 needs representative frames; its first two circuits).
     :param methods: optimisation methods, in table order; the first is the comparison's baseline
         (default: :func:`demo_methods`).
     :param seed: dataset and training seed.
     """
 
     circuits: tuple[str, ...] = ('simple', 'many_curves')
-    frames_per_circuit: int = 6000
+    frames_per_circuit: int = 500
+    frames_by_circuit: tuple[tuple[str, int], ...] = ()
+    val_circuits: tuple[str, ...] = ()
+    val_frames: int = 400
     arch: str = 'pilotnet-nvidia'
     epochs: int = 6
+    on_policy_rounds: int = 0
+    on_policy_frames: int = 150
+    calibration_frames: int = 200
     methods: tuple[str, ...] = field(default_factory=demo_methods)
     seed: int = 0
 
     def to_dict(self) -> dict:
+        """Return the recipe as JSON-ready data, with the package version."""
         return {**dataclasses.asdict(self), 'package_version': __version__}
 
+    def training_dict(self) -> dict:
+        """Return what makes the Keras model: the recipe without the methods and the version."""
+        data = dataclasses.asdict(self)
+        del data['methods'], data['calibration_frames']
+        return json.loads(json.dumps(data))
 
-DEFAULT_RECIPE = DemoRecipe()
+    def frames_of(self, circuit: str) -> int:
+        """Return the frames of a training circuit's dataset."""
+        return dict(self.frames_by_circuit).get(circuit, self.frames_per_circuit)
+
+
+#: The shipped model's recipe: the built-in training circuits and 30 generated ones (randomised
+#: frames, the expert's disturbances), validated on three generated validation circuits, then one
+#: on-policy round on every training circuit.
+DEFAULT_RECIPE = DemoRecipe(
+    circuits=('simple', 'many_curves', *(f'gen:{i}' for i in range(30))),
+    frames_per_circuit=500,
+    frames_by_circuit=(('simple', 1500), ('many_curves', 1500)),
+    val_circuits=('gen:10000', 'gen:10001', 'gen:10002'),
+    val_frames=400,
+    epochs=6,
+    on_policy_rounds=1,
+    on_policy_frames=150,
+)
 
 
 def _cached(folder: Path, recipe: DemoRecipe) -> dict[str, Path] | None:
@@ -108,6 +153,74 @@ def _cached(folder: Path, recipe: DemoRecipe) -> dict[str, Path] | None:
     return paths
 
 
+def _trained(folder: Path, recipe: DemoRecipe) -> Path | None:
+    """Return the Keras model in ``folder`` if the training half of ``recipe`` made it."""
+    keras_path = folder / f"{recipe.arch.replace('-', '_')}.keras"
+    try:
+        stored = json.loads((folder / TRAINING_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if stored.get('training') != recipe.training_dict() or not keras_path.is_file():
+        return None
+    return keras_path
+
+
+def write_datasets(folder: Path, recipe: DemoRecipe, say: Callable[[str], None] = print,
+                   calibration_only: bool = False) -> tuple[list[Path], list[Path]]:
+    """
+    Write the recipe's training and validation datasets into ``folder/data``.
+
+    With ``calibration_only``, only a small dataset of the first two training circuits
+    (``calibration_frames`` each), for int8's calibration when the Keras model is reused. Seeds
+    follow the circuits' order (training circuits, then validation ones), so a rebuild writes the
+    same frames.
+    """
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.dataset import write_dataset
+    jobs = [(name, 'train', recipe.frames_of(name)) for name in recipe.circuits]
+    jobs += [(name, 'val', recipe.val_frames) for name in recipe.val_circuits]
+    if calibration_only:
+        jobs = [(name, 'calibration', recipe.calibration_frames) for name, _, _ in jobs[:2]]
+    dirs: dict[str, list[Path]] = {'train': [], 'val': [], 'calibration': []}
+    for i, (name, use, frames) in enumerate(jobs):
+        step_start = time.monotonic()
+        out = folder / 'data' / use / name.replace(':', '-')
+        write_dataset(get_circuit(name), frames, out, seed=recipe.seed + i, overwrite=True,
+                      progress=sys.stdout.isatty())
+        dirs[use].append(out)
+        say(f'[demo] dataset {name} ({use}, {i + 1}/{len(jobs)}): {frames} frames in'
+            f' {time.monotonic() - step_start:.0f} s')
+    return dirs['train'] or dirs['calibration'], dirs['val']
+
+
+def train_default_model(folder: Path, recipe: DemoRecipe, data_dirs: list[Path],
+                        val_dirs: list[Path], say: Callable[[str], None] = print) -> Path:
+    """Train the recipe's Keras model on the datasets; write it and ``training.json`` beside it."""
+    from pilotnet_optimized.models.train import train, TrainConfig
+    keras_path = folder / f"{recipe.arch.replace('-', '_')}.keras"
+    (folder / TRAINING_FILE).unlink(missing_ok=True)
+    step_start = time.monotonic()
+    result = train(
+        data_dirs,
+        keras_path,
+        TrainConfig(arch=recipe.arch, epochs=recipe.epochs, seed=recipe.seed,
+                    on_policy_rounds=recipe.on_policy_rounds,
+                    on_policy_frames=recipe.on_policy_frames),
+        val=val_dirs or None,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    say(
+        f'[demo] trained {keras_path.name}: {result.epochs_run} epochs in'
+        f' {time.monotonic() - step_start:.0f} s, held-out MAE v {result.val_mae_v:.2f} m/s, w'
+        f' {result.val_mae_w:.3f} rad/s'
+    )
+    record = {'training': recipe.training_dict(), 'package_version': __version__,
+              'result': {k: v for k, v in dataclasses.asdict(result).items() if k != 'history'},
+              'log': keras_path.name + '.train.json'}
+    (folder / TRAINING_FILE).write_text(json.dumps(record, indent=2) + '\n')
+    return keras_path
+
+
 def ensure_default_models(
     folder: str | Path = DEFAULT_FOLDER,
     recipe: DemoRecipe = DEFAULT_RECIPE,
@@ -117,10 +230,10 @@ def ensure_default_models(
     """
     Return the default models (method name -> file).
 
-    Built into ``folder`` unless a build of ``recipe`` is there.
-
-    Steps, each with progress: datasets (``folder/data/<circuit>``), training
-    (``folder/<arch>.keras``), optimisation (``folder/optimized/``).
+    Built into ``folder`` unless a build of ``recipe`` is there. Steps, each with progress:
+    datasets (``folder/data/``) and training (``folder/<arch>.keras``, skipped when that file and
+    its ``training.json`` match the recipe: the shipped model), then optimisation
+    (``folder/optimized/``).
     """
     folder = Path(folder)
     if not rebuild:
@@ -132,47 +245,21 @@ def ensure_default_models(
             )
             return cached
     t_start = time.monotonic()
-    say(
-        f'[demo] building the default models in {folder} (once; later runs reuse them):'
-        f' {recipe.frames_per_circuit} frames from each of {", ".join(recipe.circuits)},'
-        f' {recipe.arch}, {recipe.epochs} epochs, then {", ".join(recipe.methods)}'
-    )
     (folder / RECIPE_FILE).unlink(missing_ok=True)  # a build cut short must not look complete
-
-    from pilotnet_optimized.sim import get_circuit
-    from pilotnet_optimized.sim.dataset import write_dataset
-    data_dirs = []
-    for i, name in enumerate(recipe.circuits):
-        step_start = time.monotonic()
-        out = folder / 'data' / name
-        write_dataset(
-            get_circuit(name),
-            recipe.frames_per_circuit,
-            out,
-            seed=recipe.seed + i,
-            overwrite=True,
-            progress=True,
-        )
-        data_dirs.append(out)
+    keras_path = None if rebuild else _trained(folder, recipe)
+    if keras_path is not None:
+        say(f'[demo] optimising the trained {keras_path} ({TRAINING_FILE} beside it; --rebuild'
+            f' trains it again): {", ".join(recipe.methods)}')
+        data_dirs, _ = write_datasets(folder, recipe, say, calibration_only=True)
+    else:
         say(
-            f'[demo] dataset {name}: {recipe.frames_per_circuit} frames in'
-            f' {time.monotonic() - step_start:.0f} s'
+            f'[demo] building the default models in {folder} (once; later runs reuse them):'
+            f' datasets of {len(recipe.circuits)} training circuits, {recipe.arch},'
+            f' {recipe.epochs} epochs, {recipe.on_policy_rounds} on-policy round(s), then'
+            f' {", ".join(recipe.methods)}'
         )
-
-    from pilotnet_optimized.models.train import train, TrainConfig
-    keras_path = folder / f"{recipe.arch.replace('-', '_')}.keras"
-    step_start = time.monotonic()
-    result = train(
-        data_dirs,
-        keras_path,
-        TrainConfig(arch=recipe.arch, epochs=recipe.epochs, seed=recipe.seed),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    say(
-        f'[demo] trained {keras_path.name}: {result.epochs_run} epochs in'
-        f' {time.monotonic() - step_start:.0f} s, held-out MAE v {result.val_mae_v:.2f} m/s, w'
-        f' {result.val_mae_w:.3f} rad/s'
-    )
+        data_dirs, val_dirs = write_datasets(folder, recipe, say)
+        keras_path = train_default_model(folder, recipe, data_dirs, val_dirs, say)
 
     from pilotnet_optimized.optimize.pipeline import optimize_model
     rows = optimize_model(
@@ -209,7 +296,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument('--rebuild', action='store_true', help='build the default models again')
     parser.add_argument(
-        '--circuit', default='simple', help='circuit to compare them on (default: simple)'
+        '--circuits',
+        nargs='+',
+        metavar='CIRCUIT',
+        help='circuits to compare them on, comma- or space-separated (default: '
+        f"{', '.join(DEMO_CIRCUITS)} and Behavior Metrics' perfect laps when found)",
+    )
+    parser.add_argument(
+        '--perfect-bags',
+        metavar='DIR',
+        help="folder of Behavior Metrics' lap-*.bag (default: $PILOTNET_PERFECT_BAGS, else"
+        ' ../shared/behavior_metrics/perfect_bags if it exists)',
     )
     parser.add_argument('--laps', type=int, default=1, help='laps per model (default: 1)')
     parser.add_argument(
@@ -225,14 +322,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build (once) and compare the default models; the exit code is the comparison's."""
-    from pilotnet_optimized.evaluate.closed_loop import compare_models, report_and_exit
+    from pilotnet_optimized.evaluate.generalisation import (
+        circuit_rows,
+        compare_on_circuits,
+        exit_code,
+        SUMMARY_COLUMNS,
+        summarise,
+        write_generalisation,
+    )
+    from pilotnet_optimized.evaluate.report import print_rows
+    from pilotnet_optimized.sim.splits import perfect_bags
+    from pilotnet_optimized.store import split_names
 
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    circuits = (split_names(args.circuits) if args.circuits
+                else [*DEMO_CIRCUITS, *map(str, perfect_bags(args.perfect_bags))])
     models = ensure_default_models(args.folder, rebuild=args.rebuild, say=say)
-    say(f'[demo] driving {len(models)} models {args.laps} lap(s) of {args.circuit} in lock-step')
-    comparison = compare_models(
-        [str(p) for p in models.values()], args.circuit, laps=args.laps, progress=say
-    )
-    return report_and_exit(comparison, args.out, args.json)
+    say(f'[demo] driving {len(models)} models {args.laps} lap(s) of each of {len(circuits)}'
+        ' held-out circuits in lock-step')
+    comparisons = compare_on_circuits([str(p) for p in models.values()], circuits,
+                                      laps=args.laps, progress=say)
+    paths = write_generalisation(comparisons, args.out)
+    rows = circuit_rows(comparisons)
+    summary = summarise(rows)
+    if args.json:
+        print(json.dumps({'summary': summary, 'rows': rows}, indent=2))
+    else:
+        print_rows(summary, columns=SUMMARY_COLUMNS)
+        say(f"[demo] wrote {', '.join(str(p) for p in paths.values())} (and each circuit's"
+            ' compare.* beside them)')
+    return exit_code(rows)

@@ -49,7 +49,7 @@ def test_first_run_builds_every_model_with_progress(built):
     text = '\n'.join(lines)
     for step in (
         'building the default models',
-        'dataset simple: 40 frames',
+        'dataset simple (train, 1/1): 40 frames',
         'trained pilotnet_nvidia.keras',
         'optimize: ',
         'default models ready',

@@ -416,7 +416,8 @@ def test_launch_file_declares_the_graph_arguments(monkeypatch):
     assert [d.args[0] for d in declared] == list(ARGUMENTS)
     for d in declared:
         arg = ARGUMENTS[d.args[0]]
-        assert d.kwargs.get('default_value') == (arg.default or None)   # model:= is required
+        # model:= is required; start:= defaults to '' (the circuit's own start).
+        assert d.kwargs.get('default_value') == (None if arg.required else arg.default)
         assert d.kwargs.get('choices') == (list(arg.choices) if arg.choices else None)
         assert d.kwargs['description'] == arg.description
     assert isinstance(entities[-1], fake['OpaqueFunction'])

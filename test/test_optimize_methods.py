@@ -439,7 +439,7 @@ def test_run_optimize_json(data, tiny, capsys):
 
 
 def test_on_policy_frames_are_what_the_student_saw_labelled_by_the_expert():
-    from pilotnet_optimized.optimize.on_policy import collect_on_policy
+    from pilotnet_optimized.models.on_policy import collect_on_policy
     from pilotnet_optimized.sim import get_circuit
     seen: list[np.ndarray] = []
 

@@ -60,6 +60,7 @@ from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.evaluate.report import Column, machine_description
 from pilotnet_optimized.evaluate.report import markdown_table as rows_markdown
 from pilotnet_optimized.evaluate.report import versions, write_report_files
+from pilotnet_optimized.sim.splits import DEFAULT_PERFECT_BAGS, PERFECT_BAGS_VAR, SPLIT_NAMES
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, split_names
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ def compare_models(
     models_dir: str | Path = DEFAULT_MODELS_DIR,
     timeout_s: float | None = None,
     progress: Callable[[str], None] | None = print,
+    start: str | None = None,
 ) -> Comparison:
     """
     Drive each model round ``circuit`` in lock-step and collect the seed's table.
@@ -281,6 +283,8 @@ def compare_models(
     :param backend: ``'auto'`` or a backend name, for every model.
     :param timeout_s: simulated seconds per lap before a run ends (default: the circuit's own).
     :param progress: called with one line as each model starts and ends (``None``: silent).
+    :param start: ``x,y,yaw`` where the car starts, for a circuit given by name (default: the
+        circuit's own start; a Behavior Metrics perfect-lap bag's is its world's spawn pose).
     :raises UnknownCircuitError: for an unknown circuit (before any model is loaded).
     :raises PilotnetError: for no models, ``laps`` < 1, a timeout <= 0 or an unknown backend name.
     """
@@ -299,7 +303,7 @@ def compare_models(
         raise PilotnetError(
             f"unknown backend '{backend}': choose one of auto, {', '.join(BACKENDS)}"
         )
-    track = get_circuit(circuit) if isinstance(circuit, str) else circuit
+    track = get_circuit(circuit, start=start) if isinstance(circuit, str) else circuit
     if timeout_s is not None:
         if timeout_s <= 0:
             raise PilotnetError(f'timeout must be positive, not {timeout_s}')
@@ -479,12 +483,32 @@ def _plot(comparison: Comparison, path: Path) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     circuit = comparison.circuit
-    line = np.vstack([circuit.centreline, circuit.centreline[:1]])
-    span = np.ptp(line, axis=0)
+    span = np.ptp(circuit.centreline, axis=0)
     width = 9.0
     fig, ax = plt.subplots(
         figsize=(width, min(max(width * span[1] / max(span[0], 1e-6), 4.0), 12.0) + 0.8)
     )
+    report = comparison.header
+    plot_runs(
+        ax,
+        comparison,
+        f"{report['circuit']}: {report['laps']} lap(s), lock-step (X: run ended early)",
+    )
+    ax.legend(loc='best', fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_runs(ax: Any, comparison: Comparison, title: str, lw: float = 1.2) -> None:
+    """
+    Draw a comparison on a matplotlib axis: the road, the centre line, the paths, the start.
+
+    A run that ended early ends in an X. Labels are set for a legend; the caller draws it.
+    """
+    import matplotlib.pyplot as plt
+    circuit = comparison.circuit
+    line = np.vstack([circuit.centreline, circuit.centreline[:1]])
     edges = sorted(_road_edges(circuit), key=_area, reverse=True)
     # Road: the outer edge's area minus the infield (exact for a loop that does not cross itself).
     ax.fill(edges[0][:, 0], edges[0][:, 1], color='0.88', zorder=0)
@@ -506,7 +530,7 @@ def _plot(comparison: Comparison, path: Path) -> None:
             xy[:, 0],
             xy[:, 1],
             color=colour,
-            lw=1.2 + 2.0 * (len(ran) - 1 - k) / max(len(ran) - 1, 1),
+            lw=lw * (1.0 + 1.7 * (len(ran) - 1 - k) / max(len(ran) - 1, 1)),
             alpha=0.85,
             zorder=3,
             label=label,
@@ -517,16 +541,11 @@ def _plot(comparison: Comparison, path: Path) -> None:
     ax.plot(x0, y0, marker='o', ms=9, color='k', zorder=6, label='start')
     ax.annotate('', xy=(x0 + 8 * np.cos(yaw0), y0 + 8 * np.sin(yaw0)), xytext=(x0, y0),
                 arrowprops={'arrowstyle': '->', 'color': 'k', 'lw': 1.5}, zorder=6)
-    report = comparison.header
-    ax.set_title(f"{report['circuit']}: {report['laps']} lap(s), lock-step (X: run ended early)")
+    ax.set_title(title)
     ax.set_aspect('equal')
     ax.set_xlabel('x (m)')
     ax.set_ylabel('y (m)')
-    ax.legend(loc='best', fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.25)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -543,10 +562,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument('--models-dir', default=DEFAULT_MODELS_DIR,
                    help=f'folder where model names are looked up (default: {DEFAULT_MODELS_DIR})')
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         '--circuit',
         default='simple',
-        help='built-in name, perfect-lap bag or x,y CSV (default: simple)',
+        help='built-in name, gen:SEED, perfect-lap bag or x,y CSV (default: simple)',
+    )
+    where.add_argument(
+        '--circuits',
+        nargs='+',
+        metavar='CIRCUIT',
+        help='several circuits, comma- or space-separated: the generalisation table (per model and'
+        ' circuit, and how many circuits each model completed) and a grid of the paths',
+    )
+    where.add_argument(
+        '--split',
+        choices=SPLIT_NAMES,
+        help="every circuit of a split (test: Behavior Metrics' perfect laps found in"
+        ' --perfect-bags, the built-in test circuits and generated test circuits), as --circuits',
+    )
+    p.add_argument(
+        '--perfect-bags',
+        metavar='DIR',
+        help="folder of Behavior Metrics' lap-*.bag perfect laps for --split (default:"
+        f' ${PERFECT_BAGS_VAR}, else {DEFAULT_PERFECT_BAGS} if it exists)',
+    )
+    p.add_argument(
+        '--start',
+        metavar='X,Y,YAW',
+        help="where the car starts, with --circuit (default: the circuit's start; a Behavior"
+        " Metrics bag's world spawn pose); --start=-74.3,37.7,-0.5 when x is negative",
     )
     p.add_argument('--laps', type=int, default=1, help='laps each model drives (default: 1)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
@@ -591,6 +636,7 @@ def run(args: argparse.Namespace) -> int:
         models_dir=args.models_dir,
         timeout_s=args.timeout,
         progress=progress,
+        start=args.start,
     )
     return report_and_exit(
         comparison, args.out or Path('runs') / f'compare-{comparison.circuit.name}', args.json

@@ -49,6 +49,8 @@ PREFERRED_ODOMETRY_TOPICS = ('/F1ROS/odom', '/odom')
 
 _CSV_REQUIRED = ('t', 'x', 'y')
 _CSV_OPTIONAL = ('yaw', 'pitch')
+#: Time between the rows of a CSV without a ``t`` column: the 20 Hz command period.
+CSV_DEFAULT_PERIOD_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,10 @@ def load_trajectory(path: str | Path, topic: str | None = None,
     """
     Read a trajectory from a CSV file or a bag.
 
-    CSV: a header row naming at least ``t``, ``x``, ``y`` (optionally ``yaw``, ``pitch``;
-    other columns are ignored), one pose per row.
+    CSV: a header row naming at least ``x``, ``y`` and usually ``t`` (optionally ``yaw``,
+    ``pitch``; other columns are ignored), one pose per row. Without a ``t`` column (a circuit's
+    centre line or a perfect lap given as points) the rows are taken
+    :data:`CSV_DEFAULT_PERIOD_S` apart: ``t = index * 0.05`` s.
 
     Bag: the poses of ``topic``, or of the odometry topic when ``topic`` is ``None``. Times are
     the header stamps when they are all non-zero and non-decreasing (and not all equal), else
@@ -214,13 +218,15 @@ def _load_csv(path: Path) -> Trajectory:
     # Blank lines (e.g. a trailing newline pair) carry no data.
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
-        raise TrajectoryError(f'{path}: empty CSV (expected a header row with t,x,y)')
+        raise TrajectoryError(
+            f'{path}: empty CSV (expected a header row with x,y and, for a run, t)')
     header = [cell.strip() for cell in rows[0]]
-    missing = [name for name in _CSV_REQUIRED if name not in header]
+    # t may be left out (points of a circuit); x and y may not.
+    missing = [name for name in _CSV_REQUIRED if name not in header and name != 't']
     if missing:
         raise TrajectoryError(
             f'{path}: missing CSV column(s) {", ".join(missing)} '
-            f'(header: {",".join(header)}; required: {",".join(_CSV_REQUIRED)})')
+            f'(header: {",".join(header)}; required: x,y and, for a run, t)')
     if len(rows) < 2:
         raise TrajectoryError(f'{path}: CSV has a header but no data rows')
     wanted = [name for name in (*_CSV_REQUIRED, *_CSV_OPTIONAL) if name in header]
@@ -235,9 +241,10 @@ def _load_csv(path: Path) -> Trajectory:
                 f'{path}: row {r + 2} is not numeric in columns {",".join(wanted)}: '
                 f'{",".join(row)!r}') from err
     cols = dict(zip(wanted, values.T, strict=True))
+    t = cols['t'] if 't' in cols else np.arange(len(values)) * CSV_DEFAULT_PERIOD_S
     try:
         return Trajectory(
-            t=cols['t'], xy=np.column_stack([cols['x'], cols['y']]),
+            t=t, xy=np.column_stack([cols['x'], cols['y']]),
             yaw=cols.get('yaw'), pitch=cols.get('pitch'))
     except TrajectoryError as err:
         raise TrajectoryError(f'{path}: {err}') from err

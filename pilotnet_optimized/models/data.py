@@ -24,6 +24,7 @@ and cached as uint8 next to the data, keyed by the preprocessing settings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import hashlib
 import json
@@ -83,6 +84,48 @@ def dataset_split(folder: Path) -> str | None:
         return json.loads(meta.read_text()).get('split')
     except ValueError:
         return None
+
+
+def dataset_circuits(data: Sequence[str | Path]) -> list[str]:
+    """
+    Return the circuits the dataset folders under ``data`` were recorded on, in first-seen order.
+
+    Each is read from the folder's meta.json (its ``circuit_source`` where the writer recorded
+    one, else its ``circuit``); a folder without one is skipped.
+    """
+    names: list[str] = []
+    for folder in find_dataset_dirs(list(data)):
+        try:
+            info = json.loads((folder / META_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        name = info.get('circuit_source') or info.get('circuit')
+        if name and name not in names:
+            names.append(str(name))
+    return names
+
+
+def folders_of_test_circuits(data: Sequence[str | Path]) -> list[str]:
+    """
+    Return the dataset folders under ``data`` that hold frames of a test circuit.
+
+    A folder is a test one when the dataset writer recorded the test split for it, or when its
+    recorded circuit (or circuit source) is a test circuit by today's splits
+    (:func:`~pilotnet_optimized.sim.splits.split_of_circuit`): a check, not a convention, so that
+    a model is never trained or calibrated on a circuit it is judged on.
+    """
+    from pilotnet_optimized.sim.splits import split_of_circuit
+    found = []
+    for folder in find_dataset_dirs(list(data)):
+        meta = folder / META_FILE
+        try:
+            info = json.loads(meta.read_text()) if meta.is_file() else {}
+        except ValueError:
+            info = {}
+        names = [str(info[k]) for k in ('circuit', 'circuit_source') if info.get(k)]
+        if info.get('split') == 'test' or any(split_of_circuit(n) == 'test' for n in names):
+            found.append(str(folder))
+    return found
 
 
 def _cache_key(folder: Path, cfg: Preprocessing) -> str:

@@ -36,7 +36,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 from pilotnet_optimized.errors import PilotnetError
-from pilotnet_optimized.models.data import dataset_split, find_dataset_dirs, Frames, load_datasets
+from pilotnet_optimized.models.data import (
+    folders_of_test_circuits,
+    Frames,
+    load_datasets,
+)
 from pilotnet_optimized.models.preprocess import normalise_input, normalise_labels, Preprocessing
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,6 +76,14 @@ class TrainConfig:
     holdout_fraction: float = 0.1
     head_units: int | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    #: DAgger rounds after the first fit (:mod:`~pilotnet_optimized.models.on_policy`): the model
+    #: drives the training circuits, every frame it sees is labelled with the expert's command for
+    #: the car's pose, and it is trained further on those frames with the original ones.
+    on_policy_rounds: int = 0
+    #: Frames the model drives per training circuit and round.
+    on_policy_frames: int = 1000
+    #: Maximum epochs of each round's fit (early stopping as in the first fit).
+    on_policy_epochs: int = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class TrainResult:
     val_frames: int
     seconds: float
     history: dict
+    on_policy_frames: int = 0
 
 
 def oversample_indices(labels: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
@@ -183,6 +196,55 @@ def split_holdout(frames: Frames, fraction: float) -> tuple[Frames, Frames]:
             Frames(frames.images[cut:], frames.labels[cut:], frames.sources))
 
 
+def _on_policy_rounds(model: tf_keras.Model, data: list[str | Path], train_frames: Frames,
+                      val_frames: Frames, cfg: TrainConfig, callbacks: list, hist: dict,
+                      verbose: int) -> tuple[Frames, int]:
+    """
+    Run ``cfg.on_policy_rounds`` DAgger rounds on ``model``; return the grown frames and count.
+
+    Each round the model drives every training circuit (from the datasets' meta.json), is
+    corrected by the expert on every frame it saw, and is fitted again on all frames so far.
+    ``hist`` is extended with each round's epochs.
+    """
+    from pilotnet_optimized.models.data import dataset_circuits
+    from pilotnet_optimized.models.on_policy import collect_on_policy, keras_policy
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.splits import check_not_test
+
+    names = dataset_circuits(data)
+    if not names:
+        raise PilotnetError(
+            'on-policy rounds drive the circuits of the training data, read from each dataset '
+            "folder's meta.json: none found (train with --on-policy-rounds 0)"
+        )
+    check_not_test(names, 'driven for on-policy training frames')
+    circuits = [get_circuit(name) for name in names]
+    images, labels, sources = [train_frames.images], [train_frames.labels], train_frames.sources
+    added = 0
+    for round_ in range(cfg.on_policy_rounds):
+        seen = collect_on_policy(keras_policy(model, cfg.preprocessing), circuits,
+                                 cfg.on_policy_frames, cfg.preprocessing, seed=cfg.seed + round_)
+        images.append(seen.images)
+        labels.append(seen.labels)
+        added += len(seen)
+        sources = sources + seen.sources
+        train_frames = Frames(np.concatenate(images), np.concatenate(labels), sources)
+        if verbose:
+            print(f'on-policy round {round_ + 1}/{cfg.on_policy_rounds}: {len(seen)} frames the '
+                  f"model drove ({', '.join(c.name for c in circuits)}); training on "
+                  f'{len(train_frames)}', flush=True)
+        more = model.fit(
+            make_sequence(train_frames, cfg),
+            validation_data=make_sequence(val_frames, cfg, False, False),
+            epochs=cfg.on_policy_epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        for key, values in more.history.items():
+            hist.setdefault(key, []).extend(float(x) for x in values)
+    return train_frames, added
+
+
 def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
           val: list[str | Path] | None = None, allow_test_data: bool = False, verbose: int = 1,
           limit_per_folder: int | None = None, model: tf_keras.Model | None = None) -> TrainResult:
@@ -200,13 +262,18 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
     import tensorflow as tf
     import tf_keras
 
+    if cfg.on_policy_rounds < 0 or cfg.on_policy_frames < 1 or cfg.on_policy_epochs < 1:
+        raise PilotnetError(
+            f'on-policy rounds {cfg.on_policy_rounds}, frames {cfg.on_policy_frames}, epochs '
+            f'{cfg.on_policy_epochs}: give rounds >= 0 and at least one frame and one epoch'
+        )
     out = Path(out)
     if out.suffix != '.keras':
         raise PilotnetError(
             f'{out}: the trained model is saved in Keras format; give a .keras file name'
         )
     if not allow_test_data:
-        test_dirs = [str(d) for d in find_dataset_dirs(data) if dataset_split(d) == 'test']
+        test_dirs = folders_of_test_circuits(data)
         if test_dirs:
             raise PilotnetError(
                 f"refusing to train on test-split data ({', '.join(test_dirs)}); "
@@ -260,6 +327,11 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
         callbacks=callbacks,
         verbose=verbose,
     )
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    on_policy = 0
+    if cfg.on_policy_rounds:
+        train_frames, on_policy = _on_policy_rounds(model, data, train_frames, val_frames, cfg,
+                                                    callbacks, hist, verbose)
     seconds = time.perf_counter() - start
     val_pred = model.predict(
         normalise_input(val_frames.images, cfg.preprocessing), batch_size=256, verbose=0
@@ -271,7 +343,6 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
     tmp.replace(out)
     checkpoint.unlink(missing_ok=True)
     cfg.preprocessing.save(out)
-    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     best_epoch = int(np.argmin(hist['val_loss'])) + 1
     result = TrainResult(
         model_path=str(out),
@@ -284,6 +355,7 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
         val_frames=len(val_frames),
         seconds=round(seconds, 1),
         history=hist,
+        on_policy_frames=on_policy,
     )
     report = {
         'result': asdict(result),
@@ -334,6 +406,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--limit', type=int, help='use only the first N frames of each folder (quick trials)'
     )
     p.add_argument(
+        '--on-policy-rounds',
+        type=int,
+        default=0,
+        metavar='N',
+        help='DAgger rounds after the first fit: the model drives the training circuits, the'
+        ' expert labels every frame it saw, training goes on with them (default: 0)',
+    )
+    p.add_argument(
+        '--on-policy-frames',
+        type=int,
+        default=1000,
+        metavar='N',
+        help='frames driven per training circuit and round (default: 1000)',
+    )
+    p.add_argument(
         '--allow-test-data', action='store_true', help='allow training on test-split folders'
     )
     p.add_argument(
@@ -358,6 +445,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         head_units=args.head_units,
         preprocessing=prep,
+        on_policy_rounds=args.on_policy_rounds,
+        on_policy_frames=args.on_policy_frames,
     )
     result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
                    verbose=0 if args.json else 1, limit_per_folder=args.limit)

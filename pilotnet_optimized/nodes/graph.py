@@ -44,6 +44,7 @@ from pilotnet_optimized.backends import BACKEND_CHOICES
 from pilotnet_optimized.errors import ModelError, PilotnetError
 from pilotnet_optimized.nodes.dds import config_dir, DDS_VARS, graph_env
 from pilotnet_optimized.nodes.topics import INFERENCE_NODE
+from pilotnet_optimized.sim.spawn import parse_start
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
 __all__ = [
@@ -75,6 +76,8 @@ class LaunchArgument:
     default: str
     description: str
     choices: tuple[str, ...] | None = None
+    #: No default: ros2 launch and the runner refuse to start without it.
+    required: bool = False
 
 
 ARGUMENTS: dict[str, LaunchArgument] = {
@@ -85,6 +88,7 @@ ARGUMENTS: dict[str, LaunchArgument] = {
             '',
             'model to drive with: a file (.tflite, .onnx, .keras, .engine), a SavedModel folder, '
             f'or a name looked up in models_dir (drq -> {DEFAULT_MODELS_DIR}/drq.tflite)',
+            required=True,
         ),
         LaunchArgument('models_dir', DEFAULT_MODELS_DIR, 'folder where model names are looked up'),
         LaunchArgument(
@@ -108,6 +112,12 @@ ARGUMENTS: dict[str, LaunchArgument] = {
             'built-in circuit name, perfect-lap bag or x,y CSV: the circuit the built-in simulator'
             ' drives, and the perfect lap the metrics node judges the run against (with'
             ' sim:=gazebo give the perfect-lap bag of the Gazebo world)',
+        ),
+        LaunchArgument(
+            'start',
+            '',
+            'x,y,yaw: where the car starts (sim:=builtin), for any circuit; empty: the'
+            " circuit's own start (a Behavior Metrics perfect-lap bag's: that world's spawn pose)",
         ),
         LaunchArgument(
             'laps', '1', 'laps to drive before the simulator ends the run (sim:=builtin)'
@@ -146,6 +156,7 @@ class GraphArgs:
     num_threads: int
     sim: str
     circuit: str
+    start: str
     laps: int
     realtime: bool
     record: bool
@@ -282,11 +293,18 @@ def parse_arguments(args: Mapping[str, Any]) -> GraphArgs:
         num_threads=_int('num_threads', text['num_threads'], 1, 64),
         sim=text['sim'].strip().lower(),
         circuit=text['circuit'].strip(),
+        start=_start(text['start']),
         laps=_int('laps', text['laps'], 1, 1000),
         realtime=_bool('realtime', text['realtime']),
         record=_bool('record', text['record']),
         output_dir=text['output_dir'].strip(),
     )
+
+
+def _start(text: str) -> str:
+    # Checked here, so that both launchers refuse a bad pose before a node starts.
+    pose = parse_start(text)
+    return '' if pose is None else ','.join(f'{v:g}' for v in pose)
 
 
 def ros_text(value: Any) -> str:
@@ -325,13 +343,20 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
     except ModelError:
         model = a.model
     output_dir = str(resolve_output_dir(a.output_dir, now))
+    # Only a pose given is passed: an empty string is no ROS parameter value a launcher keeps.
+    start = {'start': a.start} if a.start else {}
     specs: list[NodeSpec] = [
         NodeSpec(
             name='metrics_node',
             executable='metrics_node',
             module='pilotnet_optimized.nodes.metrics_node',
             param_files=_files(config, 'metrics_node'),
-            parameters={'circuit': a.circuit, 'output_dir': output_dir, 'use_sim_time': True},
+            parameters={
+                'circuit': a.circuit,
+                **start,
+                'output_dir': output_dir,
+                'use_sim_time': True,
+            },
             env=graph_env(),
         )
     ]
@@ -360,6 +385,7 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
                 # step: it waits for them too.
                 parameters={
                     'circuit': a.circuit,
+                    **start,
                     'laps': a.laps,
                     'realtime': a.realtime,
                     'on_end': 'exit',

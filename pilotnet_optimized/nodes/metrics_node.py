@@ -74,6 +74,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
     ),
     ParamSpec(
+        'start',
+        '',
+        "x,y,yaw: where the car starts (as the simulator's); '' = the circuit's own start (a "
+        "Behavior Metrics perfect-lap bag's: that world's spawn pose)",
+        read_only=True,
+    ),
+    ParamSpec(
         'perfect_lap',
         '',
         "perfect-lap bag or CSV to judge the run against instead of circuit's centre line "
@@ -113,12 +120,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 
-def _load_perfect(circuit: str, perfect_lap: str) -> tuple[PerfectLap, str]:
+def _load_perfect(circuit: str, start: str, perfect_lap: str) -> tuple[PerfectLap, str]:
     if perfect_lap.strip():
         return load_perfect_lap(perfect_lap.strip()), perfect_lap.strip()
     from pilotnet_optimized.sim import get_circuit
     from pilotnet_optimized.sim.episodes import perfect_lap_of
-    return perfect_lap_of(get_circuit(circuit)), circuit
+    return perfect_lap_of(get_circuit(circuit, start=start)), circuit
 
 
 class MetricsNode(Node):
@@ -135,7 +142,9 @@ class MetricsNode(Node):
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
         circuit = str(param(self, 'circuit'))
-        perfect, source = _load_perfect(circuit, str(param(self, 'perfect_lap')))
+        perfect, source = _load_perfect(
+            circuit, str(param(self, 'start')), str(param(self, 'perfect_lap'))
+        )
         self.output_dir = resolve_output_dir(str(param(self, 'output_dir')))
         self.report = RunReport(perfect, circuit=circuit, perfect_source=source)
         self.written: tuple[Path, Path] | None = None

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ``NAME:=VALUE`` assignments (the launch file's), ``--dry-run``, ``--stop-timeout``.
     """
     lines = [
-        f"  {a.name}:={a.default or '<required>'}  {a.description}" for a in ARGUMENTS.values()
+        f"  {a.name}:={'<required>' if a.required else a.default}  {a.description}"
+        for a in ARGUMENTS.values()
     ]
     parser.add_argument(
         'assignments',

@@ -97,6 +97,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'circuit', 'simple', 'built-in circuit name, perfect-lap bag or x,y CSV', read_only=True
     ),
     ParamSpec(
+        'start',
+        '',
+        "x,y,yaw: where the car starts; '' = the circuit's own start (a Behavior Metrics "
+        "perfect-lap bag's: that world's spawn pose)",
+        read_only=True,
+    ),
+    ParamSpec(
         'laps',
         1,
         'laps to drive; the run ends when they are done',
@@ -207,7 +214,7 @@ class SimulatorNode(Node):
     def __init__(self, node_name: str = 'simulator_node', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS, on_set=self._on_set_parameters)
-        circuit = get_circuit(str(param(self, 'circuit')))
+        circuit = get_circuit(str(param(self, 'circuit')), start=str(param(self, 'start')))
         self._sim = Simulator(
             circuit, SimConfig(control_period=float(param(self, 'control_period')))
         )

@@ -93,7 +93,7 @@ class OptimizeSettings:
         distillation 1.02 x).
     :param slim_on_policy_rounds: after distillation, rounds of driving the training circuits with
         the student and fine-tuning on the frames it saw as well
-        (:mod:`~pilotnet_optimized.optimize.on_policy`, DAgger); 0 turns it off.
+        (:mod:`~pilotnet_optimized.models.on_policy`, DAgger); 0 turns it off.
     :param slim_on_policy_frames: frames per training circuit and round.
     :param eval_frames: at most this many validation frames for the MSE and agreement figures in
         the manifest.

@@ -92,6 +92,15 @@ def optimize_model(
             f"methods {', '.join(needy)} need training data for calibration or fine-tuning: pass "
             f'--data DATASET_FOLDER (methods that need none: {free})'
         )
+    if train_data:
+        # Calibration and fine-tuning frames are learned from: never a test circuit's.
+        from pilotnet_optimized.models.data import folders_of_test_circuits
+        # (A missing folder fails only the methods that read it, later, as before.)
+        test_dirs = folders_of_test_circuits([d for d in train_data if Path(d).exists()])
+        if test_dirs:
+            raise PilotnetError(
+                f"refusing to calibrate or fine-tune on test-circuit data ({', '.join(test_dirs)})"
+            )
     if val_data:
         # Checked now: a typo here would otherwise fail every method's scoring. (Training data is
         # read lazily, by the first method that needs it, and a failure there fails only those

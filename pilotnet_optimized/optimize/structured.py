@@ -176,7 +176,7 @@ def _on_policy_rounds(ctx: OptimizeContext, student: tf_keras.Model) -> dict:
     (with the distillation targets, like the rest) together with the original fine-tuning frames.
     """
     from pilotnet_optimized.models.data import Frames
-    from pilotnet_optimized.optimize.on_policy import collect_on_policy, keras_policy
+    from pilotnet_optimized.models.on_policy import collect_on_policy, keras_policy
 
     s = ctx.settings
     circuits = _training_circuits(ctx)
@@ -212,24 +212,11 @@ def _on_policy_rounds(ctx: OptimizeContext, student: tf_keras.Model) -> dict:
 
 
 def _training_circuits(ctx: OptimizeContext) -> list:
-    """
-    Return the built-in circuits the training datasets were recorded on.
-
-    Each is read from the dataset folder's meta.json.
-    """
-    import json
-
-    from pilotnet_optimized.models.data import find_dataset_dirs
+    """Return the circuits the training datasets were recorded on (their meta.json)."""
+    from pilotnet_optimized.models.data import dataset_circuits
     from pilotnet_optimized.sim import get_circuit
 
-    names = []
-    for folder in find_dataset_dirs(list(ctx.train_data or [])):
-        try:
-            name = json.loads((folder / 'meta.json').read_text())['circuit']
-        except (OSError, ValueError, KeyError):
-            continue
-        if name not in names:
-            names.append(name)
+    names = dataset_circuits(list(ctx.train_data or []))
     if not names:
         raise PilotnetError(
             'on-policy rounds need the circuits of the training data (meta.json of each dataset '

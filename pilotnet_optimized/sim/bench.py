@@ -20,6 +20,7 @@ Camera frames per second and kinematics steps per second, on a fixed path (``pil
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import platform
 import time
@@ -30,7 +31,7 @@ import numpy as np
 
 from pilotnet_optimized.backends.timing import percentiles, time_calls, time_each
 from pilotnet_optimized.evaluate.report import machine_description, text_table
-from pilotnet_optimized.sim.camera import CameraRenderer, CircuitTexture
+from pilotnet_optimized.sim.camera import Appearance, CameraRenderer, CircuitTexture
 from pilotnet_optimized.sim.car import PlanarCar
 from pilotnet_optimized.sim.circuits import get_circuit
 
@@ -58,6 +59,10 @@ def bench_sim(
     """
     Time the renderer (one frame per 0.25 m along the lap) and the car's kinematics step.
 
+    The renderer twice: clean, and with the random looks of training frames (eight looks, each
+    for an eighth of the frames; the painted part costs nothing per frame, so they share the
+    clean texture).
+
     :param threads: OpenCV threads; 1 measures one core, the issue's bar (300 frames/s).
     """
     previous_threads = cv2.getNumThreads()
@@ -73,6 +78,16 @@ def bench_sim(
         render_ms = time_each(
             lambda pose: renderer.render(*pose, out=out), poses[warmup:], warmup=poses[:warmup]
         )
+        rng = np.random.default_rng(0)
+        looks = [CameraRenderer(circuit, texture=texture,
+                                appearance=replace(Appearance.random(rng), painted=texture.look))
+                 for _ in range(8)]
+
+        def render_random(i: int) -> None:
+            looks[i * len(looks) // (frames + warmup)].render(*poses[i], out=out)
+
+        random_ms = time_each(render_random, range(warmup, frames + warmup),
+                              warmup=range(warmup))
         car = PlanarCar(*circuit.start_pose, dt=0.01)
         # Kinematics is microseconds a step: time it in blocks so the clock's overhead does not
         # dominate.
@@ -103,7 +118,8 @@ def bench_sim(
         'opencv': cv2.__version__,
         'texture_build_s': round(texture_s, 3),
         'texture_px': list(texture.image.shape[:2]),
-        'rows': [_row('render frame', render_ms), _row('kinematics step', step_ms),
+        'rows': [_row('render frame', render_ms), _row('render frame, random look', random_ms),
+                 _row('kinematics step', step_ms),
                  _row('centre-line projection', proj_ms)],
     }
 

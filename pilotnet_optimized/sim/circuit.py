@@ -92,7 +92,8 @@ class Circuit:
     """
     A closed circuit.
 
-    ``centreline[0]`` is the start; the car starts there heading along the line.
+    ``centreline[0]`` is the start; the car starts there heading along the line, or at
+    :attr:`start` when that is set.
     """
 
     name: str
@@ -102,6 +103,11 @@ class Circuit:
     timeout_s: float = 120.0
     description: str = ''
     source: str = 'builtin'
+    #: Width of the painted centre line (m).
+    line_width: float = 0.3
+    #: Where the car starts (x, y, yaw), when not on ``centreline[0]`` heading along the line (a
+    #: world's spawn pose, ``--start``): see :mod:`pilotnet_optimized.sim.spawn`.
+    start: tuple[float, float, float] | None = None
     arc: np.ndarray = field(init=False, repr=False)
     heading: np.ndarray = field(init=False, repr=False)
     curvature: np.ndarray = field(init=False, repr=False)
@@ -132,7 +138,9 @@ class Circuit:
 
     @property
     def start_pose(self) -> tuple[float, float, float]:
-        """(x, y, yaw) of the start: on the centre line, heading along it."""
+        """(x, y, yaw) of the start: :attr:`start`, else on the centre line heading along it."""
+        if self.start is not None:
+            return tuple(float(v) for v in self.start)
         return float(self.centreline[0, 0]), float(self.centreline[0, 1]), float(self.heading[0])
 
     def pose_at(self, s: float, lateral: float = 0.0) -> tuple[float, float, float]:

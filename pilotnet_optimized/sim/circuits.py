@@ -30,8 +30,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from pilotnet_optimized.errors import TrajectoryError, UnknownCircuitError
+from pilotnet_optimized.errors import PilotnetError, TrajectoryError, UnknownCircuitError
 from pilotnet_optimized.sim.circuit import bspline_closed, Circuit, resample_closed
+from pilotnet_optimized.sim.generated import (generate_circuit, generate_layout,
+                                              parse_generated_name, plot_layout,
+                                              SAMPLE_SPACING_M)
+from pilotnet_optimized.sim.spawn import parse_start, Pose, spawn_pose_for, starting_at
 
 __all__ = [
     'BUILTIN_CIRCUITS',
@@ -43,8 +47,6 @@ __all__ = [
     'add_arguments',
     'run',
 ]
-
-SAMPLE_SPACING_M = 0.1
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
 
 
 def circuit_names() -> list[str]:
-    """Names of the built-in circuits."""
+    """Names of the built-in circuits (``gen:SEED`` names a generated one besides)."""
     return list(BUILTIN_CIRCUITS)
 
 
@@ -141,6 +143,11 @@ def _builtin(name: str) -> Circuit:
     return Circuit(name=name, centreline=resample_closed(dense * scale, SAMPLE_SPACING_M),
                    road_width=spec.road_width, timeout_s=spec.timeout_s,
                    description=f'{spec.description} (stands in for {spec.stands_in_for})')
+
+
+@lru_cache(maxsize=64)
+def _generated(seed: int) -> Circuit:
+    return generate_circuit(seed)
 
 
 def _from_points(name: str, points: np.ndarray, source: str, road_width: float) -> Circuit:
@@ -177,18 +184,41 @@ def _smooth_closed(pts: np.ndarray, sigma_m: float = 1.0) -> np.ndarray:
     return np.column_stack([np.convolve(padded[:, k], kernel, mode='valid') for k in range(2)])
 
 
-def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
+def get_circuit(name: str, road_width: float = 7.0, start: str | Pose | None = None) -> Circuit:
     """
     Return a built-in circuit by name, or a circuit whose centre line is read from a file.
 
-    :param name: a built-in name (``pilotnet circuits``), a Behavior Metrics perfect-lap bag
-        (``.bag``, a rosbag2 folder, ``.mcap`` or ``.db3``; its odometry is the centre line), or a
-        CSV with ``x,y`` columns.
-    :param road_width: road width for circuits read from files (m).
+    A perfect-lap bag named like one of Behavior Metrics' (``lap-montreal.bag``) starts at that
+    world's spawn pose (:data:`~pilotnet_optimized.sim.spawn.SPAWN_POSES`); ``start`` overrides
+    where any circuit starts.
+
+    :param name: a built-in name (``pilotnet circuits``), ``gen:SEED`` (a generated circuit, see
+        :mod:`pilotnet_optimized.sim.generated`), a Behavior Metrics perfect-lap bag (``.bag``, a
+        rosbag2 folder, ``.mcap`` or ``.db3``; its odometry is the centre line), or a CSV with
+        ``x,y`` columns.
+    :param road_width: road width for circuits read from files (m); a generated circuit has its
+        own.
+    :param start: ``x,y,yaw`` text or an ``(x, y, yaw)`` pose; ``None`` or ``''``: the circuit's
+        own start.
     :raises UnknownCircuitError: for a name that is none of these.
+    :raises PilotnetError: for a start that is not a pose on the circuit.
     """
+    circuit = _circuit(name, road_width)
+    pose = parse_start(start) if isinstance(start, str) or start is None else start
+    if pose is None and circuit.source != 'builtin':
+        pose = spawn_pose_for(circuit.source)
+    return circuit if pose is None else starting_at(circuit, pose)
+
+
+def _circuit(name: str, road_width: float) -> Circuit:
     if name in BUILTIN_CIRCUITS:
         return _builtin(name)
+    try:
+        seed = parse_generated_name(name)
+    except ValueError as err:
+        raise UnknownCircuitError(f'unknown circuit {err}') from err
+    if seed is not None:
+        return _generated(seed)
     path = Path(name)
     if path.suffix in {'.bag', '.mcap', '.db3', '.csv'} or path.is_dir():
         if not path.exists():
@@ -206,22 +236,46 @@ def get_circuit(name: str, road_width: float = 7.0) -> Circuit:
     hint = f"; did you mean '{close[0]}'?" if close else ''
     raise UnknownCircuitError(
         f"unknown circuit '{name}': choose one of {', '.join(circuit_names())}, "
-        f'or give a perfect-lap bag or an x,y CSV{hint}')
+        f'gen:SEED (a generated circuit), or give a perfect-lap bag or an x,y CSV{hint}')
 
 
 # -- command line ---------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``pilotnet circuits`` arguments."""
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    parser.add_argument(
+        '--generate', type=_seed, metavar='SEED',
+        help='preview the generated circuit gen:SEED instead: its figures (length, tightest'
+             ' radius, share under 15 m radius, element counts, widths, direction)')
+    parser.add_argument(
+        '--out', type=Path, metavar='PNG',
+        help='with --generate: write its layout and curvature profile to this PNG')
+
+
+def _seed(text: str) -> int:
+    try:
+        return parse_generated_name(f'gen:{text}')
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a non-negative integer seed') from None
 
 
 def run(args: argparse.Namespace) -> int:
     """
     ``pilotnet circuits``.
 
-    Every built-in circuit with its length, tightest radius, width and split.
+    Every built-in circuit with its length, tightest radius, width and split; with ``--generate``,
+    the figures of one generated circuit (and ``--out``, its picture).
     """
-    from pilotnet_optimized.evaluate.report import print_rows
+    from pilotnet_optimized.evaluate.report import print_mapping, print_rows
+    if args.generate is not None:
+        layout = generate_layout(args.generate)
+        figures = layout.figures()
+        if args.out is not None:
+            figures['png'] = str(plot_layout(layout, args.out))
+        print_mapping(figures, args.json)
+        return 0
+    if args.out is not None:
+        raise PilotnetError('--out needs --generate SEED')
     rows = []
     for name in BUILTIN_CIRCUITS:
         c = get_circuit(name)

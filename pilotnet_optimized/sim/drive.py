@@ -47,6 +47,12 @@ def add_expert_arguments(parser: argparse.ArgumentParser) -> None:
         help='built-in name, perfect-lap bag or x,y CSV (default: simple)',
     )
     parser.add_argument('--laps', type=int, default=1, help='laps to drive (default: 1)')
+    parser.add_argument(
+        '--start',
+        metavar='X,Y,YAW',
+        help="where the car starts (m, m, rad; default: the circuit's start, a Behavior Metrics "
+        "bag's world spawn pose); --start=-74.3,37.7,-0.5 when x is negative",
+    )
     parser.add_argument('--seed', type=int, default=0, help='seed for --perturb (default: 0)')
     parser.add_argument('--perturb', action='store_true', help='add random steering disturbances')
     parser.add_argument(
@@ -60,7 +66,10 @@ def run_expert(args: argparse.Namespace) -> int:
     from pilotnet_optimized.evaluate.report import print_mapping
     from pilotnet_optimized.laps import save_trajectory_csv
     result = drive_expert(
-        get_circuit(args.circuit), laps=args.laps, seed=args.seed, perturb=args.perturb
+        get_circuit(args.circuit, start=args.start),
+        laps=args.laps,
+        seed=args.seed,
+        perturb=args.perturb,
     )
     if args.trajectory_out:
         save_trajectory_csv(result.trajectory, args.trajectory_out)
@@ -81,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV'
     )
     parser.add_argument('--laps', type=int, default=1)
+    parser.add_argument(
+        '--start',
+        metavar='X,Y,YAW',
+        help="where the car starts (m, m, rad; default: the circuit's start, a Behavior Metrics "
+        "bag's world spawn pose); --start=-74.3,37.7,-0.5 when x is negative",
+    )
     parser.add_argument('--trajectory-out', metavar='CSV', help='also write the driven trajectory')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
@@ -90,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from pilotnet_optimized.backends import load_backend
     from pilotnet_optimized.evaluate.report import print_mapping
     from pilotnet_optimized.laps import save_trajectory_csv
-    circuit = get_circuit(args.circuit)
+    circuit = get_circuit(args.circuit, start=args.start)
     pilot = load_backend(args.model, args.backend, num_threads=args.threads)
     result = drive_pilot(circuit, pilot, laps=args.laps)
     if args.trajectory_out:

@@ -68,13 +68,20 @@ class Simulator:
         self.reset()
 
     # -- state ------------------------------------------------------------------------------------
-    def reset(self, s: float = 0.0, lateral: float = 0.0, yaw_offset: float = 0.0) -> CarState:
+    def reset(self, s: float | None = None, lateral: float = 0.0,
+              yaw_offset: float = 0.0) -> CarState:
         """
         Put the car ``s`` metres along the circuit, ``lateral`` to the left of the line.
 
-        Turned by ``yaw_offset`` from the line's heading; clears the recorded trajectory.
+        Turned by ``yaw_offset`` from the line's heading; clears the recorded trajectory. With no
+        ``s``, the car is put at the circuit's start pose (:attr:`Circuit.start_pose`, a world's
+        spawn pose where it has one), offset by ``lateral`` and ``yaw_offset`` likewise.
         """
-        x, y, yaw = self.circuit.pose_at(s, lateral)
+        if s is None:
+            x0, y0, yaw = self.circuit.start_pose
+            x, y = x0 - lateral * np.sin(yaw), y0 + lateral * np.cos(yaw)
+        else:
+            x, y, yaw = self.circuit.pose_at(s, lateral)
         self.car = PlanarCar(x, y, yaw + yaw_offset, dt=self.config.physics_dt)
         self._proj = self.circuit.project(x, y)
         self.progress_m = 0.0
