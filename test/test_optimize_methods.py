@@ -47,6 +47,8 @@ FAST = {
     'max_finetune_frames': 64,
     'batch_size': 16,
     'slim_on_policy_frames': 24,
+    'tiny_epochs': 1,
+    'tiny_on_policy_frames': 24,
 }
 
 # Mean |output - reference output| in normalised [0, 1] units, on held-out frames.

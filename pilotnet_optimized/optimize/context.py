@@ -95,6 +95,10 @@ class OptimizeSettings:
         the student and fine-tuning on the frames it saw as well
         (:mod:`~pilotnet_optimized.models.on_policy`, DAgger); 0 turns it off.
     :param slim_on_policy_frames: frames per training circuit and round.
+    :param tiny_epochs: distillation epochs of the ``tiny`` student on all training frames.
+    :param tiny_learning_rate: learning rate for the ``tiny`` student (trained from scratch).
+    :param tiny_on_policy_rounds: DAgger rounds for ``tiny`` (as ``slim_on_policy_rounds``).
+    :param tiny_on_policy_frames: frames per training circuit and round for ``tiny``.
     :param eval_frames: at most this many validation frames for the MSE and agreement figures in
         the manifest.
     """
@@ -118,6 +122,10 @@ class OptimizeSettings:
     slim_on_policy_rounds: int = 2
     slim_on_policy_frames: int = 1500
     teacher_weight: float = 1.0
+    tiny_epochs: int = 8
+    tiny_learning_rate: float = 2e-3
+    tiny_on_policy_rounds: int = 1
+    tiny_on_policy_frames: int = 150
     eval_frames: int = 1000
 
     def __post_init__(self) -> None:

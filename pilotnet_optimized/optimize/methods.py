@@ -150,6 +150,11 @@ def _slim(ctx: OptimizeContext, out: Path) -> dict:
     return make_slim(ctx, out)
 
 
+def _tiny(ctx: OptimizeContext, out: Path) -> dict:
+    from pilotnet_optimized.optimize.tiny import make_tiny
+    return make_tiny(ctx, out)
+
+
 def _tensorrt(fp16: bool) -> Producer:
     def produce(ctx: OptimizeContext, out: Path) -> dict:
         from pilotnet_optimized.optimize.tensorrt import build_tensorrt_engine
@@ -279,6 +284,16 @@ METHODS: tuple[Method, ...] = (
         _slim,
         'structured pruning of dense1 to the k most important units, distilled fine-tuning,'
         ' quantised',
+    ),
+    Method(
+        'tiny',
+        '.tflite',
+        'dynamic-range int8, 0.14 M-parameter student',
+        _FT,
+        False,
+        _tiny,
+        'a 2 M multiply-add student (half resolution inside, three narrow convolutions) distilled'
+        ' from the input model, on-policy rounds, int8 weights',
     ),
     Method(
         'tensorrt',

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pilotnet_optimized.optimize.context import OptimizeContext
     import tf_keras
 
-__all__ = ['CRITERIA', 'unit_importance', 'narrow_dense', 'make_slim']
+__all__ = ['CRITERIA', 'unit_importance', 'narrow_dense', 'make_slim', 'training_circuits']
 
 CRITERIA = ('activation', 'l2', 'l2-out')
 
@@ -179,7 +179,7 @@ def _on_policy_rounds(ctx: OptimizeContext, student: tf_keras.Model) -> dict:
     from pilotnet_optimized.models.on_policy import collect_on_policy, keras_policy
 
     s = ctx.settings
-    circuits = _training_circuits(ctx)
+    circuits = training_circuits(ctx)
     base = ctx.finetune_frames()
     images, labels = [base.images], [base.labels]
     history: dict = {}
@@ -211,7 +211,7 @@ def _on_policy_rounds(ctx: OptimizeContext, student: tf_keras.Model) -> dict:
     }
 
 
-def _training_circuits(ctx: OptimizeContext) -> list:
+def training_circuits(ctx: OptimizeContext) -> list:
     """Return the circuits the training datasets were recorded on (their meta.json)."""
     from pilotnet_optimized.models.data import dataset_circuits
     from pilotnet_optimized.sim import get_circuit
