@@ -111,7 +111,7 @@ def test_table_shows_errors_on_their_row():
         '| m.tflite | LARGE_DATA | litert | float32 | 9 (1 lost) | 1.00 / 1.50 / 2.00 |'
         in table[2]
     )
-    assert '| 1.500 | no | ok |' in table[2]
+    assert '| 1.500 | no | - | - | - | ok |' in table[2]
     assert table[3].endswith('| failed: model not found: bad.tflite |')
 
 
@@ -159,11 +159,22 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
     )
     rows = {(Path(r['model']).stem, r['transport']): r for r in report['rows']}
     assert set(rows) == {
+        ('floor', 'SHM_LARGE'),
+        ('floor', 'DEFAULT'),
         ('dynamic', 'SHM_LARGE'),
         ('dynamic', 'DEFAULT'),
         ('corrupt', 'SHM_LARGE'),
         ('corrupt', 'DEFAULT'),
     }
+    # The bare transport floor comes first, with the node's camera hop as a ratio to it.
+    assert [r['model'] for r in report['rows'][:2]] == ['floor', 'floor']
+    floor, node = rows['floor', 'SHM_LARGE'], rows['dynamic', 'SHM_LARGE']
+    assert floor['status'] == 'ok' and floor['frames'] >= 25 and floor['raw_p50_ms'] is None
+    assert floor['camera_hop_p50_ms'] > 0 and floor['round_trip_p50_ms'] > 0
+    assert node['camera_hop_vs_floor'] == pytest.approx(
+        node['camera_hop_p50_ms'] / floor['camera_hop_p50_ms'], abs=1e-3
+    )
+    assert isinstance(node['hop_target_met'], bool)
     # Fast DDS's default transport fragments a camera frame and, best effort, loses most of them
     # (70 to 90 % measured): every frame of a phase lost is an error row that says so.
     default = rows['dynamic', 'DEFAULT']
@@ -188,6 +199,21 @@ def test_a_tiny_model_through_the_real_node(models, capfd):
             r['status'] == 'failed' and 'corrupt.tflite' in r['error'] and '\n' not in r['error']
         )
     assert '[bench-latency] dynamic.tflite (SHM_LARGE): ready in' in err
+    assert '[bench-latency] transport floor (SHM_LARGE): ready in' in err
+
+
+def test_floor_ratio_per_transport():
+    rows = [
+        bl.LatencyRow(bl.FLOOR, 'SHM_LARGE', camera_hop_p50_ms=0.8),
+        bl.LatencyRow('a.tflite', 'SHM_LARGE', camera_hop_p50_ms=1.0),
+        bl.LatencyRow('a.tflite', 'DEFAULT', camera_hop_p50_ms=3.0),
+        bl.LatencyRow('b.tflite', 'SHM_LARGE', camera_hop_p50_ms=2.0),
+    ]
+    bl.compare_with_floor(rows)
+    assert rows[1].camera_hop_vs_floor == 1.25 and rows[1].hop_target_met is True
+    assert rows[3].camera_hop_vs_floor == 2.5 and rows[3].hop_target_met is False
+    # No floor for that transport: no ratio, rather than one to another transport's floor.
+    assert rows[2].camera_hop_vs_floor is None and rows[0].camera_hop_vs_floor is None
 
 
 def test_no_model_ran_is_a_non_zero_exit(models, capsys):
@@ -199,6 +225,7 @@ def test_no_model_ran_is_a_non_zero_exit(models, capsys):
         '5',
         '--warmup',
         '1',
+        '--no-floor',
     )
     assert code == 1
     errors = [r['error'] for r in report['rows']]

@@ -25,6 +25,7 @@ backend crops, resizes or normalises on its own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -143,24 +144,56 @@ class Backend(ABC):
                 f'expected a preprocessed batch N x {_shape_str(expected)}, got shape'
                 f' {batch.shape}'
             )
-        out = np.asarray(
-            self._infer(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32
+        return self._checked(
+            self._infer(np.ascontiguousarray(batch, dtype=np.float32)), len(batch)
         )
-        out = out.reshape(len(batch), -1)
+
+    def _checked(self, raw: np.ndarray, n: int) -> np.ndarray:
+        out = np.asarray(raw, dtype=np.float32).reshape(n, -1)
         if not np.isfinite(out).all():
             raise ModelOutputError(
                 f'{self.model_path}: the model produced NaN or infinite outputs'
             )
         return out
 
-    def predict(self, image_rgb: np.ndarray) -> tuple[float, float]:
+    def predict_into(self, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        """
+        Run one frame written straight into the model's input; return its [0, 1] outputs (2,).
+
+        ``fill(x)`` writes the preprocessed frame into ``x``, a ``height x width x 3`` float32
+        array: the runtime's own input tensor where the runtime allows it (LiteRT float models,
+        ONNX Runtime), else a buffer this backend keeps. Nothing is copied between the
+        preprocessing and the model; the outputs are those of :meth:`predict_normalised` on the
+        same input, bit for bit. ``x`` is valid only during the call.
+
+        :raises ModelOutputError: when any output is NaN or infinite.
+        """
+        return self._checked(self._infer_into(fill), 1)[0]
+
+    def _infer_into(self, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        """
+        Let ``fill`` write the batch-1 input, run it, return the raw outputs.
+
+        The default: a kept buffer and :meth:`_infer`; runtimes that expose their input override
+        it.
+        """
+        buffer = getattr(self, '_frame_input', None)
+        if buffer is None:
+            buffer = self._frame_input = np.zeros((1, *self.preprocessing.input_shape), np.float32)
+        fill(buffer[0])
+        return self._infer(buffer)
+
+    def predict(self, image_rgb: np.ndarray, *, bgr: bool = False) -> tuple[float, float]:
         """
         Predict physical (v m/s, w rad/s) from one RGB camera frame (H x W x 3 uint8).
 
+        :param bgr: the frame is BGR (a ``bgr8`` camera, read in place).
         :raises ImageError: for anything but an RGB uint8 frame the preprocessing can crop.
         """
-        x = preprocess(image_rgb, self.preprocessing)
-        v, w = denormalise_labels(self.predict_normalised(x[None])[0])
+        out = self.predict_into(
+            lambda x: preprocess(image_rgb, self.preprocessing, x, bgr=bgr)
+        )
+        v, w = denormalise_labels(out)
         return float(v), float(w)
 
     def describe(self) -> dict:

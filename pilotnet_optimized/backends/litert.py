@@ -20,6 +20,7 @@ Float32, float16, dynamic range and integer models.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -138,6 +139,23 @@ class LiteRTBackend(Backend):
         elif self._in_dtype != batch.dtype:
             batch = batch.astype(self._in_dtype)
         self._it.set_tensor(self._in_index, batch)
+        self._it.invoke()
+        out = self._it.get_tensor(self._out_index)
+        if self._out_q is not None:
+            return dequantise(out, self._out_q[0], self._out_q[1])
+        return out
+
+    def _infer_into(self, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        if self._in_q is not None or self._in_dtype != np.float32:
+            # Integer or float16 input: the float frame is quantised or cast on the way in.
+            return super()._infer_into(fill)
+        if self._batch != 1:
+            self._it.resize_tensor_input(self._in_index, [1, *self.input_shape])
+            self._it.allocate_tensors()
+            self._batch = 1
+        # tensor() is a view of the interpreter's own input buffer; the view must be gone before
+        # invoke() (the interpreter refuses to run while Python holds one).
+        fill(self._it.tensor(self._in_index)()[0])
         self._it.invoke()
         out = self._it.get_tensor(self._out_index)
         if self._out_q is not None:

@@ -125,11 +125,16 @@ def time_each(
     return times * 1e3
 
 
-def timed_predict(backend: Backend, frame_rgb: np.ndarray) -> tuple[np.ndarray, float, float]:
+def timed_predict(
+    backend: Backend, frame_rgb: np.ndarray, *, bgr: bool = False
+) -> tuple[np.ndarray, float, float]:
     """
     Run :meth:`Backend.predict` with its stages timed.
 
-    One RGB frame (H x W x 3 uint8) to physical (v, w).
+    One RGB frame (H x W x 3 uint8, or BGR with ``bgr``; a view of a camera message's buffer
+    will do: it is read in place) to physical (v, w). The frame is preprocessed straight into the
+    model's input (:meth:`Backend.predict_into <pilotnet_optimized.backends.base.Backend.
+    predict_into>`).
 
     :returns: ``(outputs, preprocess_ms, inference_ms)``: ``outputs`` the physical (v m/s, w rad/s)
         as a float32 array (``float(outputs[0])`` is what ``predict`` returns), ``preprocess_ms``
@@ -139,9 +144,15 @@ def timed_predict(backend: Backend, frame_rgb: np.ndarray) -> tuple[np.ndarray, 
     :raises ModelOutputError: when the model answers NaN or infinity.
     """
     from pilotnet_optimized.models.preprocess import denormalise_labels, preprocess
+    cfg = backend.preprocessing
+    filled: list[float] = []
+
+    def fill(x: np.ndarray) -> None:
+        preprocess(frame_rgb, cfg, x, bgr=bgr)
+        filled.append(time.perf_counter())
+
     t0 = time.perf_counter()
-    x = preprocess(frame_rgb, backend.preprocessing)
-    t1 = time.perf_counter()
-    out = backend.predict_normalised(x[None])[0]
+    out = backend.predict_into(fill)
     t2 = time.perf_counter()
+    t1 = filled[0]
     return np.asarray(denormalise_labels(out)), (t1 - t0) * 1e3, (t2 - t1) * 1e3

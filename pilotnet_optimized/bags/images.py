@@ -45,9 +45,11 @@ __all__ = [
     'COMPRESSED_IMAGE_TYPE',
     'IMAGE_TYPES',
     'image_to_rgb',
+    'image_pixels',
     'message_to_rgb',
     'rgb_to_image',
     'ImageSerializer',
+    'cdr_header_stamp_ns',
 ]
 
 #: Encodings :func:`image_to_rgb` accepts.
@@ -68,6 +70,23 @@ def image_to_rgb(msg: Image | Any) -> np.ndarray:
 
     :raises ImageError: for an encoding other than ``rgb8``/``bgr8``, a ``step`` shorter than a
         row, or a data buffer shorter than ``step * height``.
+    """
+    pixels, bgr = image_pixels(msg)
+    # Both branches copy, so the result owns its memory and is C-contiguous (what the preprocessing
+    # expects).
+    return pixels[:, :, ::-1].copy() if bgr else pixels.copy()
+
+
+def image_pixels(msg: Image | Any) -> tuple[np.ndarray, bool]:
+    """
+    Return a camera ``Image``'s pixels as a view of its buffer, and whether they are BGR.
+
+    ``(height x width x 3 uint8 view, bgr)``: no copy (padding past each row is left out of the
+    view), valid while the message is; the inference node preprocesses it in place
+    (:func:`~pilotnet_optimized.models.preprocess.preprocess` with ``bgr``). Same checks as
+    :func:`image_to_rgb`.
+
+    :raises ImageError: as :func:`image_to_rgb`.
     """
     encoding = msg.encoding.lower()
     if encoding not in SUPPORTED_ENCODINGS:
@@ -91,10 +110,7 @@ def image_to_rgb(msg: Image | Any) -> np.ndarray:
             f' {step * height}'
         )
     rows = data[:step * height].reshape(height, step)[:, :row_bytes]
-    pixels = rows.reshape(height, width, 3)
-    # Both branches copy, so the result owns its memory and is C-contiguous (what the preprocessing
-    # expects).
-    return pixels[:, :, ::-1].copy() if encoding == 'bgr8' else pixels.copy()
+    return rows.reshape(height, width, 3), encoding == 'bgr8'
 
 
 def rgb_to_image(rgb: np.ndarray, encoding: str = 'rgb8', msg: Image | None = None) -> Image:
@@ -230,3 +246,17 @@ def message_to_rgb(msg: Any, msgtype: str = IMAGE_TYPE) -> np.ndarray:
             )
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return image_to_rgb(msg)
+
+
+def cdr_header_stamp_ns(data: bytes | memoryview) -> int | None:
+    """
+    Return the header stamp (ns) of a serialised message that starts with a ``std_msgs/Header``.
+
+    Read from the CDR bytes as they arrived (Image, Odometry, TwistStamped ...): the 4-byte
+    encapsulation (``00 01`` little endian, ``00 00`` big), then ``int32 sec`` and ``uint32
+    nanosec``. ``None`` for anything shorter or of another encapsulation.
+    """
+    if len(data) < 12 or data[0] != 0 or data[1] not in (0, 1):
+        return None
+    sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
+    return sec * 1_000_000_000 + nanosec

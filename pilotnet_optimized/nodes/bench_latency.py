@@ -73,18 +73,22 @@ from pilotnet_optimized.evaluate.report import (Column, format_cell, machine_des
 from pilotnet_optimized.nodes import topics
 from pilotnet_optimized.nodes.dds import (apply_env, BUILTIN_TRANSPORTS_VAR, dds_env, DDS_VARS,
                                           free_ros_domain, PROJECT_TRANSPORT)
-from pilotnet_optimized.nodes.graph import describe_graph
+from pilotnet_optimized.nodes.graph import describe_graph, NodeSpec
+from pilotnet_optimized.nodes.memory import keep_heap
 from pilotnet_optimized.nodes.process import NodeProcess
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model, split_names
 
 __all__ = [
     'EXAMPLE',
+    'FLOOR',
     'TRANSPORTS',
     'TARGET_OVERHEAD_MS',
+    'TARGET_HOP_RATIO',
     'LatencyRow',
     'COLUMNS',
     'add_arguments',
     'bench_latency',
+    'compare_with_floor',
     'run',
     'default_models',
     'latency_table',
@@ -96,6 +100,11 @@ __all__ = [
 TRANSPORTS = (PROJECT_TRANSPORT, 'LARGE_DATA', 'DEFAULT', 'SHM', 'UDPv4', 'UDPv6', 'LARGE_DATAv6')
 #: The issue's bar: node end-to-end p50 at most this much above raw inference p50.
 TARGET_OVERHEAD_MS = 1.0
+#: And the camera hop p50 at most this many times the bare transport floor's, measured beside it.
+TARGET_HOP_RATIO = 1.5
+#: The model name of the transport floor row: a no-op subscriber (:mod:`.latency_floor`) in the
+#: inference node's place, the same frames, first under each transport.
+FLOOR = 'floor'
 #: Default models, looked up in ``--models-dir``: these names, then the first ONNX and the first
 #: Keras/SavedModel.
 DEFAULT_NAMES = ('baseline', 'dynamic', 'int8')
@@ -140,6 +149,9 @@ class LatencyRow:
     camera_hop_p50_ms: float | None = None
     # per frame: round trip - node e2e (may be < 0: see the module doc)
     return_hop_p50_ms: float | None = None
+    # camera hop p50 / the transport floor's (FLOOR, same transport, same run)
+    camera_hop_vs_floor: float | None = None
+    hop_target_met: bool | None = None
     overhead_ms: float | None = None
     target_met: bool | None = None
     status: str = 'ok'
@@ -244,6 +256,8 @@ class _Driver:
         from std_msgs.msg import Float64MultiArray, String
 
         self._rclpy = rclpy
+        # This process is the camera: its frames reuse heap memory, as the simulator node's do.
+        keep_heap()
         self.context = rclpy.Context()
         # Our own Ctrl-C handling: KeyboardInterrupt reaches the bench, which stops the node before
         # it exits.
@@ -401,26 +415,41 @@ def bench_model(
     Benchmark one model under one transport.
 
     Start the node, drive ``warmup + frames`` frames, stop it, time raw inference. Errors (a model
-    that cannot be found or loaded, a node that does not start) become the row's error.
+    that cannot be found or loaded, a node that does not start) become the row's error. The model
+    :data:`FLOOR` is the bare transport floor: :mod:`.latency_floor` in the node's place, no raw
+    inference.
     """
     say = progress or (lambda text: None)
     row = LatencyRow(model=model, transport=transport, threads=threads)
-    try:
-        path = str(resolve_model(model, models_dir))
-        graph = describe_graph(
-            {'model': path, 'models_dir': models_dir, 'backend': backend, 'num_threads': threads}
-        )
-    except PilotnetError as err:
-        row.status, row.error = 'failed', one_line(err)
-        return row
-    row.path = path
-    label = f'{Path(path).name} ({transport})'
     domain = free_ros_domain() if domain is None else domain
-    spec = next(s for s in graph if s.name == topics.INFERENCE_NODE)
-    # The graph's inference node, but on the system clock (the driver stamps frames with it, and
-    # nothing publishes /clock) and with this benchmark's transport (in the environment below)
-    # instead of the graph's.
-    spec = dataclasses.replace(spec, parameters={**spec.parameters, 'use_sim_time': False}, env={})
+    if model == FLOOR:
+        path = None
+        label = f'transport floor ({transport})'
+        spec = NodeSpec(
+            name=topics.INFERENCE_NODE,
+            executable='latency_floor',
+            module='pilotnet_optimized.nodes.latency_floor',
+            parameters={'use_sim_time': False},
+        )
+    else:
+        try:
+            path = str(resolve_model(model, models_dir))
+            graph = describe_graph(
+                {'model': path, 'models_dir': models_dir, 'backend': backend,
+                 'num_threads': threads}
+            )
+        except PilotnetError as err:
+            row.status, row.error = 'failed', one_line(err)
+            return row
+        row.path = path
+        label = f'{Path(path).name} ({transport})'
+        spec = next(s for s in graph if s.name == topics.INFERENCE_NODE)
+        # The graph's inference node, but on the system clock (the driver stamps frames with it,
+        # and nothing publishes /clock) and with this benchmark's transport (in the environment
+        # below) instead of the graph's.
+        spec = dataclasses.replace(
+            spec, parameters={**spec.parameters, 'use_sim_time': False}, env={}
+        )
     env = {**os.environ, 'ROS_DOMAIN_ID': str(domain)}
     apply_env(env, dds_env(transport))
     round_trips: list[float] = []
@@ -479,6 +508,21 @@ def bench_model(
         )
         say(f'{label}: error: {row.error}')
         return row
+    if path is None:
+        # The floor: no model, so no raw inference; its camera hop is what the rows compare with.
+        _put(row, round_trips, 'round_trip', (50, 90, 99))
+        if timings:
+            t = np.asarray(timings)
+            _put(row, t[:, 1], 'node_e2e', (50, 90, 99))
+            _put(row, t[:, 3], 'node_callback')
+            p = np.asarray(paired)
+            _put(row, p[:, 1] - p[:, 2], 'camera_hop')
+            _put(row, p[:, 0] - p[:, 1], 'return_hop')
+        say(
+            f'{label}: round trip p50 {row.round_trip_p50_ms:.3f} ms, camera hop p50 '
+            f"{format_cell(row.camera_hop_p50_ms, '{:.3f}')} ms"
+        )
+        return row
     try:
         raw, info = _raw_inference(path, backend, threads, frames_rgb, max(frames, 1), warmup)
     except PilotnetError as err:
@@ -523,11 +567,15 @@ def bench_latency(
     start_timeout: float = 120.0,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    floor: bool = True,
 ) -> dict:
     """
     Benchmark every model under every transport.
 
     It goes model by model, so one model's transports run back to back.
+
+    With ``floor``, each transport starts with the :data:`FLOOR` row, and every row's camera hop
+    is also given as a ratio to it (``camera_hop_vs_floor``).
 
     :returns: a JSON-ready report: header (machine, load, versions, settings, command line, times)
         and rows.
@@ -549,6 +597,13 @@ def bench_latency(
     in_main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
     try:
+        if floor:
+            for transport in transports:
+                rows.append(
+                    bench_model(FLOOR, transport, frames_rgb, frames=frames, warmup=warmup,
+                                frame_timeout=frame_timeout, start_timeout=start_timeout,
+                                progress=say)
+                )
         for model in models:
             for transport in transports:
                 rows.append(
@@ -569,6 +624,7 @@ def bench_latency(
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, old)
+    compare_with_floor(rows)
     h, w = frames_rgb[0].shape[:2]
     return {
         'benchmark': 'bench-latency',
@@ -595,9 +651,26 @@ def bench_latency(
             ' stamp; node e2e = stamp -> command publish in the node; raw = predict_normalised in'
             ' this process, same model and threads, as many calls as frames'
         ),
-        'target': f'node e2e p50 - raw inference p50 <= {TARGET_OVERHEAD_MS:g} ms',
+        'target': (
+            f'node e2e p50 - raw inference p50 <= {TARGET_OVERHEAD_MS:g} ms; camera hop p50 <='
+            f' {TARGET_HOP_RATIO:g}x the transport floor (a no-op subscriber, same frames)'
+        ),
         'rows': [asdict(r) for r in rows],
     }
+
+
+def compare_with_floor(rows: Sequence[LatencyRow]) -> None:
+    """Set each model row's camera hop as a ratio to its transport's :data:`FLOOR` row."""
+    floors = {
+        r.transport: r.camera_hop_p50_ms
+        for r in rows
+        if r.model == FLOOR and r.status == 'ok' and r.camera_hop_p50_ms
+    }
+    for r in rows:
+        base = floors.get(r.transport)
+        if r.model != FLOOR and base and r.camera_hop_p50_ms is not None:
+            r.camera_hop_vs_floor = round(r.camera_hop_p50_ms / base, 3)
+            r.hop_target_met = r.camera_hop_vs_floor <= TARGET_HOP_RATIO
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -618,6 +691,9 @@ COLUMNS = (
     Column('round trip ms', 'round_trip'),
     Column('overhead ms', 'overhead_ms', '{:.3f}'),
     Column(f'<= {TARGET_OVERHEAD_MS:g} ms', 'target'),
+    Column('camera hop ms', 'camera_hop_p50_ms', '{:.3f}'),
+    Column('x floor', 'camera_hop_vs_floor', '{:.2f}'),
+    Column(f'<= {TARGET_HOP_RATIO:g}x', 'hop_target'),
     Column('status', 'status'),
 )
 
@@ -642,6 +718,9 @@ def _cells(r: Mapping[str, Any]) -> dict[str, Any]:
         'node_e2e': _trio(r, 'node_e2e'),
         'round_trip': _trio(r, 'round_trip'),
         'target': None if r['target_met'] is None else ('yes' if r['target_met'] else 'no'),
+        'hop_target': (
+            None if r.get('hop_target_met') is None else ('yes' if r['hop_target_met'] else 'no')
+        ),
         'status': 'ok' if ok else f"{r['status']}: {r['error']}",
     }
 
@@ -708,6 +787,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar='S',
         help='seconds for the node to load its model and be discovered (default: 120)',
     )
+    parser.add_argument(
+        '--no-floor',
+        action='store_true',
+        help=(
+            "skip the transport floor (a no-op subscriber in the node's place, run first under "
+            'each transport; the camera hops are given as ratios to it)'
+        ),
+    )
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
@@ -731,6 +818,8 @@ def _command_line(
     ]
     if args.backend != 'auto':
         words += ['--backend', args.backend]
+    if args.no_floor:
+        words.append('--no-floor')
     return shlex.join(words)
 
 
@@ -772,7 +861,7 @@ def _one_process_per_transport(
             '--transports',
             transport,
             '--json',
-        ]
+        ] + (['--no-floor'] if args.no_floor else [])
         # progress (stderr) goes straight through
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         try:
@@ -783,7 +872,7 @@ def _one_process_per_transport(
             ) from None
     merged = {**reports[0], 'command': _command_line(args, models, transports),
               'transports': list(transports), 'finished': reports[-1].get('finished')}
-    order = {m: i for i, m in enumerate(models)}
+    order = {FLOOR: -1, **{m: i for i, m in enumerate(models)}}
     merged['rows'] = sorted(
         (r for rep in reports for r in rep['rows']),
         key=lambda r: (order.get(r['model'], len(order)), transports.index(r['transport'])),
@@ -795,7 +884,7 @@ def run(args: argparse.Namespace) -> int:
     """
     Run the benchmark; print the table (or JSON).
 
-    Exit code 0 when at least one model ran, else 1.
+    Exit code 0 when at least one model ran (the floor is not a model), else 1.
     """
     models = split_names(args.models) if args.models else default_models(args.models_dir)
     transports = parse_transports(args.transports)
@@ -816,6 +905,7 @@ def run(args: argparse.Namespace) -> int:
             start_timeout=args.start_timeout,
             command=_command_line(args, models, transports),
             progress=lambda text: print(f'[bench-latency] {text}', file=sys.stderr, flush=True),
+            floor=not args.no_floor,
         )
     if args.json:
         print(json.dumps(report, indent=2))
@@ -828,4 +918,4 @@ def run(args: argparse.Namespace) -> int:
         )
         print(latency_table(report))
         print(f"target: {report['target']}")
-    return 0 if any(r['status'] == 'ok' for r in report['rows']) else 1
+    return 0 if any(r['status'] == 'ok' and r['model'] != FLOOR for r in report['rows']) else 1

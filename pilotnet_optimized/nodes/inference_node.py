@@ -68,7 +68,7 @@ from geometry_msgs.msg import Twist, TwistStamped
 import numpy as np
 from pilotnet_optimized.backends import Backend, BACKEND_CHOICES, load_backend
 from pilotnet_optimized.backends.timing import percentiles, timed_predict
-from pilotnet_optimized.bags.images import image_to_rgb
+from pilotnet_optimized.bags.images import image_pixels
 from pilotnet_optimized.errors import ImageError, ModelOutputError, one_line
 from pilotnet_optimized.laps.report import TIMING_FIELDS
 from pilotnet_optimized.nodes import qos, topics
@@ -380,7 +380,8 @@ class InferenceNode(Node):
     def _on_image(self, msg: Image) -> None:
         start = time.perf_counter()
         try:
-            rgb = image_to_rgb(msg)
+            # A view of the message buffer: preprocessed in place, straight into the model input
+            pixels, bgr = image_pixels(msg)
         except ImageError as err:
             # Not a usable image: no command, and the watchdog is not fed, so a wrong camera stops
             # the car.
@@ -395,7 +396,7 @@ class InferenceNode(Node):
         try:
             # Backend.predict split into its stages (the one split every benchmark uses): the model
             # call is timed on its own, as Behavior Metrics times it.
-            out, preprocess_ms, inference_ms = timed_predict(model, rgb)
+            out, preprocess_ms, inference_ms = timed_predict(model, pixels, bgr=bgr)
             v, w = float(out[0]), float(out[1])
         except ModelOutputError as err:
             self.get_logger().error(f'{err}: publishing a zero command', throttle_duration_sec=1.0)

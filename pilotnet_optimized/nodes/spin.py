@@ -28,6 +28,7 @@ import time
 from typing import Any, TypeVar
 
 from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.nodes.memory import keep_heap
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -64,8 +65,13 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
         Twist).
     :returns: 0 after a signal, ``on_finished``'s code, or 2 when the node cannot start.
     """
+    # Camera frames reuse heap memory instead of fresh pages per message (the camera hop: .memory).
+    keep_heap()
     # rclpy's own SIGINT handler would shut the context down before a final message can go out
     # (rclpy#1287).
+    # What SIGKILLed nodes left in /dev/shm (only files no living process holds).
+    from pilotnet_optimized.nodes.process import clean_dead_shm
+    cleaned = clean_dead_shm()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # SIGTERM too: launch and the runner send it when SIGINT was not enough, and a service manager
     # sends only it.
@@ -77,6 +83,9 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
         print(f'{executable}: error: {err}', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
+    if cleaned:
+        node.get_logger().info(f'removed the shared memory of {len(cleaned)} dead Fast DDS '
+                               'participant file(s) in /dev/shm')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
