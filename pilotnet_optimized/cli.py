@@ -222,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A project error becomes one line on stderr and exit code 2.
     """
+    if argv is None:
+        # The real command line (not a test calling main): TensorFlow's CUDA probing noise stays
+        # off the terminal.
+        from pilotnet_optimized.quiet import filter_native_stderr
+        filter_native_stderr()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     try:

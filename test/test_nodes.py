@@ -298,6 +298,11 @@ class _FakeBackend:
             )
         return self.outputs
 
+    def predict_into(self, fill: Any) -> np.ndarray:
+        x = np.zeros(self.preprocessing.input_shape, np.float32)
+        fill(x)
+        return self.predict_normalised(x[None])[0]
+
     def describe(self) -> dict:
         return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
                 'path': str(self.model_path), 'threads': 1}

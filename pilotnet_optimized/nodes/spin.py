@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.nodes.memory import keep_heap
+from pilotnet_optimized.quiet import filter_native_stderr
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -67,6 +68,9 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
     """
     # Camera frames reuse heap memory instead of fresh pages per message (the camera hop: .memory).
     keep_heap()
+    if args is None:
+        # A node's own process (not a test): a Keras model's TensorFlow start-up noise stays off.
+        filter_native_stderr()
     # rclpy's own SIGINT handler would shut the context down before a final message can go out
     # (rclpy#1287).
     # What SIGKILLed nodes left in /dev/shm (only files no living process holds).
