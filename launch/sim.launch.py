@@ -48,7 +48,7 @@ def generate_launch_description() -> Any:
     from launch_ros.actions import Node
 
     from pilotnet_optimized.nodes.dds import PACKAGE
-    from pilotnet_optimized.nodes.graph import ARGUMENTS, describe_graph
+    from pilotnet_optimized.nodes.graph import ARGUMENTS, describe_graph, gazebo_launch_file
 
     def nodes(context: Any) -> list[Any]:
         values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
@@ -69,6 +69,12 @@ def generate_launch_description() -> Any:
                     **extra,
                 )
             )
+        gazebo = gazebo_launch_file(values['gazebo_launch'])
+        if gazebo is not None:
+            # RoboticsInfrastructure's circuit launcher (Gazebo, the world, the car) first.
+            from launch.actions import IncludeLaunchDescription
+            from launch.launch_description_sources import PythonLaunchDescriptionSource
+            actions.insert(0, IncludeLaunchDescription(PythonLaunchDescriptionSource(str(gazebo))))
         return actions
 
     declared = []

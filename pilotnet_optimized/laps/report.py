@@ -28,7 +28,13 @@ one JSON-ready dict:
   ``brain_loop_hz`` (answered frames per simulated second) and ``brain_loop_hz_wall`` (per wall
   second), ``frames``, ``real_time_factor`` (simulated / wall seconds);
 - ``model`` (the inference node's description of it), ``simulator`` (the simulator's own ``end``
-  event, when there was one) and ``end_reason``.
+  event, when there was one) and ``end_reason``;
+- ``behavior_metrics``: the same run under Behavior Metrics' own key names and in its units
+  (:data:`BM_UNITS`), as its ``<time>.json`` holds them: seconds for inference and brain
+  iterations, ``position_deviation_mae`` as its mean of ``1000 ** d`` (not metres), ...
+
+:func:`summarise_runs` turns the reports of an experiment's repetitions into one summary (mean,
+spread, end reasons) and :func:`write_summary` writes it as ``summary.json`` and ``summary.md``.
 
 :func:`write_report` writes it as ``metrics.json`` and a short ``metrics.md``, each atomically (a
 reader never sees half a file, a crash never leaves one).
@@ -56,6 +62,13 @@ __all__ = [
     'RunReport',
     'write_report',
     'report_markdown',
+    'describe_cause',
+    'complete_report',
+    'BM_UNITS',
+    'SUMMARY_FIGURES',
+    'summarise_runs',
+    'summary_markdown',
+    'write_summary',
 ]
 
 #: Fields of one timing row, as the inference node publishes them (``layout.dim[0].label`` names
@@ -64,6 +77,49 @@ TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms'
 REPORT_JSON = 'metrics.json'
 REPORT_MD = 'metrics.md'
 FORMAT = 'pilotnet_optimized.run_report/1'
+SUMMARY_FORMAT = 'pilotnet_optimized.episodes_summary/1'
+SUMMARY_JSON = 'summary.json'
+SUMMARY_MD = 'summary.md'
+#: Behavior Metrics' brain cycle (``PilotTimeCycle``, ms): its target brain iteration rate.
+BM_PILOT_TIME_CYCLE_MS = 50.0
+#: Behavior Metrics drops this many inference times at each end of a run before averaging.
+BM_INFERENCE_TRIM = 10
+#: The ``behavior_metrics`` keys of a report and their units, as Behavior Metrics computes them
+#: (``utils/metrics_gazebo.py``, ``pilot_gazebo.py``).
+BM_UNITS: dict[str, str] = {
+    'completed_distance': 'm',
+    'average_speed': 'm/s',
+    'percentage_completed': '%',
+    'lap_seconds': 's (only when percentage_completed > 100)',
+    'circuit_diameter': "m (the perfect lap's length)",
+    'position_deviation_mae': 'mean of 1000 ** d over the covered checkpoints, d in m (not a '
+                              'distance)',
+    'position_deviation_total_err': 'sum of 1000 ** d over the covered checkpoints',
+    'experiment_total_simulated_time': 's',
+    'experiment_total_real_time': 's',
+    'mean_inference_time': 's (the first and last 10 dropped)',
+    'frame_rate': 'camera frames per simulated s',
+    'brain_iterations_frequency_simulated_time': 'iterations per simulated s',
+    'mean_brain_iterations_simulated_time': 'simulated s per iteration',
+    'brain_iterations_frequency_real_time': 'iterations per wall s of brain work (1 / mean)',
+    'mean_brain_iterations_real_time': 'wall s per iteration (image in to command out)',
+    'target_brain_iterations_real_time': 'iterations per s (1000 / PilotTimeCycle)',
+    'real_time_factor': 'simulated s / wall s',
+    'gpu_inference': 'bool',
+    'suddenness_distance': 'mean |(v, w) - previous (v, w)|, both normalised to [0, 1]',
+}
+#: The figures a summary of repetitions gives the mean and spread of.
+SUMMARY_FIGURES = (
+    'percentage_completed',
+    'lap_seconds',
+    'completed_distance',
+    'average_speed',
+    'position_deviation_mean_m',
+    'position_deviation_max_m',
+    'sim_seconds',
+    'inference_p50_ms',
+    'brain_loop_hz',
+)
 
 
 def _percentiles(
@@ -108,6 +164,7 @@ class RunReport:
         self._xy: list[tuple[float, float]] = []
         self._yaw: list[float] = []
         self._odom_wall: list[float] = []
+        self._vw: list[tuple[float, float]] = []
         self._timing: dict[str, list[float]] = {name: [] for name in TIMING_FIELDS}
         self._timing_wall: list[float] = []
         self._stamps: set[float] = set()
@@ -139,12 +196,14 @@ class RunReport:
         return len(self._stamps)
 
     def add_odometry(self, t: float, x: float, y: float, yaw: float | None = None,
-                     wall: float | None = None) -> bool:
+                     wall: float | None = None, v: float | None = None,
+                     w: float | None = None) -> bool:
         """
         Take one pose (``t`` in seconds, simulated time when there is one).
 
-        A pose older than the newest one (reordered or repeated) is dropped. Returns whether it was
-        taken.
+        ``v`` and ``w`` are the odometry's velocities (planar_move's: the applied command), for
+        Behavior Metrics' suddenness. A pose older than the newest one (reordered or repeated) is
+        dropped. Returns whether it was taken.
         """
         if self.ended or not (math.isfinite(t) and math.isfinite(x) and math.isfinite(y)):
             return False
@@ -154,6 +213,8 @@ class RunReport:
         self._xy.append((float(x), float(y)))
         self._yaw.append(float(yaw) if yaw is not None and math.isfinite(yaw) else math.nan)
         self._odom_wall.append(time.monotonic() if wall is None else float(wall))
+        if v is not None and w is not None and math.isfinite(v) and math.isfinite(w):
+            self._vw.append((float(v), float(w)))
         return True
 
     def add_timing(
@@ -289,11 +350,123 @@ class RunReport:
         out.update(_percentiles(self._timing['callback_ms'], 'callback', (50, 99)))
         out.update(_percentiles(self._timing['preprocess_ms'], 'preprocess', (50,)))
         out['model'] = dict(self.model) if self.model is not None else None
+        out['behavior_metrics'] = self._behavior_metrics(out, traj)
         out['simulator'] = (
             {k: v for k, v in simulator.items() if k != 'event'} if simulator else None
         )
+        out['cause'] = describe_cause(reason, simulator)
         self.result = _finite(out)
         return self.result
+
+    def _behavior_metrics(self, out: Mapping[str, Any], traj: Trajectory) -> dict[str, Any]:
+        """Return the run's figures under Behavior Metrics' key names, in its units."""
+        bm: dict[str, Any] = {
+            key: out.get(key)
+            for key in ('completed_distance', 'average_speed', 'percentage_completed',
+                        'circuit_diameter')
+        }
+        pct = out.get('percentage_completed')
+        bm['lap_seconds'] = out.get('lap_seconds') if pct is not None and pct > 100 else None
+        mae = out.get('position_deviation_bm')
+        bm['position_deviation_mae'] = mae
+        bm['position_deviation_total_err'] = None
+        if mae is not None and self.perfect is not None and len(traj):
+            covered = min(checkpoint_progress(traj.xy, self.perfect).reached, len(self.perfect))
+            bm['position_deviation_total_err'] = mae * covered
+        sim_s, wall_s = out.get('sim_seconds') or 0.0, out.get('wall_seconds') or 0.0
+        bm['experiment_total_simulated_time'] = sim_s
+        bm['experiment_total_real_time'] = wall_s
+        inference = [v for v in self._timing['inference_ms'] if math.isfinite(v)]
+        trimmed = (inference[BM_INFERENCE_TRIM:-BM_INFERENCE_TRIM]
+                   if len(inference) > 2 * BM_INFERENCE_TRIM else inference)
+        bm['mean_inference_time'] = (
+            float(np.mean(trimmed)) / 1e3 if trimmed else None
+        )
+        bm['frame_rate'] = self.frames / sim_s if sim_s > 0 else None
+        hz = out.get('brain_loop_hz')
+        bm['brain_iterations_frequency_simulated_time'] = hz
+        bm['mean_brain_iterations_simulated_time'] = 1.0 / hz if hz else None
+        callback = [v for v in self._timing['callback_ms'] if math.isfinite(v)]
+        mean_cb = float(np.mean(callback)) / 1e3 if callback else None
+        bm['mean_brain_iterations_real_time'] = mean_cb
+        bm['brain_iterations_frequency_real_time'] = 1.0 / mean_cb if mean_cb else None
+        bm['target_brain_iterations_real_time'] = 1000.0 / BM_PILOT_TIME_CYCLE_MS
+        bm['real_time_factor'] = out.get('real_time_factor')
+        model = self.model or {}
+        bm['gpu_inference'] = bool(model.get('gpu', model.get('backend') == 'tensorrt'))
+        bm['suddenness_distance'] = _suddenness(self._vw)
+        return bm
+
+
+def _suddenness(vw: Sequence[tuple[float, float]]) -> float | None:
+    """Return Behavior Metrics' suddenness: the mean step between normalised commands."""
+    if len(vw) < 2:
+        return None
+    from pilotnet_optimized.sim.car import V_RANGE, W_RANGE
+    a = np.asarray(vw, dtype=np.float64)
+    a = (a - [V_RANGE[0], W_RANGE[0]]) / [V_RANGE[1] - V_RANGE[0], W_RANGE[1] - W_RANGE[0]]
+    return float(np.mean(np.hypot(*np.diff(a, axis=0).T)))
+
+
+def describe_cause(reason: str | None, simulator: Mapping[str, Any] | None) -> str | None:
+    """
+    Say which node's fault ended the run, from the simulator's ``end`` event; ``None`` if none.
+
+    ``brain_lost``: the brain's node and why (left the graph, no command for a while);
+    ``observer_lost``: each lost observer and why.
+    """
+    sim = simulator or {}
+    if reason == 'brain_lost':
+        brain = sim.get('brain') or {}
+        nodes = ', '.join(brain.get('nodes') or []) or 'the brain'
+        return f"brain lost: {nodes} ({brain.get('lost') or 'gone'})"
+    if reason == 'observer_lost':
+        lost = sim.get('observers_lost') or {}
+        return 'observer lost: ' + (
+            ', '.join(f'{name} ({why})' for name, why in lost.items()) or 'an observer'
+        )
+    return None
+
+
+def complete_report(folder: str | Path, nodes: Mapping[str, Mapping[str, Any]],
+                    cause: str | None = None,
+                    simulator: Mapping[str, Any] | None = None) -> Path:
+    """
+    Add what the starter of the nodes knows to a run's ``metrics.json`` (written if missing).
+
+    ``nodes``: each node process's state (merged into the report's ``nodes`` under ``process``);
+    ``cause``: a node's fault that ended the run (kept if the report names none); ``simulator``:
+    the simulator's ``end`` event, for a report that lacks it (a metrics node stopped before the
+    end event came): its ``end_reason`` then replaces ``interrupted``; with neither that nor a
+    simulator in the report, a ``cause`` makes the end reason ``node_lost``. With no report at all
+    (the metrics node was killed) a minimal one holds these. Written atomically; returns its path.
+    """
+    folder = Path(folder)
+    path = folder / REPORT_JSON
+    try:
+        report: dict[str, Any] = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        report = {'format': FORMAT, 'end_reason': None, 'simulator': None,
+                  'report_by': 'runner (the metrics node wrote none)'}
+    sim = {k: v for k, v in simulator.items() if k != 'event'} if simulator else None
+    if sim and not report.get('simulator'):
+        report['simulator'] = sim
+        if report.get('end_reason') in (None, 'interrupted'):
+            report['end_reason'] = sim.get('end_reason')
+    merged = {name: dict(state) for name, state in (report.get('nodes') or {}).items()}
+    for name, state in nodes.items():
+        key = name if name.startswith('/') else f'/{name}'
+        merged.setdefault(key, {})['process'] = dict(state)
+    report['nodes'] = merged
+    report['cause'] = (
+        report.get('cause') or describe_cause(report.get('end_reason'), report.get('simulator'))
+        or cause
+    )
+    if cause and report.get('end_reason') in (None, 'interrupted') and not report.get('simulator'):
+        report['end_reason'] = 'node_lost'   # a node died and nothing else ended the run
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, json.dumps(_finite(report), indent=2, default=str) + '\n')
+    return path
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
@@ -374,4 +547,87 @@ def write_report(report: Mapping[str, Any], folder: str | Path) -> tuple[Path, P
     json_path, md_path = folder / REPORT_JSON, folder / REPORT_MD
     _write_atomically(json_path, json.dumps(_finite(dict(report)), indent=2, default=str) + '\n')
     _write_atomically(md_path, report_markdown(report))
+    return json_path, md_path
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    a = np.asarray(values, dtype=np.float64)
+    if not a.size:
+        return {'n': 0, 'mean': None, 'std': None, 'min': None, 'max': None}
+    return {'n': int(a.size), 'mean': float(a.mean()),
+            'std': float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            'min': float(a.min()), 'max': float(a.max())}
+
+
+def summarise_runs(reports: Sequence[Mapping[str, Any]],
+                   completed: Sequence[str] = ('laps_done', 'back_at_start')) -> dict[str, Any]:
+    """
+    Return the summary of an experiment's repetitions.
+
+    For each of :data:`SUMMARY_FIGURES`: ``n`` (the repetitions that have it), ``mean``, ``std``
+    (sample standard deviation; 0 for one value), ``min`` and ``max``; the same for Behavior
+    Metrics' ``mean_inference_time``; how many repetitions completed their laps, the count of each
+    end reason, and one row per repetition.
+    """
+    def values(key: str, bm: bool = False) -> list[float]:
+        out = []
+        for r in reports:
+            v = (r.get('behavior_metrics') or {}).get(key) if bm else r.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out.append(float(v))
+        return out
+
+    reasons: dict[str, int] = {}
+    for r in reports:
+        reasons[str(r.get('end_reason'))] = reasons.get(str(r.get('end_reason')), 0) + 1
+    figures = {key: _stats(values(key)) for key in SUMMARY_FIGURES}
+    figures['bm_mean_inference_time_s'] = _stats(values('mean_inference_time', bm=True))
+    rows = [{'repetition': r.get('repetition', i + 1), 'end_reason': r.get('end_reason'),
+             **{key: r.get(key) for key in SUMMARY_FIGURES}} for i, r in enumerate(reports)]
+    return _finite({
+        'format': SUMMARY_FORMAT,
+        'written_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        'repetitions': len(reports),
+        'completed': sum(1 for r in reports if r.get('end_reason') in completed),
+        'end_reasons': reasons,
+        'circuit': reports[0].get('circuit') if reports else None,
+        'model': (reports[0].get('model') or {}).get('path') if reports else None,
+        'figures': figures,
+        'runs': rows,
+    })
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """Return the summary as Markdown: one row per figure (mean, std, min, max), then the runs."""
+    def fmt(value: Any) -> str:
+        if value is None:
+            return '-'
+        return f'{value:.3f}' if isinstance(value, float) else str(value)
+
+    lines = [
+        f"# {summary.get('repetitions')} repetitions on {summary.get('circuit') or '-'}: "
+        f"{summary.get('completed')} completed",
+        '',
+        '| figure | n | mean | std | min | max |',
+        '|---|---|---|---|---|---|',
+    ]
+    for key, st in (summary.get('figures') or {}).items():
+        lines.append(f"| {key} | {st['n']} | {fmt(st['mean'])} | {fmt(st['std'])} | "
+                     f"{fmt(st['min'])} | {fmt(st['max'])} |")
+    lines += ['', '| repetition | end reason | completed % | lap s | avg speed m/s |',
+              '|---|---|---|---|---|']
+    for row in summary.get('runs') or ():
+        lines.append(f"| {row['repetition']} | {row['end_reason']} | "
+                     f"{fmt(row.get('percentage_completed'))} | {fmt(row.get('lap_seconds'))} | "
+                     f"{fmt(row.get('average_speed'))} |")
+    return '\n'.join(lines) + '\n'
+
+
+def write_summary(summary: Mapping[str, Any], folder: str | Path) -> tuple[Path, Path]:
+    """Write ``summary.json`` and ``summary.md`` into ``folder`` (created), each atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / SUMMARY_JSON, folder / SUMMARY_MD
+    _write_atomically(json_path, json.dumps(_finite(dict(summary)), indent=2, default=str) + '\n')
+    _write_atomically(md_path, summary_markdown(summary))
     return json_path, md_path

@@ -60,6 +60,7 @@ __all__ = [
     'output_dir_of',
     'ros_arg_value',
     'ros_text',
+    'gazebo_launch_file',
 ]
 
 #: Where a run's outputs go (metrics.json, metrics.md, the bag): ``{time}`` becomes the UTC start
@@ -137,6 +138,20 @@ ARGUMENTS: dict[str, LaunchArgument] = {
             ('true', 'false'),
         ),
         LaunchArgument(
+            'episodes',
+            '0',
+            "N > 0: Behavior Metrics' script mode: episode_node resets, unpauses and watches N"
+            " repetitions over the simulator's Gazebo services, writing"
+            ' <output_dir>/repetition-<n>/metrics.json each and summary.json (replaces'
+            ' metrics_node); 0: one run',
+        ),
+        LaunchArgument(
+            'gazebo_launch',
+            '',
+            "ros2 launch only: a launch file to include (RoboticsInfrastructure's circuit"
+            " launcher): a path, or PACKAGE/FILE in that package's share/launch folder",
+        ),
+        LaunchArgument(
             'output_dir',
             DEFAULT_OUTPUT_DIR,
             "folder for the run's outputs: metrics.json and metrics.md (metrics_node), bag/"
@@ -161,6 +176,8 @@ class GraphArgs:
     realtime: bool
     record: bool
     output_dir: str
+    episodes: int = 0
+    gazebo_launch: str = ''
 
 
 @dataclass(frozen=True)
@@ -298,6 +315,8 @@ def parse_arguments(args: Mapping[str, Any]) -> GraphArgs:
         realtime=_bool('realtime', text['realtime']),
         record=_bool('record', text['record']),
         output_dir=text['output_dir'].strip(),
+        episodes=_int('episodes', text['episodes'], 0, 1000),
+        gazebo_launch=text['gazebo_launch'].strip(),
     )
 
 
@@ -345,7 +364,23 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
     output_dir = str(resolve_output_dir(a.output_dir, now))
     # Only a pose given is passed: an empty string is no ROS parameter value a launcher keeps.
     start = {'start': a.start} if a.start else {}
-    specs: list[NodeSpec] = [
+    episode_spec = NodeSpec(
+        name='episode_node',
+        executable='episode_node',
+        module='pilotnet_optimized.nodes.episode_node',
+        parameters={
+            'circuit': a.circuit,
+            **start,
+            'repetitions': a.episodes,
+            'laps': a.laps,
+            'output_dir': output_dir,
+            'use_sim_time': True,
+        },
+        env=graph_env(),
+        ends_run=True,
+        end_codes=(3,),
+    )
+    specs: list[NodeSpec] = [episode_spec] if a.episodes else [
         NodeSpec(
             name='metrics_node',
             executable='metrics_node',
@@ -388,11 +423,14 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
                     **start,
                     'laps': a.laps,
                     'realtime': a.realtime,
-                    'on_end': 'exit',
+                    # Episodes: the episode node ends the graph; the simulator waits, paused, for
+                    # its reset and unpause, and after each run for the next reset.
+                    'on_end': 'stop' if a.episodes else 'exit',
+                    **({'paused': True} if a.episodes else {}),
                     'wait_for_observers': observers,
                 },
                 env=graph_env(),
-                ends_run=True,
+                ends_run=not a.episodes,
                 end_codes=(3,),
             )
         )
@@ -414,6 +452,34 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
         )
     )
     return specs
+
+
+def gazebo_launch_file(text: str) -> Path | None:
+    """
+    Return the launch file a ``gazebo_launch:=`` value names, or ``None`` for an empty value.
+
+    A path to an existing file, or ``PACKAGE/FILE``: ``FILE`` in ``share/PACKAGE/launch`` of an
+    installed ROS 2 package (found with ament_index).
+
+    :raises PilotnetError: when neither exists.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path.absolute()
+    package, sep, name = text.partition('/')
+    if sep and name:
+        try:
+            from ament_index_python.packages import get_package_share_directory
+            share = Path(get_package_share_directory(package))
+        except (ImportError, LookupError, ValueError):   # PackageNotFoundError is a KeyError
+            share = None
+        if share is not None and (share / 'launch' / name).is_file():
+            return share / 'launch' / name
+    raise PilotnetError(f'gazebo_launch:={text}: no such launch file, and no installed package'
+                        ' share/<PACKAGE>/launch/<FILE> of that name')
 
 
 def resolve_output_dir(text: str, now: datetime | None = None) -> Path:

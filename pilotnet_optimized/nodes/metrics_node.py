@@ -37,6 +37,14 @@ timing up to it: at most :data:`SETTLE_S` later), with the simulator's own end f
 ``simulator``; or at SIGINT/SIGTERM with ``end_reason: interrupted`` (Gazebo runs, which have no
 end event, end this way). Later episodes of a simulator that restarts are not reported. Both files
 are written atomically.
+
+Every odometry message taken is acknowledged on ``/sim/observed`` (``odom_ns``): a lock-step
+simulator runs at most a few steps ahead, so no pose is lost however loaded the machine is. Every
+:data:`GRAPH_PERIOD_S` the node looks at the ROS graph: the report's ``nodes`` holds each node's
+last known state (``present`` or ``left``, first and last seen on the steady clock, seconds since
+this node started, and the last event of the simulator and of the inference node), and ``cause``
+says what ended the run when a node was lost (the simulator's ``brain_lost`` or
+``observer_lost``).
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ __all__ = ['MetricsNode', 'PARAMETERS', 'main']
 #: Seconds to wait after the simulator's end event for the odometry and timing it raced with.
 SETTLE_S = 1.0
 SETTLE_TICK_S = 0.05
+GRAPH_PERIOD_S = 1.0
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -151,6 +160,11 @@ class MetricsNode(Node):
         self._end_event: dict[str, Any] | None = None
         self._end_seen_at = 0.0
         self._fields = TIMING_FIELDS
+        self._name = self.get_fully_qualified_name()
+        self._started = time.monotonic()
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._odom_ns = -1
+        self._ack_pub = self.create_publisher(String, topics.OBSERVED, qos.ACK)
 
         self.create_subscription(
             Odometry, str(param(self, 'odom_topic')), self._on_odom, qos.ODOMETRY
@@ -168,6 +182,9 @@ class MetricsNode(Node):
         if sim_status:
             self.create_subscription(String, sim_status, self._on_sim_status, qos.STATUS)
         self._progress_pub = self.create_publisher(String, topics.PROGRESS, qos.STATUS)
+        self._graph_timer = self.create_timer(
+            GRAPH_PERIOD_S, self._on_graph, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
         # Steady clock: simulated time stops with the simulator, and the report must still be
         # written.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -185,7 +202,13 @@ class MetricsNode(Node):
         yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
         t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         p = msg.pose.pose.position
-        self.report.add_odometry(t, p.x, p.y, yaw)
+        twist = msg.twist.twist
+        self.report.add_odometry(t, p.x, p.y, yaw, v=twist.linear.x, w=twist.angular.z)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp > self._odom_ns:
+            self._odom_ns = stamp
+        self._ack_pub.publish(String(data=json.dumps({'node': self._name,
+                                                      'odom_ns': self._odom_ns})))
 
     def _on_timing(self, msg: Float64MultiArray) -> None:
         if msg.layout.dim and msg.layout.dim[0].label:
@@ -196,11 +219,13 @@ class MetricsNode(Node):
 
     def _on_inference_status(self, msg: String) -> None:
         event = self._json(msg)
+        self._note_event(topics.INFERENCE_NODE, event)
         if event.get('event') == 'model_loaded':
             self.report.set_model(event)
 
     def _on_sim_status(self, msg: String) -> None:
         event = self._json(msg)
+        self._note_event('simulator_node', event)
         if event.get('event') == 'end' and self._end_event is None and not self.report.ended:
             self._end_event = event
             self._end_seen_at = time.monotonic()
@@ -215,6 +240,34 @@ class MetricsNode(Node):
             )
             return {}
         return event if isinstance(event, dict) else {}
+
+    # -- the graph --------------------------------------------------------------------------------
+    def _on_graph(self) -> None:
+        """Note which nodes are in the graph now, and which have left it."""
+        now = round(time.monotonic() - self._started, 3)
+        try:
+            present = {f"{ns.rstrip('/')}/{n}" for n, ns in self.get_node_names_and_namespaces()}
+        except Exception:   # noqa: B902 (the context is going down)
+            return
+        present.discard(self._name)
+        for name in present:
+            state = self._nodes.setdefault(name, {'state': 'present', 'first_seen_s': now})
+            state.update(state='present', last_seen_s=now)
+        for name, state in self._nodes.items():
+            if name not in present and state['state'] == 'present':
+                state.update(state='left', left_s=now)
+
+    def _note_event(self, node: str, event: dict[str, Any]) -> None:
+        if event.get('event'):
+            name = f'/{node}'
+            state = self._nodes.setdefault(name, {'state': 'present', 'first_seen_s': round(
+                time.monotonic() - self._started, 3)})
+            state['last_event'] = event['event']
+
+    def node_states(self) -> dict[str, dict[str, Any]]:
+        """Return each node's last known state (see the module documentation)."""
+        self._on_graph()
+        return {name: dict(state) for name, state in sorted(self._nodes.items())}
 
     # -- output -----------------------------------------------------------------------------------
     def _caught_up(self, event: dict[str, Any]) -> bool:
@@ -257,7 +310,8 @@ class MetricsNode(Node):
         """Compute and write the report, once (later calls do nothing)."""
         if self.written is not None:
             return
-        result = self.report.end(reason, event)
+        result = dict(self.report.end(reason, event))
+        result['nodes'] = self.node_states()
         try:
             self.written = write_report(result, self.output_dir)
         except OSError as err:

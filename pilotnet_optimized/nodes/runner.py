@@ -28,8 +28,15 @@ The run ends when:
 
 - a node marked ``ends_run`` exits (the simulator, when its run is over): the rest are stopped and
   ``pilotnet run`` exits with its code (0: laps done, 3: the run ended early);
-- any other node exits: the rest are stopped; exit code the node's, or 1 if it exited 0;
+- any other node exits: the simulator, if it runs, gets :data:`END_GRACE_S` seconds to notice and
+  end the run itself (``brain_lost``, ``observer_lost``: the report then names the cause), then the
+  rest are stopped; exit code the node's (128 + N when signal N killed it), or 1 if it exited 0;
 - Ctrl-C or SIGTERM: every node is stopped; exit code 0 when all stop cleanly.
+
+At the end the runner adds each node's process state (``running``, ``exited``, ``killed``, how, and
+whether the runner stopped it) to ``metrics.json`` under ``nodes``, with the cause when a node
+died, and writes a minimal report if the metrics node could not (see
+:func:`~pilotnet_optimized.laps.report.complete_report`).
 
 Stopping is :func:`~.process.stop_processes` in reverse start order (the brain before the
 simulator, so its final zero command reaches the car): SIGINT, a wait of ``--stop-timeout``
@@ -42,23 +49,33 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+import json
+from pathlib import Path
+import re
 import shlex
 import signal
 import sys
 import threading
 import time
-from typing import IO
+from typing import Any, IO
 
 from pilotnet_optimized.errors import PilotnetError
+from pilotnet_optimized.laps.report import complete_report
 from pilotnet_optimized.nodes.graph import (ARGUMENTS, describe_graph, NodeSpec, output_dir_of,
                                             parse_arguments)
-from pilotnet_optimized.nodes.process import NodeProcess, stop_processes
+from pilotnet_optimized.nodes.process import (describe_exit, exit_status, NodeProcess,
+                                              stop_processes)
 from pilotnet_optimized.store import DEFAULT_MODELS_DIR, resolve_model
 
 __all__ = ['EXAMPLE', 'add_arguments', 'run', 'parse_assignments', 'GraphRunner', 'main']
 
 # a node that imports TensorFlow (.keras models) takes ~10 s on a loaded machine
 NODE_UP_TIMEOUT_S = 30.0
+#: Seconds the simulator gets to end the run itself after another node died (it notices a lost
+#: brain within brain_timeout, a lost observer within observer_timeout).
+END_GRACE_S = 20.0
+# The simulator's last log line of a run: 'run ended: <reason>; <the end event as JSON>'.
+_END_LINE = re.compile(r'run ended: \w+; (\{.*\})\s*$')
 EXAMPLE = f'pilotnet run model:={DEFAULT_MODELS_DIR}/drq.tflite circuit:=simple laps:=1'
 
 
@@ -119,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
     """
     values = parse_assignments(args.assignments)
     graph_args = parse_arguments(values)
+    if graph_args.gazebo_launch:
+        raise PilotnetError(
+            'gazebo_launch:= needs ros2 launch (pilotnet run cannot include a launch file): start'
+            ' Gazebo first, or use ros2 launch pilotnet_optimized sim.launch.py gazebo_launch:=...'
+        )
     # fail here with one line, not in a node's log
     resolve_model(graph_args.model, graph_args.models_dir)
     specs = describe_graph(values)
@@ -156,6 +178,10 @@ class GraphRunner:
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
         self._up: dict[str, threading.Event] = {}
+        #: The simulator's end event, read from its log line.
+        self.end_event: dict[str, Any] | None = None
+        self._stopped_by_us: set[str] = set()
+        self._died: dict[str, int] = {}
 
     def say(self, name: str, text: str) -> None:
         with self._print_lock:
@@ -190,33 +216,93 @@ class GraphRunner:
             self._start(spec)
             self._wait_until_up(spec.name)
         code: int | None = None
+        grace_until: float | None = None
         while code is None:
             if self._stop.wait(0.1):
                 self.say('runner', 'stopping every node')
                 code = 0
                 break
-            for spec in self.specs:
+            # Deaths first: a simulator that ended the run because of one exits at the same time.
+            for spec in sorted(self.specs, key=lambda s: s.ends_run):
                 proc = self.procs.get(spec.name)
                 rc = proc.poll() if proc is not None else None
-                if rc is None:
+                if rc is None or spec.name in self._died:
                     continue
                 if spec.ends_run:
-                    self.say(
-                        'runner', f'{spec.name} ended the run (exit code {rc}): stopping the rest'
-                    )
-                    code = rc
-                else:
-                    self.say('runner', f'{spec.name} exited (code {rc}): stopping the graph')
-                    code = rc if rc != 0 else 1
-                break
+                    self.say('runner',
+                             f'{spec.name} ended the run ({describe_exit(rc)}): stopping the rest')
+                    if rc not in (0, *spec.end_codes) or (rc == 0 and self.end_event is None):
+                        self._died[spec.name] = rc   # killed, or stopped before its run ended
+                    code = exit_status(rc) if not self._died else self._failure_code()
+                    if rc == 0 and spec.name in self._died:
+                        code = 1
+                    break
+                self._died[spec.name] = rc
+                ender = self._running_ender()
+                if ender is None:
+                    self.say('runner', f'{spec.name} exited ({describe_exit(rc)}): stopping the '
+                                       'graph')
+                    code = self._failure_code()
+                    break
+                self.say('runner', f'{spec.name} exited ({describe_exit(rc)}): waiting up to '
+                                   f'{END_GRACE_S:g} s for {ender} to end the run')
+                grace_until = time.monotonic() + END_GRACE_S
+            if code is None and grace_until is not None and time.monotonic() > grace_until:
+                self.say('runner', 'the run did not end by itself: stopping the graph')
+                code = self._failure_code()
         failed = self._stop_all()
         if code == 0 and failed:
             code = 1
         outputs = output_dir_of(self.specs)
+        if outputs and Path(outputs).is_dir():
+            self._complete_report(Path(outputs))
+        else:
+            outputs = None
         self.say(
             'runner', f'done (exit code {code})' + (f'; outputs in {outputs}' if outputs else '')
         )
         return code
+
+    def _running_ender(self) -> str | None:
+        for spec in self.specs:
+            proc = self.procs.get(spec.name)
+            if spec.ends_run and proc is not None and proc.poll() is None:
+                return spec.name
+        return None
+
+    def _failure_code(self) -> int:
+        """Return the exit code for a node that died: its own (128 + N for signal N), else 1."""
+        rc = next(iter(self._died.values()), 1)
+        return exit_status(rc) if rc != 0 else 1
+
+    def node_states(self) -> dict[str, dict[str, Any]]:
+        """Return each started node's process state, as the report's ``nodes`` keeps it."""
+        states: dict[str, dict[str, Any]] = {}
+        for name, proc in self.procs.items():
+            rc = proc.poll()
+            state: dict[str, Any] = {'pid': proc.pid, 'exit_code': rc,
+                                     'stopped_by_runner': name in self._stopped_by_us}
+            if rc is None:
+                state['state'] = 'running'
+            else:
+                state['state'] = 'killed' if rc < 0 else 'exited'
+                state['how'] = describe_exit(rc)
+                if name in self._died:
+                    state['died_during_run'] = True
+            last = next((line.strip() for line in reversed(proc.lines) if line.strip()), '')
+            state['last_line'] = last[-300:]
+            states[name] = state
+        return states
+
+    def _complete_report(self, folder: Path) -> None:
+        cause = None
+        if self._died:
+            cause = '; '.join(f'{name} {describe_exit(rc)} during the run'
+                              for name, rc in self._died.items())
+        try:
+            complete_report(folder, self.node_states(), cause, self.end_event)
+        except OSError as err:
+            self.say('runner', f'cannot add the node states to the report in {folder}: {err}')
 
     def _start(self, spec: NodeSpec) -> None:
         up = self._up[spec.name] = threading.Event()
@@ -225,6 +311,13 @@ class GraphRunner:
         def relay(line: str) -> None:
             if logger_tag in line:
                 up.set()
+            if spec.ends_run and 'run ended: ' in line:
+                match = _END_LINE.search(line)
+                if match:
+                    try:
+                        self.end_event = json.loads(match.group(1))
+                    except ValueError:
+                        pass
             self.say(spec.name, line)
 
         proc = NodeProcess(spec, self.python, on_line=relay)
@@ -264,6 +357,7 @@ class GraphRunner:
         needed SIGKILL.
         """
         running = [p for p in reversed(list(self.procs.values())) if p.poll() is None]
+        self._stopped_by_us.update(p.name for p in running)
         killed = stop_processes(
             running, self.stop_timeout, say=lambda text: self.say('runner', text)
         )
@@ -274,7 +368,7 @@ class GraphRunner:
             # A simulator may end its run (code 3: ended early) just as we stop it: that is a
             # result, not a failure.
             if rc != 0 and rc not in end_codes.get(proc.name, ()) and proc.name not in failed:
-                self.say('runner', f'{proc.name} stopped with exit code {rc}')
+                self.say('runner', f'{proc.name} stopped with {describe_exit(rc)}')
                 failed.append(proc.name)
         return failed
 

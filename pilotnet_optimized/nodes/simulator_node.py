@@ -31,6 +31,15 @@ Topics:
   ``ready``, ``start``, ``end`` events; ``end`` carries the end reason and Behavior Metrics' lap
   figures.
 
+Services (Gazebo's ``gazebo_ros_init`` names and meaning on ROS 2, std_srvs/srv/Empty), so that
+the episode node drives both simulators the same way:
+
+- ``/reset_world``: the car back to the circuit's spawn pose, its run (lap count, end rules,
+  trajectory) started afresh; the clock goes on forward. A run that had ended starts again.
+- ``/reset_simulation``: the same, with the clock set back to 0.
+- ``/pause_physics``, ``/unpause_physics``: no steps, no frames, no ``/clock`` while paused
+  (``paused:=true`` starts paused, as Gazebo's ``paused`` launch argument).
+
 Two modes:
 
 - lock-step (``realtime:=false``, the default): publish a frame, wait for the command that answers
@@ -43,6 +52,16 @@ Two modes:
   first frame of a run: ``start_timeout``): step with a zero command.
 - real time (``realtime:=true``): a steady-clock timer steps every control period with the newest
   command (zero when it is older than ``command_timeout``), as Gazebo does.
+
+Nothing is lost by the observers in lock-step: each (the metrics and recorder nodes) acknowledges
+on ``/sim/observed`` the newest odometry (and, recording the camera, frame) it has taken; the
+simulator steps at most :data:`ODOM_WINDOW` steps ahead of the slowest one (within every queue's
+depth) and sends the next frame only once each camera-recording observer has the last one (a frame
+it lost is sent again). An observer silent for ``observer_timeout`` while the run waits for it, or
+gone from the graph, ends the run: ``observer_lost``. A brain that has gone (its node left the
+graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The ``end`` event names
+the nodes (``brain``, ``observers``, ``observers_lost``), the counts published per topic
+(``published``) and the last command applied (``last_command``).
 
 Either way the run starts when the brain is there (a node that subscribes to the camera and
 publishes commands) and, with ``wait_for_observers`` > 0, that many observers (the metrics and
@@ -82,6 +101,7 @@ from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from std_srvs.srv import Empty
 
 __all__ = ['SimulatorNode', 'PARAMETERS', 'main']
 
@@ -89,8 +109,13 @@ LOCKSTEP_TICK_S = 0.01   # how often lock-step checks for lost frames and timeou
 # a best-effort frame with no answer after this long is sent again (match:=stamp only)
 RESEND_AFTER_S = 0.2
 BRAIN_SETTLE_S = 0.5     # the brain must be in the graph this long before the first frame goes out
+#: Lock-step: steps the simulator may run ahead of its slowest observer's odometry (every odometry
+#: queue holds 10).
+ODOM_WINDOW = 4
+GRAPH_CHECK_S = 0.5      # how often a waiting simulator looks whether a node left the graph
 MATCH_CHOICES = ('auto', 'stamp', 'order')
 ON_END_CHOICES = ('stop', 'exit', 'restart')
+_FAULTS = (EndReason.BRAIN_LOST, EndReason.OBSERVER_LOST, EndReason.INTERRUPTED)
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -157,6 +182,22 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True,
     ),
     ParamSpec(
+        'brain_timeout',
+        5.0,
+        'wall seconds without a command from a brain that was there before the run ends with '
+        'brain_lost (also when its node leaves the graph); 0 = never',
+        float_range=(0.0, 3600.0),
+        read_only=True,
+    ),
+    ParamSpec(
+        'observer_timeout',
+        10.0,
+        "lock-step: wall seconds the run waits for an observer's acknowledgement before it ends "
+        'with observer_lost (at the start: before starting without it)',
+        float_range=(0.1, 3600.0),
+        read_only=True,
+    ),
+    ParamSpec(
         'match',
         'auto',
         'lock-step: how an answer is matched to its frame',
@@ -165,6 +206,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         'on_end', 'stop', 'what happens when the run ends', choices=ON_END_CHOICES, read_only=True
+    ),
+    ParamSpec(
+        'paused',
+        False,
+        'start with physics paused, as Gazebo does with paused:=true (/unpause_physics resumes)',
+        read_only=True,
     ),
     ParamSpec('image_topic', topics.CAMERA, 'camera topic', read_only=True),
     ParamSpec('odom_topic', topics.ODOMETRY, 'odometry topic', read_only=True),
@@ -189,6 +236,10 @@ def _stamp(seconds: float) -> TimeMsg:
     # every machine.
     ns = int(round(seconds * 1e9))
     return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _full_name(namespace: str, name: str) -> str:
+    return f"{namespace.rstrip('/')}/{name}"
 
 
 def _endpoint_owner(info: Any) -> tuple[Any, ...]:
@@ -224,6 +275,21 @@ class SimulatorNode(Node):
         self._command_timeout = float(param(self, 'command_timeout'))
         self._start_timeout = float(param(self, 'start_timeout'))
         self._wait_for_observers = int(param(self, 'wait_for_observers'))
+        self._brain_timeout = float(param(self, 'brain_timeout'))
+        self._observer_timeout = float(param(self, 'observer_timeout'))
+        # node -> {'odom_ns', 'frame_ns' (None: not recording the camera), 'at' (monotonic)}
+        self._observers: dict[str, dict[str, Any]] = {}
+        self._observers_lost: dict[str, str] = {}
+        self._pending_frame = False      # lock-step: stepped; the next frame waits for observers
+        self._gate_since = 0.0
+        self._graph_checked = 0.0
+        self._brain_seen = False
+        self._brain_nodes: list[str] = []
+        self._last_command_at = time.monotonic()
+        self._last_applied = (0.0, 0.0)
+        self._state_ns = 0               # stamp of the newest odometry published
+        self._frame_ns = -1              # stamp of the newest frame published
+        self._published: dict[str, int] = {}
         strength = float(param(self, 'lighting'))
         rng = np.random.default_rng(int(param(self, 'seed')))
         self._lighting = Lighting.random(rng, strength) if strength > 0 else None
@@ -251,12 +317,13 @@ class SimulatorNode(Node):
         self._status_pub = self.create_publisher(
             String, str(param(self, 'status_topic')), qos.STATUS
         )
-        self.create_subscription(Twist, self._cmd_topic, self._on_twist, qos.COMMAND)
+        self.create_subscription(Twist, self._cmd_topic, self._on_twist, qos.LATEST)
         if self._stamped_topic:
             self.create_subscription(
                 TwistStamped, self._stamped_topic, self._on_stamped, qos.COMMAND
             )
 
+        self.create_subscription(String, topics.OBSERVED, self._on_observed, qos.ACK)
         self._state = 'waiting'  # waiting (for the brain) -> running -> ended
         self._created = time.monotonic()
         self._ready_since: float | None = None   # brain and observers present since (monotonic)
@@ -267,6 +334,7 @@ class SimulatorNode(Node):
         self._first_frame_timeout = self._command_timeout
         self._time_offset = 0.0          # simulated seconds of earlier episodes (on_end:=restart)
         self._episode = 0
+        self._paused = bool(param(self, 'paused'))
         self._reset_run_counters()
         self.exit_code = 0
         # Steady clock: this node is the source of simulated time, so nothing it does may wait on
@@ -274,6 +342,11 @@ class SimulatorNode(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         period = float(param(self, 'control_period')) if self._realtime else LOCKSTEP_TICK_S
         self._tick = self.create_timer(period, self._on_tick, clock=steady)
+        for name, handler in ((topics.RESET_WORLD, self._on_reset_world),
+                              (topics.RESET_SIMULATION, self._on_reset_simulation),
+                              (topics.PAUSE_PHYSICS, self._on_pause),
+                              (topics.UNPAUSE_PHYSICS, self._on_unpause)):
+            self.create_service(Empty, name, handler)
         self._publish_status({'event': 'ready', **self._describe()})
         self.get_logger().info(
             f'{circuit.name} ({circuit.length:.0f} m), {self._laps} lap(s), '
@@ -303,6 +376,7 @@ class SimulatorNode(Node):
 
     def _reset_run_counters(self) -> None:
         self._frames = 0
+        self._pending_frame = False
         self._timeouts = 0
         self._max_lateral = abs(self._sim.projection.lateral)
         self._monitor = self._sim.monitor(self._laps)
@@ -317,6 +391,10 @@ class SimulatorNode(Node):
     # -- commands in ------------------------------------------------------------------------------
     def _on_twist(self, msg: Twist) -> None:
         self._latest = (msg.linear.x, msg.angular.z, time.monotonic())
+        if self._state == 'running':
+            self._brain_seen = True
+            if self._realtime or self._match == 'order':
+                self._last_command_at = self._latest[2]
         if self._state == 'running' and not self._realtime and self._match == 'order' \
                 and self._awaiting is not None:
             self._answer(msg.linear.x, msg.angular.z)
@@ -330,6 +408,8 @@ class SimulatorNode(Node):
         ):
             return
         if (msg.header.stamp.sec, msg.header.stamp.nanosec) == self._awaiting:
+            self._brain_seen = True
+            self._last_command_at = time.monotonic()
             self._answer(msg.twist.linear.x, msg.twist.angular.z)
         # Anything else answers an older frame (a resent one answered twice): ignored.
 
@@ -337,7 +417,119 @@ class SimulatorNode(Node):
         self._awaiting = None
         self._advance(v, w)
         if self._state == 'running':
+            self._next_frame()
+
+    # -- observers --------------------------------------------------------------------------------
+    def _on_observed(self, msg: String) -> None:
+        try:
+            ack = json.loads(msg.data)
+            name = str(ack['node'])
+            odom_ns = int(ack.get('odom_ns', -1))
+            frame_ns = None if ack.get('frame_ns') is None else int(ack['frame_ns'])
+        except (ValueError, KeyError, TypeError):
+            return
+        if name in self._observers_lost:
+            return
+        self._observers[name] = {'odom_ns': odom_ns, 'frame_ns': frame_ns, 'at': time.monotonic()}
+        if self._pending_frame and not self._behind():
+            self._send_pending()
+
+    def _behind(self) -> list[str]:
+        """
+        Return the observers the next frame must wait for.
+
+        Those more than :data:`ODOM_WINDOW` steps behind on odometry, or without the last frame
+        (camera-recording observers); before the first frame, also the observers not heard from
+        yet (``wait_for_observers`` of them are expected).
+        """
+        period_ns = int(round(self._sim.config.control_period * 1e9))
+        behind = [name for name, o in self._observers.items()
+                  if o['odom_ns'] < self._state_ns - ODOM_WINDOW * period_ns
+                  or (o['frame_ns'] is not None and o['frame_ns'] < self._frame_ns)]
+        if self._frames == 0:
+            known = len(self._observers) + len(self._observers_lost)
+            behind += ['?'] * max(0, self._wait_for_observers - known)
+        return behind
+
+    def _next_frame(self) -> None:
+        """Send the next frame, or (lock-step) hold it until the observers have caught up."""
+        if self._realtime or not self._behind():
             self._send_frame()
+            return
+        self._pending_frame = True
+        self._gate_since = time.monotonic()
+
+    def _send_pending(self) -> None:
+        self._pending_frame = False
+        self._send_frame()
+
+    def _wait_for_observers_tick(self, now: float) -> None:
+        """
+        Lock-step, a frame held for the observers: resend, or give up on one that is gone.
+
+        A camera-recording observer that lacks the last frame gets it again every
+        :data:`RESEND_AFTER_S` (best effort may lose one). One silent for ``observer_timeout``, or
+        whose node left the graph, ends the run (``observer_lost``); at the start, observers that
+        never spoke are not waited for longer than that (a warning).
+        """
+        behind = self._behind()
+        if not behind:
+            self._send_pending()
+            return
+        waited = now - self._gate_since
+        missing = [n for n in behind if n != '?']
+        gone: dict[str, str] = {}
+        if missing and now - self._graph_checked >= GRAPH_CHECK_S and waited >= GRAPH_CHECK_S:
+            self._graph_checked = now
+            present = {_full_name(ns, n) for n, ns in self.get_node_names_and_namespaces()}
+            gone = {n: 'left the graph' for n in missing if n not in present}
+        if waited >= self._observer_timeout:
+            gone.update({n: f'silent for {waited:.1f} s' for n in missing if n not in gone})
+        if gone:
+            for name, why in gone.items():
+                self._observers_lost[name] = why
+                self._observers.pop(name, None)
+            self.get_logger().error(
+                'observer(s) lost: ' + ', '.join(f'{n} ({why})' for n, why in gone.items())
+                + ': ending the run'
+            )
+            self._pending_frame = False
+            self._end(EndReason.OBSERVER_LOST)
+            return
+        if '?' in behind and waited >= self._observer_timeout:
+            self.get_logger().warning(
+                f'only {len(self._observers)} of {self._wait_for_observers} observer(s) '
+                f'acknowledge after {waited:.1f} s: not waiting for the others'
+            )
+            self._wait_for_observers = len(self._observers) + len(self._observers_lost)
+            if not self._behind():
+                self._send_pending()
+            return
+        if self._frame_ns >= 0 and now - self._last_sent > RESEND_AFTER_S and any(
+            self._observers[n]['frame_ns'] is not None
+            and self._observers[n]['frame_ns'] < self._frame_ns
+            for n in missing
+        ):
+            self._image_pub.publish(self._image)
+            self._last_sent = now
+
+    def _brain_gone(self, now: float) -> str | None:
+        """Say why the brain that drove is gone (left the graph, silent), or ``None``."""
+        if not self._brain_seen or self._brain_timeout <= 0:
+            return None
+        if not self._brain_present():
+            return 'its node left the graph'
+        silent = now - self._last_command_at
+        if silent >= self._brain_timeout:
+            return f'no command for {silent:.1f} s'
+        return None
+
+    def _lose_brain(self, why: str) -> None:
+        self.get_logger().error(
+            f"brain lost ({', '.join(self._brain_nodes) or 'the brain'}: {why}): ending the run"
+        )
+        self._brain_lost_why = why
+        self._end(EndReason.BRAIN_LOST)
 
     # -- timer ------------------------------------------------------------------------------------
     def _on_tick(self) -> None:
@@ -354,14 +546,24 @@ class SimulatorNode(Node):
             if settled or now - self._created >= self._start_timeout:
                 self._start()
             return
-        if self._state != 'running':
+        if self._state != 'running' or self._paused:
             return
         if self._realtime:
+            if self._brain_seen and now - self._last_command_at >= self._brain_timeout > 0:
+                if now - self._graph_checked >= GRAPH_CHECK_S:
+                    self._graph_checked = now
+                    why = self._brain_gone(now)
+                    if why is not None:
+                        self._lose_brain(why)
+                        return
             fresh = self._latest is not None and now - self._latest[2] <= self._command_timeout
             v, w = (self._latest[0], self._latest[1]) if fresh else (0.0, 0.0)
             self._advance(v, w)
             if self._state == 'running':
                 self._send_frame()
+            return
+        if self._pending_frame:
+            self._wait_for_observers_tick(now)
             return
         if self._awaiting is None:
             return
@@ -370,6 +572,10 @@ class SimulatorNode(Node):
         # make the run start differently.
         limit = self._first_frame_timeout if self._frames == 1 else self._command_timeout
         if now - self._first_sent > limit:
+            why = self._brain_gone(now)
+            if why is not None:
+                self._lose_brain(why)
+                return
             self._timeouts += 1
             self.get_logger().warning(
                 f'no command for the frame at t={self._sim.state.t:.2f} s within '
@@ -398,7 +604,10 @@ class SimulatorNode(Node):
         cameras = {
             _endpoint_owner(e) for e in self.get_subscriptions_info_by_topic(self._image_topic)
         }
-        return any(_endpoint_owner(e) in cameras for e in commands)
+        brains = {_endpoint_owner(e) for e in commands} & cameras
+        if brains and self._state == 'waiting':
+            self._brain_nodes = sorted(_full_name(o[1], o[2]) for o in brains if o[0] == 'node')
+        return bool(brains)
 
     def _observer_count(self) -> int:
         """
@@ -428,6 +637,8 @@ class SimulatorNode(Node):
                 'starting anyway (they miss the start of the run)'
             )
         self._first_frame_timeout = self._start_timeout if present else self._command_timeout
+        self._brain_seen = present
+        self._last_command_at = time.monotonic()
         self._state = 'running'
         self._reset_run_counters()
         # The start pose (and /clock at 0), now that the observers are there to receive it: nobody
@@ -435,8 +646,9 @@ class SimulatorNode(Node):
         self._publish_state()
         self._publish_status({'event': 'start', **self._describe()})
         mode = 'real time' if self._realtime else f'lock-step, answers matched by {self._match}'
-        self.get_logger().info(f'run started ({mode})')
-        self._send_frame()
+        self.get_logger().info(f"run started ({mode}){', paused' if self._paused else ''}")
+        if not self._paused:
+            self._next_frame()
 
     # -- stepping and publishing ------------------------------------------------------------------
     def _advance(self, v: float, w: float) -> None:
@@ -446,6 +658,7 @@ class SimulatorNode(Node):
             )
             v = w = 0.0
         self._sim.step(float(v), float(w))
+        self._last_applied = (float(v), float(w))
         self._max_lateral = max(self._max_lateral, abs(self._sim.projection.lateral))
         self._publish_state()
         reason = self._sim.check_end(self._monitor, self._laps)
@@ -462,6 +675,8 @@ class SimulatorNode(Node):
         self._image = self._serializer.serialize(self._frame, *self._image_stamp)
         self._image_pub.publish(self._image)
         self._frames += 1
+        self._frame_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        self._count(self._image_topic)
         if not self._realtime:
             self._awaiting = self._image_stamp
             self._first_sent = self._last_sent = time.monotonic()
@@ -480,8 +695,15 @@ class SimulatorNode(Node):
         odom.pose.pose.orientation.w = math.cos(st.yaw / 2)
         odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(st.v), float(st.w)
         self._odom_pub.publish(odom)
+        self._state_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        self._count(topics.CLOCK)
+        self._count(self._odom_pub.topic_name)
+
+    def _count(self, topic: str) -> None:
+        self._published[topic] = self._published.get(topic, 0) + 1
 
     def _publish_status(self, event: dict[str, Any]) -> None:
+        self._count(self._status_pub.topic_name)
         self._status_pub.publish(String(data=json.dumps(event, default=str)))
 
     def _end(self, reason: EndReason) -> None:
@@ -492,6 +714,7 @@ class SimulatorNode(Node):
         """
         self._state = 'ended'
         self._awaiting = None
+        self._pending_frame = False
         traj = self._sim.trajectory()
         metrics = dataclasses.replace(compute_lap_metrics(traj, perfect_lap_of(self._sim.circuit)),
                                       end_reason=reason.value)
@@ -502,11 +725,23 @@ class SimulatorNode(Node):
             **self._describe(),
             'frames': self._frames,
             'command_timeouts': self._timeouts,
+            'brain': {'nodes': self._brain_nodes,
+                      'lost': getattr(self, '_brain_lost_why', None)
+                      if reason is EndReason.BRAIN_LOST else None},
+            'observers': sorted(self._observers),
+            'observers_lost': dict(self._observers_lost),
+            'last_command': list(self._last_applied),
+            # since the node started, this end event included
+            'published': {**self._published,
+                          self._status_pub.topic_name: self._published.get(
+                              self._status_pub.topic_name, 0) + 1},
             **result.to_dict(),
         }
         self._publish_status(summary)
         self.exit_code = 0 if reason is EndReason.LAPS_DONE else 3
         self.get_logger().info(f'run ended: {reason}; {json.dumps(summary, default=str)}')
+        if reason in _FAULTS and self._on_end == 'restart':
+            self._on_end = 'exit'   # a lost node is not driven round again: the process ends
         if self._on_end == 'restart':
             self._time_offset += self._sim.state.t + self._sim.config.control_period
             self._episode += 1
@@ -517,9 +752,83 @@ class SimulatorNode(Node):
             self._publish_status({'event': 'start', **self._describe()})
             # The caller sends the next frame, as after any step that did not end the run.
 
+    # -- Gazebo's services -----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _on_reset_world(self, request: Empty.Request, response: Empty.Response) -> Any:
+        self.reset_world(keep_time=True)
+        return response
+
+    def _on_reset_simulation(self, request: Empty.Request, response: Empty.Response) -> Any:
+        self.reset_world(keep_time=False)
+        return response
+
+    def _on_pause(self, request: Empty.Request, response: Empty.Response) -> Any:
+        self.set_paused(True)
+        return response
+
+    def _on_unpause(self, request: Empty.Request, response: Empty.Response) -> Any:
+        self.set_paused(False)
+        return response
+
+    def reset_world(self, keep_time: bool = True) -> None:
+        """
+        Put the car back at the circuit's spawn pose and start its run afresh.
+
+        As Gazebo's ``/reset_world`` (``keep_time``: the clock goes on, one control period later)
+        or ``/reset_simulation`` (the clock back to 0). Paused or not stays as it was; a run that
+        had ended starts again; before the brain is there, only the pose is reset.
+        """
+        self._time_offset = (
+            self._time_offset + self._sim.state.t + self._sim.config.control_period
+            if keep_time else 0.0
+        )
+        self._awaiting = None
+        self._sim.reset()
+        if self._state == 'waiting':
+            self._publish_state()
+        else:
+            self._episode += 1
+            self._state = 'running'
+            self._reset_run_counters()
+            self._publish_state()
+            self._publish_status({'event': 'start', 'reset': True, **self._describe()})
+            if not self._paused and not self._realtime:
+                self._send_frame()
+        self.get_logger().info(
+            f"{'world' if keep_time else 'simulation'} reset: the car at the start pose, "
+            f't={self._time_offset:.2f} s' + (' (paused)' if self._paused else '')
+        )
+
+    def set_paused(self, paused: bool) -> None:
+        """
+        Pause or resume physics (Gazebo's ``/pause_physics``, ``/unpause_physics``).
+
+        While paused nothing steps and ``/clock`` stands still; answers to the frame that was out
+        are dropped, and on resuming (lock-step) the frame of the current pose goes out again.
+        """
+        was = self._paused
+        self._paused = paused
+        if paused:
+            self._awaiting = None
+        elif was and self._state == 'running' and not self._realtime:
+            self._send_frame()
+        if was != paused:
+            self.get_logger().info('physics paused' if paused else 'physics resumed')
+
     def flush_status(self, timeout_s: float = 2.0) -> None:
         """Wait until subscribers have the last status event (before exiting)."""
         self._status_pub.wait_for_all_acked(Duration(seconds=timeout_s))
+
+
+def _stopped(node: SimulatorNode) -> None:
+    """At SIGINT/SIGTERM during a run: end it (``interrupted``), so that observers hear why."""
+    if node._state == 'running':
+        node._on_end = 'stop'
+        node._end(EndReason.INTERRUPTED)
+        node.flush_status(1.0)
 
 
 def _end_of_run(node: SimulatorNode) -> int:
@@ -537,7 +846,7 @@ def main(args: list[str] | None = None) -> int:
         2 when the node cannot start (one line on stderr says why).
     """
     return spin_node('simulator_node', SimulatorNode, args, finished=lambda node: node.finished,
-                     on_finished=_end_of_run)
+                     on_finished=_end_of_run, on_stop=_stopped)
 
 
 if __name__ == '__main__':  # pragma: no cover

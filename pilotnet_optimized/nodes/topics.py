@@ -35,6 +35,7 @@ __all__ = [
     'ODOMETRY',
     'CLOCK',
     'SIM_STATUS',
+    'OBSERVED',
     'INFERENCE_NODE',
     'TIMING',
     'STATUS',
@@ -49,6 +50,11 @@ __all__ = [
     'CLOCK_TYPE',
     'STRING_TYPE',
     'TIMING_TYPE',
+    'RESET_WORLD',
+    'RESET_SIMULATION',
+    'PAUSE_PHYSICS',
+    'UNPAUSE_PHYSICS',
+    'GAZEBO_SERVICES',
 ]
 
 #: The car's camera (sensor_msgs/Image, rgb8 640x480) and the frame id its images carry.
@@ -63,6 +69,20 @@ ODOMETRY = '/odom'
 CLOCK = '/clock'
 #: The built-in simulator's run events (``ready``, ``start``, ``end``), latched.
 SIM_STATUS = '/sim/status'
+#: The observers' acknowledgements (std_msgs/String, JSON: ``node``, ``odom_ns``, ``frame_ns``):
+#: the newest odometry and camera stamps each observer (metrics, recorder) has taken. A lock-step
+#: simulator runs at most a few steps ahead of them, so that none loses a message.
+OBSERVED = '/sim/observed'
+
+#: Gazebo's world services on ROS 2 (``gazebo_ros_init``, std_srvs/srv/Empty), which the built-in
+#: simulator serves with the same meaning: the car back to its spawn pose (``/reset_world`` keeps
+#: the clock going, ``/reset_simulation`` sets it back to 0), physics paused and resumed
+#: (``/clock`` stops while paused).
+RESET_WORLD = '/reset_world'
+RESET_SIMULATION = '/reset_simulation'
+PAUSE_PHYSICS = '/pause_physics'
+UNPAUSE_PHYSICS = '/unpause_physics'
+GAZEBO_SERVICES = (RESET_WORLD, RESET_SIMULATION, PAUSE_PHYSICS, UNPAUSE_PHYSICS)
 
 #: The brain's node name, which its node-relative topics are under.
 INFERENCE_NODE = 'inference_node'

@@ -13,9 +13,11 @@
 # limitations under the License.
 
 """
-Closed-loop runs: any driver in the loop with the simulator.
+Closed-loop runs: any driver in the loop with the simulator, until the laps are done or it fails.
 
-Until the laps are done or the run fails.
+Also the ROS-free half of Behavior Metrics' script mode (:class:`Repetition`,
+:func:`episode_timeout_s`): each repetition of an experiment watched with Behavior Metrics' end
+rules and per-circuit timeouts, and its report; the episode node drives it over ROS.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pilotnet_optimized.backends.timing import percentiles
 from pilotnet_optimized.laps import (compute_lap_metrics, EndReason, LapMetrics, PerfectLap,
-                                     Trajectory)
+                                     RunMonitor, RunReport, Trajectory)
 from pilotnet_optimized.sim.circuit import Circuit
 from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
@@ -42,7 +45,24 @@ __all__ = [
     'drive_expert',
     'drive_pilot',
     'perfect_lap_of',
+    'BM_TIMEOUTS_S',
+    'COMPLETED_REASONS',
+    'Repetition',
+    'episode_timeout_s',
 ]
+
+#: Behavior Metrics' per-world timeouts (``CIRCUITS_TIMEOUTS``, simulated seconds), by the stem of
+#: the world's perfect-lap bag; its script mode allows 1.1 times as much.
+BM_TIMEOUTS_S: dict[str, float] = {
+    'lap-simple-circuit': 75.0,
+    'lap-many-curves': 151.0,
+    'lap-montmelo': 122.0,
+    'lap-montreal': 248.0,
+    'lap-nurburgring': 88.0,
+}
+BM_TIMEOUT_FACTOR = 1.1
+#: End reasons of a repetition that completed its laps.
+COMPLETED_REASONS = (EndReason.LAPS_DONE.value, EndReason.BACK_AT_START.value)
 
 # A driver sees the simulator (pose for the expert, camera frames for a model) and returns (v, w).
 Driver = Callable[[Simulator], tuple[float, float]]
@@ -187,3 +207,72 @@ def drive_pilot(circuit: Circuit, pilot: Pilot, laps: int = 1, sim_config: SimCo
 
     result = run_closed_loop(sim, driver, laps, on_step)
     return PilotRun(result, np.array(times))
+
+
+def episode_timeout_s(circuit: Circuit, laps: int = 1) -> float:
+    """
+    Return the simulated seconds one repetition of ``laps`` laps may last.
+
+    Behavior Metrics' timeout of the world (x 1.1, as its script mode) for its perfect-lap bags,
+    else the circuit's own :attr:`Circuit.timeout_s`; times the laps.
+    """
+    stem = Path(circuit.source).stem if circuit.source else ''
+    base = BM_TIMEOUTS_S.get(stem)
+    seconds = base * BM_TIMEOUT_FACTOR if base is not None else circuit.timeout_s
+    return seconds * max(int(laps), 1)
+
+
+class Repetition:
+    """
+    One repetition of an experiment, watched as Behavior Metrics' script mode watches it.
+
+    Feed it the car's odometry (:meth:`add_pose`): its :class:`~pilotnet_optimized.laps.RunMonitor`
+    applies the end rules (timeout, trapped, flipped, back at the start, counted as laps) and its
+    :class:`~pilotnet_optimized.laps.RunReport` collects what the report needs; the brain's timing
+    rows go to :attr:`report` directly. :meth:`end` returns the report.
+
+    :param index: 1-based number of the repetition.
+    :param perfect: the perfect lap the run is judged against.
+    :param timeout_s: simulated seconds before the run ends with ``timeout``.
+    :param laps: laps to drive: the run ends with ``laps_done`` after that many returns to the
+        start.
+    """
+
+    def __init__(self, index: int, perfect: PerfectLap, timeout_s: float, laps: int = 1,
+                 circuit: str = '', perfect_source: str = '') -> None:
+        self.index = index
+        self.report = RunReport(perfect, circuit=circuit, perfect_source=perfect_source)
+        self.monitor = RunMonitor(timeout_s=timeout_s, laps_target=max(int(laps), 1))
+        self.timeout_s = timeout_s
+        self.reason: str | None = None
+
+    def add_pose(self, t: float, x: float, y: float, yaw: float | None = None,
+                 pitch: float = 0.0, v: float | None = None,
+                 w: float | None = None) -> str | None:
+        """
+        Take one odometry pose (``t`` in simulated seconds); return the end reason, once any.
+
+        A pose older than the newest one is dropped (and cannot end the run). Poses after the end
+        reason (until the simulator has paused) are still recorded, as Behavior Metrics' bag
+        records them, but decide nothing.
+        """
+        if not self.report.add_odometry(t, x, y, yaw, v=v, w=w) or self.reason is not None:
+            return self.reason
+        reason = self.monitor.update(t, x, y, pitch)
+        if reason is not None:
+            self.reason = reason.value
+        return self.reason
+
+    def end(self, reason: str | None = None,
+            simulator: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Close the repetition and return its report (once; later calls return the same).
+
+        :param reason: why it ended, when not by the end rules (the simulator's ``end_reason``,
+            ``interrupted``); default: the rule that fired, else ``ended``.
+        """
+        self.reason = self.reason or reason or 'ended'
+        result = self.report.end(self.reason, simulator)
+        result['repetition'] = self.index
+        result['timeout_s'] = round(self.timeout_s, 3)
+        return result
