@@ -39,6 +39,12 @@ class EndReason(str, Enum):
     FLIPPED = 'flipped'
     OFF_TRACK = 'off_track'
     LAPS_DONE = 'laps_done'
+    #: The brain that drove has gone: its node left the graph, or it sent no command for a while.
+    BRAIN_LOST = 'brain_lost'
+    #: An observer the lock-step run waits for (metrics, recorder) has gone.
+    OBSERVER_LOST = 'observer_lost'
+    #: The simulator was stopped (SIGINT, SIGTERM) before the run ended.
+    INTERRUPTED = 'interrupted'
 
     def __str__(self) -> str:  # the plain value in logs and JSON, not 'EndReason.X'
         return self.value

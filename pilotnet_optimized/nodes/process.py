@@ -24,6 +24,10 @@ a signal reaches anything it started). Stopping is SIGINT (the node's own clean 
 command, a closed bag, a written report), a wait, then SIGTERM, and SIGKILL for anything still
 running :data:`KILL_AFTER_TERM_S` later.
 
+A node that died leaves its Fast DDS shared-memory files in ``/dev/shm`` (an 8 MiB segment, a
+port and their lock files): :func:`clean_dead_shm` removes those whose owner is gone, as ``fastdds
+shm clean`` does, and every node start runs it (:func:`~.spin.spin_node`).
+
 No ROS import here.
 """
 
@@ -31,7 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 import contextlib
+import fcntl
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -40,12 +46,76 @@ import time
 
 from pilotnet_optimized.nodes.graph import NodeSpec
 
-__all__ = ['KILL_AFTER_TERM_S', 'NodeProcess', 'stop_processes']
+__all__ = ['KILL_AFTER_TERM_S', 'NodeProcess', 'stop_processes', 'describe_exit', 'exit_status',
+           'clean_dead_shm', 'SHM_DIR']
 
 #: Seconds between SIGTERM and SIGKILL.
 KILL_AFTER_TERM_S = 2.0
 #: Seconds to wait for a process after SIGKILL.
 KILL_WAIT_S = 5.0
+#: Where Fast DDS keeps its shared-memory segments and ports, and their name prefixes (Fast DDS 3,
+#: Fast DDS 2 / Humble).
+SHM_DIR = Path('/dev/shm')
+SHM_PREFIXES = ('fastdds_', 'fastrtps_')
+#: Lock files younger than this are left alone (their owner may be creating them right now).
+SHM_MIN_AGE_S = 2.0
+
+
+def exit_status(rc: int) -> int:
+    """Return a child's exit code as a shell reports it (killed by signal N: 128 + N)."""
+    return 128 - rc if rc < 0 else rc
+
+
+def describe_exit(rc: int | None) -> str:
+    """Say how a process ended: ``exit code 3``, ``killed by SIGKILL (exit status 137)``."""
+    if rc is None:
+        return 'still running'
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f'signal {-rc}'
+        return f'killed by {name} (exit status {exit_status(rc)})'
+    return f'exit code {rc}'
+
+
+def clean_dead_shm(folder: Path = SHM_DIR, min_age_s: float = SHM_MIN_AGE_S) -> list[str]:
+    """
+    Remove the Fast DDS shared-memory files of participants that are gone.
+
+    As ``fastdds shm clean``: each segment or port ``<name>`` has a lock file ``<name>_el`` that
+    its living owner holds locked; one that can be locked now has no owner, so ``<name>``, its
+    lock file and its ``sem.<name>_mutex`` go. Files of living processes (this machine's other
+    graphs too) are never touched. Returns the names removed.
+    """
+    removed: list[str] = []
+    try:
+        locks = sorted(folder.glob('*_el'))
+    except OSError:
+        return removed
+    now = time.time()
+    for lock in locks:
+        name = lock.name[:-len('_el')]
+        if not name.startswith(SHM_PREFIXES):
+            continue
+        try:
+            if now - lock.stat().st_mtime < min_age_s:
+                continue
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue   # locked: its owner is alive
+            for path in (folder / name, folder / f'sem.{name}_mutex', lock):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            removed.append(name)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class NodeProcess:

@@ -17,13 +17,16 @@ Every QoS profile of the node suite, in one place, each chosen for what its topi
 
 - :data:`CAMERA`: best effort, keep last 1, volatile. A late frame is worthless: drive on the
   newest (sensor-data QoS with depth 1).
-- :data:`COMMAND`: reliable, keep last 1, volatile. The newest command must arrive (the final zero
-  above all); an older one may be replaced by a newer one.
+- :data:`COMMAND`: reliable, keep last 10, volatile. The newest command must arrive (the final
+  zero above all); a subscriber that wants only the newest asks for depth 1 (:data:`LATEST`), a
+  recorder gets every one.
 - :data:`ODOMETRY`: reliable, keep last 10, volatile. Metrics and recorders want every pose.
 - :data:`CLOCK`: best effort, keep last 1, volatile. As rclcpp's ``ClockQoS`` and rclpy's time
   source subscribe.
 - :data:`TIMING`: reliable, keep last 50, volatile. One sample per frame for a metrics node; a
   burst must not drop samples.
+- :data:`ACK`: reliable, keep last 10, volatile. The observers' acknowledgements to a lock-step
+  simulator (only the newest of each matters).
 - :data:`STATUS`: reliable, keep last 1, transient local. Events (model swaps, end of run): a late
   subscriber still gets the latest one.
 
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ['CAMERA', 'COMMAND', 'ODOMETRY', 'CLOCK', 'TIMING', 'STATUS']
+__all__ = ['CAMERA', 'COMMAND', 'LATEST', 'ODOMETRY', 'CLOCK', 'TIMING', 'ACK', 'STATUS']
 
 CAMERA = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -46,6 +49,12 @@ CAMERA = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 COMMAND = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+LATEST = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
@@ -66,6 +75,12 @@ CLOCK = QoSProfile(
 TIMING = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=50,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+ACK = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
