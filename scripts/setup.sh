@@ -36,6 +36,27 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
+# --test on Debian/Ubuntu as root or with passwordless sudo: ROS 1 (Noetic's packages from the distro) for
+# the tests of the ROS 1 bridge (test/test_ros1_bridge.py; elsewhere they skip and say why). Quick when present.
+ros1_debs=(ros-core python3-rospy python3-sensor-msgs python3-nav-msgs python3-geometry-msgs python3-std-srvs
+  python3-rosgraph-msgs python3-rosbag)
+ros1_present() { [[ "$(dpkg-query -W -f='${Status}\n' "${ros1_debs[@]}" 2>/dev/null | grep -c 'install ok installed')" == "${#ros1_debs[@]}" ]]; }
+if [[ "${1:-}" != --test ]] || ! command -v dpkg-query >/dev/null || ros1_present; then
+  :  # not asked for, not Debian/Ubuntu, or already installed
+elif [[ "${1:-}" == --test ]] && command -v apt-get >/dev/null; then
+  sudo_=(); if [[ "$(id -u)" != 0 ]]; then sudo_=(sudo -n); fi
+  if [[ "$(id -u)" == 0 ]] || sudo -n true 2>/dev/null; then
+    echo "[setup] installing ROS 1 from the distro for the bridge tests: ${ros1_debs[*]}"
+    if ! { "${sudo_[@]}" apt-get install -y -qq "${ros1_debs[@]}" >/dev/null 2>&1 \
+        || { "${sudo_[@]}" apt-get update -qq >/dev/null 2>&1 \
+             && "${sudo_[@]}" apt-get install -y -qq "${ros1_debs[@]}" >/dev/null 2>&1; }; }; then
+      echo "[setup] could not install ROS 1 with apt-get: the ROS 1 bridge tests will skip" >&2
+    fi
+  else
+    echo "[setup] not root and no passwordless sudo: ROS 1 not installed, the ROS 1 bridge tests will skip" >&2
+  fi
+fi
+
 # setup.cfg sends console scripts to lib/pilotnet_optimized (for `ros2 run`); make sure `pilotnet` is on the
 # venv's PATH whichever way this pip placed it.
 if [[ ! -x "$VENV/bin/pilotnet" ]]; then
