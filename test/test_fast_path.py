@@ -111,3 +111,18 @@ def test_keep_heap_applies_and_can_be_turned_off(monkeypatch):
     assert keep_heap() is True   # glibc (every machine this project runs on)
     monkeypatch.setenv('PILOTNET_KEEP_HEAP', '0')
     assert keep_heap() is False
+
+
+def test_openvino_runs_the_onnx_file_like_onnx_runtime(tiny, frame):
+    pytest.importorskip('openvino')
+    with load_backend(tiny.file('onnx'), 'onnxruntime') as ort, \
+            load_backend(tiny.file('onnx'), 'openvino', num_threads=1) as ov:
+        assert ov.describe()['backend'] == 'openvino' and ov.precision == 'float32'
+        np.testing.assert_allclose(
+            ov.predict_normalised(tiny.batch), ort.predict_normalised(tiny.batch), atol=1e-4
+        )
+        cfg = ov.preprocessing
+        np.testing.assert_array_equal(
+            ov.predict_into(lambda x: preprocess(frame, cfg, x)),
+            ov.predict_normalised(preprocess(frame, cfg)[None])[0],
+        )

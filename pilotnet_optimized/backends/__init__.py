@@ -17,9 +17,9 @@ Runtime backends: one :class:`Backend` per inference runtime.
 
 Picked from the model file or by name.
 
-Importing this package is cheap: each runtime (LiteRT, TensorFlow, ONNX Runtime, TensorRT) is
-imported only when a backend of that kind is built, so the robot side never pays for TensorFlow
-unless it runs a Keras model.
+Importing this package is cheap: each runtime (LiteRT, TensorFlow, ONNX Runtime, OpenVINO,
+TensorRT) is imported only when a backend of that kind is built, so the robot side never pays for
+TensorFlow unless it runs a Keras model.
 
 >>> backend = load_backend('model.tflite', num_threads=2)      # doctest: +SKIP
 >>> v, w = backend.predict(frame_rgb)                           # doctest: +SKIP
@@ -33,6 +33,7 @@ from pathlib import Path
 from pilotnet_optimized.backends.base import Backend
 from pilotnet_optimized.backends.litert import LiteRTBackend
 from pilotnet_optimized.backends.onnxruntime_backend import OnnxRuntimeBackend
+from pilotnet_optimized.backends.openvino_backend import OpenVINOBackend
 from pilotnet_optimized.backends.tensorflow_backend import is_savedmodel, TensorFlowBackend
 from pilotnet_optimized.backends.tensorrt_backend import TensorRTBackend
 from pilotnet_optimized.errors import ModelError, PilotnetError
@@ -45,6 +46,7 @@ __all__ = [
     'Backend',
     'LiteRTBackend',
     'OnnxRuntimeBackend',
+    'OpenVINOBackend',
     'TensorFlowBackend',
     'TensorRTBackend',
     'backend_for_path',
@@ -53,7 +55,8 @@ __all__ = [
 
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls
-    for cls in (LiteRTBackend, TensorFlowBackend, OnnxRuntimeBackend, TensorRTBackend)
+    for cls in (LiteRTBackend, TensorFlowBackend, OnnxRuntimeBackend, OpenVINOBackend,
+                TensorRTBackend)
 }
 #: What a ``backend`` option or parameter accepts: ``auto`` (from the model file) or a runtime's
 #: name.
