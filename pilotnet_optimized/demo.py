@@ -45,6 +45,7 @@ import sys
 import time
 
 from pilotnet_optimized import __version__
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.optimize.context import FINE_TUNING
 from pilotnet_optimized.optimize.methods import METHODS
 
@@ -308,7 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder of Behavior Metrics' lap-*.bag (default: $PILOTNET_PERFECT_BAGS, else"
         ' ../shared/behavior_metrics/perfect_bags if it exists)',
     )
-    parser.add_argument('--laps', type=int, default=1, help='laps per model (default: 1)')
+    parser.add_argument('--laps', type=positive_int, default=1, help='laps per model (default: 1)')
     parser.add_argument(
         '--out',
         type=Path,

@@ -89,6 +89,29 @@ def test_shared_memory_of_dead_owners_is_removed_and_of_living_ones_kept(tmp_pat
     assert left == ['fastdds_alive', 'fastdds_alive_el', 'other_thing', 'other_thing_el']
 
 
+@pytest.mark.parametrize('argv,words', [
+    ('bench-sim --frames 0', 'argument --frames: 0 is too small: give 1 or more'),
+    ('bench-sim --frames -3', 'argument --frames: -3 is too small'),
+    ('evaluate --limit 0', 'argument --limit: 0 is too small'),
+    ('evaluate --runs 0', 'argument --runs: 0 is too small'),
+    ('drive --laps 0', 'argument --laps: 0 is too small'),
+    ('drive-expert --laps -1', 'argument --laps: -1 is too small'),
+    ('dataset --circuit simple --frames 5 --out {file}', 'is a file, not a folder: give a new'),
+    ('dataset --circuit simple --frames 5 --out {file}/x', 'is a file, not a folder'),
+])
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, argv, words):
+    import subprocess
+    import sys
+    existing = tmp_path / 'taken.csv'
+    existing.write_text('x')
+    proc = subprocess.run([sys.executable, '-m', 'pilotnet_optimized',
+                           *argv.format(file=existing).split()],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if 'error:' in line]
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+
+
 # -- a real graph, one node killed ----------------------------------------------------------------
 class _Out(io.StringIO):
     """The runner's prefixed output, shown when a test fails."""

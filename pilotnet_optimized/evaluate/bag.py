@@ -53,6 +53,7 @@ import time
 from typing import Any
 
 import numpy as np
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.backends.timing import percentiles, time_each
 from pilotnet_optimized.bags.images import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, IMAGE_TYPES,
                                             message_to_rgb, SUPPORTED_ENCODINGS)
@@ -637,7 +638,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             'image to answer it (default: 0.2; TwistStamped pairs by header stamp)'
         ),
     )
-    p.add_argument('--limit', type=int, help='first N answered frames (default: all)')
+    p.add_argument('--limit', type=positive_int, help='first N answered frames (default: all)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
     p.add_argument(
         '--warmup', type=int, default=10, help='untimed calls per model first (default: 10)'

@@ -55,6 +55,7 @@ import time
 from typing import Any, TYPE_CHECKING
 
 import numpy as np
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.backends.timing import percentiles, timed_predict
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.evaluate.report import Column, machine_description
@@ -593,7 +594,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where the car starts, with --circuit (default: the circuit's start; a Behavior"
         " Metrics bag's world spawn pose); --start=-74.3,37.7,-0.5 when x is negative",
     )
-    p.add_argument('--laps', type=int, default=1, help='laps each model drives (default: 1)')
+    p.add_argument(
+        '--laps', type=positive_int, default=1, help='laps each model drives (default: 1)'
+    )
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
     p.add_argument(
         '--backend', default='auto', help='runtime for every model (default: auto, from the file)'

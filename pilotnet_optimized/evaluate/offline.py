@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.backends.timing import percentiles, time_calls
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.evaluate.report import Column, machine_description
@@ -271,10 +272,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument('--threads', type=int, default=1, help='inference threads (default: 1)')
     p.add_argument(
-        '--limit', type=int, help='first N frames of each dataset folder (default: all)'
+        '--limit', type=positive_int, help='first N frames of each dataset folder (default: all)'
     )
     p.add_argument(
-        '--runs', type=int, default=300, help='timed batch-1 calls per model (default: 300)'
+        '--runs',
+        type=positive_int,
+        default=300,
+        help='timed batch-1 calls per model (default: 300)',
     )
     p.add_argument(
         '--methods',

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.backends.timing import percentiles, time_calls, time_each
 from pilotnet_optimized.evaluate.report import machine_description, text_table
 from pilotnet_optimized.sim.camera import Appearance, CameraRenderer, CircuitTexture
@@ -128,7 +129,9 @@ def bench_sim(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``pilotnet bench-sim``'s options."""
     p.add_argument('--circuit', default='simple', help='circuit to render (default: simple)')
-    p.add_argument('--frames', type=int, default=2000, help='frames to render (default: 2000)')
+    p.add_argument(
+        '--frames', type=positive_int, default=2000, help='frames to render (default: 2000)'
+    )
     p.add_argument('--steps', type=int, default=100000, help='kinematics steps (default: 100000)')
     p.add_argument('--threads', type=int, default=1, help='OpenCV threads (default: 1, one core)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pilotnet_optimized.argtypes import output_folder, positive_int
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.sim.camera import (Appearance, CameraRenderer, CircuitTexture, Lighting,
                                            PaintedLook)
@@ -310,8 +311,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--circuit', help='one circuit, written straight into --out')
     parser.add_argument('--split', choices=['train', 'val', 'test', 'all'],
                         help='every circuit of a split, into OUT/<split>/<circuit>/')
-    parser.add_argument('--frames', type=int, required=True, help='frames per circuit')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--frames', type=positive_int, required=True, help='frames per circuit')
+    parser.add_argument('--out', type=output_folder, required=True, help='output folder')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
     parser.add_argument('--no-perturb', action='store_true', help='no steering disturbances')
     parser.add_argument(

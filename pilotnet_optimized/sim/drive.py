@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 
+from pilotnet_optimized.argtypes import positive_int
 from pilotnet_optimized.sim.circuits import get_circuit
 from pilotnet_optimized.sim.episodes import drive_expert, drive_pilot
 
@@ -46,7 +47,7 @@ def add_expert_arguments(parser: argparse.ArgumentParser) -> None:
         default='simple',
         help='built-in name, perfect-lap bag or x,y CSV (default: simple)',
     )
-    parser.add_argument('--laps', type=int, default=1, help='laps to drive (default: 1)')
+    parser.add_argument('--laps', type=positive_int, default=1, help='laps to drive (default: 1)')
     parser.add_argument(
         '--start',
         metavar='X,Y,YAW',
@@ -89,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--circuit', default='simple', help='built-in name, perfect-lap bag or x,y CSV'
     )
-    parser.add_argument('--laps', type=int, default=1)
+    parser.add_argument('--laps', type=positive_int, default=1)
     parser.add_argument(
         '--start',
         metavar='X,Y,YAW',
