@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-OpenVINO backend: OpenVINO IR files (``.xml`` + ``.bin``), or ONNX files with ``backend: openvino``.
+OpenVINO backend: OpenVINO IR files (``.xml``, ``.bin``), or ONNX files with ``backend: openvino``.
 
 Runs on the CPU plugin with ``INFERENCE_NUM_THREADS`` set, one stream and the latency hint (one
 frame at a time, as the car drives). ``openvino`` is imported only when such a backend is built.
