@@ -167,11 +167,26 @@ COMMANDS: tuple[Command, ...] = (
         f'pilotnet laps --trajectory runs/lap1/bag --perfect-lap {_BAG} --json',
     ),
     Command(
+        'bm-brain',
+        f'{_PKG}.bm.install',
+        'Install the Behavior Metrics brain (any model of this project, any backend) into a'
+        ' Behavior Metrics checkout: brains/gazebo/f1/ and an example config.',
+        'pilotnet bm-brain install ~/BehaviorMetrics --model models/default/pilotnet_nvidia.keras',
+    ),
+    Command(
         'bag-repair',
         f'{_PKG}.bags.repair',
         'Repair, in place, MCAP bags a killed recorder left (drop the cut-off record, write the'
         ' summary and metadata.yaml) and list their topics.',
         'pilotnet bag-repair runs/lap1/bag',
+    ),
+    Command(
+        'ros1-bridge',
+        f'{_PKG}.nodes.ros1_bridge_node',
+        "Bridge Behavior Metrics' ROS 1 (Noetic) Gazebo car to the ROS 2 graph: camera, odometry,"
+        ' /clock and commands, and the Gazebo reset/pause services (rospy runs in the system'
+        ' Python); frame counts and latency at exit.',
+        'pilotnet ros1-bridge --report runs/bridge.json',
     ),
 )
 

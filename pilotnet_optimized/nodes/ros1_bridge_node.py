@@ -37,6 +37,7 @@ shutdown, the car gets a zero command.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -59,8 +60,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosbags.typesys import get_typestore, Stores
 from std_srvs.srv import Empty
 
-__all__ = ['Ros1BridgeNode', 'PARAMETERS', 'ROS1_CAMERA', 'ROS1_ODOMETRY', 'ROS1_COMMAND',
-           'GAZEBO_SERVICES', 'main']
+__all__ = ['Ros1BridgeNode', 'PARAMETERS', 'add_arguments', 'run', 'ROS1_CAMERA',
+           'ROS1_ODOMETRY', 'ROS1_COMMAND', 'GAZEBO_SERVICES', 'main']
 
 ROS1_CAMERA = '/F1ROS/cameraL/image_raw'
 ROS1_ODOMETRY = '/F1ROS/odom'
@@ -327,6 +328,26 @@ def main(args: list[str] | None = None) -> int:
     :returns: 0 after a signal, 2 when it cannot start (one line on stderr says why).
     """
     return spin_node('ros1_bridge_node', Ros1BridgeNode, args, on_stop=_on_stop)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``pilotnet ros1-bridge`` options (the node's parameters)."""
+    parser.add_argument('--wait-for-car', type=float, default=30.0, metavar='S',
+                        help="seconds to wait for the car's camera on the ROS 1 master")
+    parser.add_argument('--report', default='', metavar='JSON',
+                        help='write the frame counts and latency here at exit')
+    parser.add_argument('--ros1-python', default='/usr/bin/python3', metavar='PYTHON',
+                        help='the Python that has rospy (default: /usr/bin/python3)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bridge node with the options as its parameters, until Ctrl-C."""
+    ros_args = ['--ros-args', '-r', '__node:=ros1_bridge_node',
+                '-p', f'wait_for_car:={float(args.wait_for_car)!r}',
+                '-p', f'ros1_python:={args.ros1_python}']
+    if args.report:
+        ros_args += ['-p', f'report:={args.report}']
+    return main(ros_args)
 
 
 if __name__ == '__main__':  # pragma: no cover
