@@ -62,6 +62,18 @@ def test_student_halves_the_input_inside_and_is_small():
         build_tiny((12, 40, 3))
 
 
+def test_folding_the_input_norm_keeps_the_function():
+    from pilotnet_optimized.optimize.tiny import build_tiny, fold_input_norm
+    student = build_tiny((66, 200, 3))
+    norm = student.get_layer('input_norm')
+    gamma, beta, mean, var = norm.get_weights()
+    norm.set_weights([gamma * 1.3, beta + 0.2, mean + 120.0, var * 4000.0])
+    folded = fold_input_norm(student)
+    assert 'input_norm' not in {layer.name for layer in folded.layers}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 66, 200, 3)).astype(np.float32)
+    np.testing.assert_allclose(folded(x).numpy(), student(x).numpy(), atol=1e-5)
+
+
 def test_tiny_is_made_by_the_pipeline(data, teacher):
     from pilotnet_optimized.backends import load_backend
     from pilotnet_optimized.models.data import load_datasets

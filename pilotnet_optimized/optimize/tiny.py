@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pilotnet_optimized.optimize.context import OptimizeContext
     import tf_keras
 
-__all__ = ['CONVS', 'HEAD', 'MIN_ROWS', 'build_tiny', 'make_tiny']
+__all__ = ['CONVS', 'HEAD', 'MIN_ROWS', 'build_tiny', 'fold_input_norm', 'make_tiny']
 
 #: (filters, kernel, stride) of the student's valid convolutions, after the 2x2 pool.
 CONVS = ((16, 5, 2), (24, 5, 2), (32, 3, 1))
@@ -51,11 +51,13 @@ HEAD = (48, 16)
 MIN_ROWS = 33
 
 
-def build_tiny(input_shape: tuple[int, int, int] = (66, 200, 3),
-               name: str = 'pilotnet_tiny') -> tf_keras.Model:
+def build_tiny(input_shape: tuple[int, int, int] = (66, 200, 3), name: str = 'pilotnet_tiny',
+               input_norm: bool = True) -> tf_keras.Model:
     """
     Return the untrained student for ``input_shape`` (the input model's).
 
+    :param input_norm: begin with the BatchNormalization of the raw pixels (training); without it,
+        the graph :func:`fold_input_norm` fills.
     :raises PilotnetError: for an input too small for its convolutions.
     """
     import tf_keras
@@ -68,7 +70,7 @@ def build_tiny(input_shape: tuple[int, int, int] = (66, 200, 3),
         raise PilotnetError(f'input {input_shape} is too small for the tiny student')
     layers = tf_keras.layers
     inputs = tf_keras.Input(shape=input_shape, name='image')
-    x = layers.BatchNormalization(name='input_norm')(inputs)
+    x = layers.BatchNormalization(name='input_norm')(inputs) if input_norm else inputs
     if pool > 1:
         x = layers.AveragePooling2D(pool, name='half')(x)
     for i, (filters, kernel, stride) in enumerate(CONVS):
@@ -90,6 +92,33 @@ def _set_input_norm(student: tf_keras.Model, frames: np.ndarray) -> None:
     gamma, beta, _, _ = layer.get_weights()
     layer.set_weights([np.ones_like(gamma), np.zeros_like(beta), mean.astype(np.float32),
                        var.astype(np.float32)])
+
+
+def fold_input_norm(student: tf_keras.Model) -> tf_keras.Model:
+    """
+    Return ``student`` without its input BatchNormalization, folded into conv1: the same function.
+
+    The normalisation is a per-channel ``a * x + b``; the average pool is linear and conv1 has no
+    padding, so ``conv1(pool(a * x + b)) = conv1'(pool(x))`` with the kernel scaled by ``a`` per
+    input channel and ``b`` added through it into the bias. The converter does not fold it (a
+    trained normalisation is no identity), and at 66x200 its multiply and add cost the student as
+    much as its convolutions.
+    """
+    norm = student.get_layer('input_norm')
+    gamma, beta, mean, var = norm.get_weights()
+    a = gamma / np.sqrt(var + norm.epsilon)
+    b = beta - a * mean
+    folded = build_tiny(tuple(student.input_shape[1:]), student.name, input_norm=False)
+    for layer in folded.layers:
+        if not layer.weights:
+            continue
+        weights = student.get_layer(layer.name).get_weights()
+        if layer.name == 'conv1':
+            kernel, bias = weights
+            weights = [kernel * a[None, None, :, None],
+                       bias + np.einsum('hwio,i->o', kernel, b)]
+        layer.set_weights(weights)
+    return folded
 
 
 def make_tiny(ctx: OptimizeContext, out: Path) -> dict:
@@ -127,7 +156,7 @@ def make_tiny(ctx: OptimizeContext, out: Path) -> dict:
         history = ctx.fit(student, epochs=max(1, s.tiny_epochs // 2),
                           learning_rate=s.tiny_learning_rate / 3,
                           frames=Frames(np.concatenate(images), np.concatenate(labels), sources))
-    to_tflite(student, out, 'dynamic', preprocessing=ctx.preprocessing)
+    to_tflite(fold_input_norm(student), out, 'dynamic', preprocessing=ctx.preprocessing)
     return {
         'convs': [list(c) for c in CONVS],
         'head': list(HEAD),
