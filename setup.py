@@ -65,6 +65,7 @@ setup(
             'simulator_node = pilotnet_optimized.nodes.simulator_node:main',
             'metrics_node = pilotnet_optimized.nodes.metrics_node:main',
             'recorder_node = pilotnet_optimized.nodes.recorder_node:main',
+            'ros1_bridge_node = pilotnet_optimized.nodes.ros1_bridge_node:main',
             'episode_node = pilotnet_optimized.nodes.episode_node:main',
         ],
     },
