@@ -276,3 +276,13 @@ def test_relay_never_imports_ros2():
     for name in ('rclpy', 'rosbags', 'pilotnet_optimized'):
         assert f'import {name}' not in text and f'from {name}' not in text
     assert Path(RELAY).is_file()
+
+
+def test_sim_ros1_puts_the_bridge_in_the_graph(tmp_path):
+    from pilotnet_optimized.nodes.graph import describe_graph
+    specs = describe_graph({'model': '/m/a.tflite', 'sim': 'ros1', 'output_dir': str(tmp_path)})
+    names = [s.name for s in specs]
+    assert 'simulator_node' not in names
+    assert names.index('ros1_bridge_node') < names.index('inference_node')
+    bridge = specs[names.index('ros1_bridge_node')]
+    assert bridge.parameters['report'] == str(tmp_path / 'ros1_bridge.json')

@@ -66,7 +66,7 @@ __all__ = [
 #: Where a run's outputs go (metrics.json, metrics.md, the bag): ``{time}`` becomes the UTC start
 #: time.
 DEFAULT_OUTPUT_DIR = 'runs/{time}'
-SIM_CHOICES = ('builtin', 'gazebo')
+SIM_CHOICES = ('builtin', 'gazebo', 'ros1')
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ ARGUMENTS: dict[str, LaunchArgument] = {
             'sim',
             'builtin',
             'builtin: the built-in simulator node; gazebo: no simulator node, the nodes use the'
-            " topics of Behavior Metrics' ROS 2 Gazebo car (a ROS 1 Noetic Gazebo needs a bridge:"
-            ' a later issue)',
+            " topics of Behavior Metrics' ROS 2 Gazebo car; ros1: its ROS 1 Noetic Gazebo car"
+            ' (ROS_MASTER_URI) through ros1_bridge_node',
             SIM_CHOICES,
         ),
         LaunchArgument(
@@ -432,6 +432,19 @@ def describe_graph(args: Mapping[str, Any], now: datetime | None = None) -> list
                 env=graph_env(),
                 ends_run=not a.episodes,
                 end_codes=(3,),
+            )
+        )
+    if a.sim == 'ros1':
+        # Behavior Metrics' ROS 1 car (/F1ROS/...) onto the graph's topics, its Gazebo services
+        # as /reset_world...; the frame counts go beside the run's report.
+        specs.append(
+            NodeSpec(
+                name='ros1_bridge_node',
+                executable='ros1_bridge_node',
+                module='pilotnet_optimized.nodes.ros1_bridge_node',
+                param_files=_files(config, 'ros1_bridge_node'),
+                parameters={'report': str(Path(output_dir) / 'ros1_bridge.json')},
+                env=graph_env(),
             )
         )
     specs.append(
