@@ -30,8 +30,8 @@ import time
 
 import cv2
 import numpy as np
-from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim import dataset
+from pilotnet_optimized.sim import get_circuit
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--frames', type=int, default=400)
