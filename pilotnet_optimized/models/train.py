@@ -84,6 +84,9 @@ class TrainConfig:
     on_policy_frames: int = 1000
     #: Maximum epochs of each round's fit (early stopping as in the first fit).
     on_policy_epochs: int = 3
+    #: Share of on-policy episodes that start a run-up before a tight bend (the apexes where a
+    #: model fails; :func:`~pilotnet_optimized.models.on_policy.focus_start`).
+    on_policy_focus: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ def _on_policy_rounds(model: tf_keras.Model, data: list[str | Path], train_frame
     added = 0
     for round_ in range(cfg.on_policy_rounds):
         seen = collect_on_policy(keras_policy(model, cfg.preprocessing), circuits,
-                                 cfg.on_policy_frames, cfg.preprocessing, seed=cfg.seed + round_)
+                                 cfg.on_policy_frames, cfg.preprocessing, seed=cfg.seed + round_,
+                                 focus=cfg.on_policy_focus)
         images.append(seen.images)
         labels.append(seen.labels)
         added += len(seen)
@@ -266,6 +270,10 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
         raise PilotnetError(
             f'on-policy rounds {cfg.on_policy_rounds}, frames {cfg.on_policy_frames}, epochs '
             f'{cfg.on_policy_epochs}: give rounds >= 0 and at least one frame and one epoch'
+        )
+    if not 0.0 <= cfg.on_policy_focus <= 1.0:
+        raise PilotnetError(
+            f'on-policy focus {cfg.on_policy_focus}: give a share between 0 and 1'
         )
     out = Path(out)
     if out.suffix != '.keras':
@@ -421,6 +429,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='frames driven per training circuit and round (default: 1000)',
     )
     p.add_argument(
+        '--on-policy-focus',
+        type=float,
+        default=0.0,
+        metavar='SHARE',
+        help='share of on-policy episodes started a run-up before a tight bend (under 6 m'
+        ' radius), where models fail (default: 0)',
+    )
+    p.add_argument(
         '--allow-test-data', action='store_true', help='allow training on test-split folders'
     )
     p.add_argument(
@@ -447,6 +463,7 @@ def run(args: argparse.Namespace) -> int:
         preprocessing=prep,
         on_policy_rounds=args.on_policy_rounds,
         on_policy_frames=args.on_policy_frames,
+        on_policy_focus=args.on_policy_focus,
     )
     result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
                    verbose=0 if args.json else 1, limit_per_folder=args.limit)
