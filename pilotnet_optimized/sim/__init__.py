@@ -21,8 +21,7 @@ Circuits, camera renderer, car kinematics, expert driver, dataset writer.
 from pilotnet_optimized.sim.camera import CameraModel, CameraRenderer, CircuitTexture, Lighting
 from pilotnet_optimized.sim.car import CarState, PlanarCar, V_RANGE, W_RANGE
 from pilotnet_optimized.sim.circuit import Circuit, Projection
-from pilotnet_optimized.sim.circuits import (BUILTIN_CIRCUITS, circuit_names, get_circuit,
-                                             split_of, SPLITS)
+from pilotnet_optimized.sim.circuits import BUILTIN_CIRCUITS, circuit_names, get_circuit, SPLITS
 from pilotnet_optimized.sim.expert import ExpertConfig, ExpertDriver, Perturbation
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
 
@@ -46,5 +45,4 @@ __all__ = [
     'Simulator',
     'circuit_names',
     'get_circuit',
-    'split_of',
 ]

@@ -43,7 +43,6 @@ __all__ = [
     'CircuitSpec',
     'get_circuit',
     'circuit_names',
-    'split_of',
     'add_arguments',
     'run',
 ]
@@ -122,14 +121,6 @@ SPLITS: dict[str, tuple[str, ...]] = {
 def circuit_names() -> list[str]:
     """Names of the built-in circuits (``gen:SEED`` names a generated one besides)."""
     return list(BUILTIN_CIRCUITS)
-
-
-def split_of(name: str) -> str | None:
-    """Which split a built-in circuit belongs to (None for bag or CSV circuits)."""
-    for split, names in SPLITS.items():
-        if name in names:
-            return split
-    return None
 
 
 @lru_cache(maxsize=16)
@@ -267,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
     the figures of one generated circuit (and ``--out``, its picture).
     """
     from pilotnet_optimized.evaluate.report import print_mapping, print_rows
+    # (splits reads this module's SPLITS: imported here, not at the top)
+    from pilotnet_optimized.sim.splits import split_of_circuit
     if args.generate is not None:
         layout = generate_layout(args.generate)
         figures = layout.figures()
@@ -286,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
                 'min_radius_m': round(c.min_radius(), 1),
                 'road_width_m': c.road_width,
                 'timeout_s': c.timeout_s,
-                'split': split_of(name),
+                'split': split_of_circuit(name),
                 'description': c.description,
             }
         )
