@@ -90,6 +90,10 @@ class DemoRecipe:
     :param on_policy_rounds: DAgger rounds after the first fit (see
         :class:`~pilotnet_optimized.models.train.TrainConfig`).
     :param on_policy_frames: frames driven per training circuit and round.
+    :param focus_rounds: DAgger rounds after those, continuing the model they made (``pilotnet
+        train --init-model M --epochs 0``), with a share ``focus_share`` of the episodes started a
+        run-up before a tight bend (:func:`~pilotnet_optimized.models.on_policy.focus_start`):
+        ``focus_frames`` per circuit and round, learning rate ``focus_learning_rate``.
     :param calibration_frames: frames per circuit of the small calibration dataset written when
         the Keras model is reused (int8 needs representative frames; its first two circuits).
     :param methods: optimisation methods, in table order; the first is the comparison's baseline
@@ -106,6 +110,10 @@ class DemoRecipe:
     epochs: int = 6
     on_policy_rounds: int = 0
     on_policy_frames: int = 150
+    focus_rounds: int = 0
+    focus_frames: int = 300
+    focus_share: float = 0.7
+    focus_learning_rate: float = 3e-4
     calibration_frames: int = 200
     methods: tuple[str, ...] = field(default_factory=demo_methods)
     seed: int = 0
@@ -127,7 +135,8 @@ class DemoRecipe:
 
 #: The shipped model's recipe: the built-in training circuits and 30 generated ones (randomised
 #: frames, the expert's disturbances), validated on three generated validation circuits, then one
-#: on-policy round on every training circuit.
+#: on-policy round on every training circuit, and one more focused on the tight bends (after it,
+#: the model stopped straightening up at hairpin apexes of generated validation circuits).
 DEFAULT_RECIPE = DemoRecipe(
     circuits=('simple', 'many_curves', *(f'gen:{i}' for i in range(30))),
     frames_per_circuit=500,
@@ -218,8 +227,51 @@ def train_default_model(folder: Path, recipe: DemoRecipe, data_dirs: list[Path],
     record = {'training': recipe.training_dict(), 'package_version': __version__,
               'result': {k: v for k, v in dataclasses.asdict(result).items() if k != 'history'},
               'log': keras_path.name + '.train.json'}
+    if recipe.focus_rounds:
+        record.update(focus_default_model(keras_path, recipe, data_dirs, val_dirs, say))
     (folder / TRAINING_FILE).write_text(json.dumps(record, indent=2) + '\n')
     return keras_path
+
+
+def focus_default_model(keras_path: Path, recipe: DemoRecipe, data_dirs: list[Path],
+                        val_dirs: list[Path], say: Callable[[str], None] = print) -> dict:
+    """
+    Run the recipe's focused DAgger rounds on the trained ``keras_path``, in place.
+
+    Its training log stays beside it; the focused rounds' log is ``<model>.focus.train.json``.
+    Return what goes into ``training.json`` about them.
+    """
+    import tf_keras
+    from pilotnet_optimized.models.preprocess import Preprocessing
+    from pilotnet_optimized.models.train import train, TrainConfig
+    first_log = keras_path.with_name(keras_path.name + '.train.json')
+    kept = first_log.read_bytes() if first_log.exists() else None
+    step_start = time.monotonic()
+    result = train(
+        data_dirs,
+        keras_path,
+        TrainConfig(arch=recipe.arch, epochs=0, preprocessing=Preprocessing.for_model(keras_path),
+                    # the rounds' seeds go on from the first rounds'
+                    seed=recipe.seed + recipe.on_policy_rounds,
+                    learning_rate=recipe.focus_learning_rate,
+                    on_policy_rounds=recipe.focus_rounds, on_policy_frames=recipe.focus_frames,
+                    on_policy_focus=recipe.focus_share),
+        val=val_dirs or None,
+        verbose=1 if sys.stdout.isatty() else 2,
+        model=tf_keras.models.load_model(keras_path, compile=False),
+    )
+    focus_log = keras_path.with_name(keras_path.name + '.focus.train.json')
+    first_log.replace(focus_log)
+    if kept is not None:
+        first_log.write_bytes(kept)
+    say(
+        f'[demo] focused round(s) on {keras_path.name}: {result.epochs_run} epochs in'
+        f' {time.monotonic() - step_start:.0f} s, held-out MAE v {result.val_mae_v:.2f} m/s, w'
+        f' {result.val_mae_w:.3f} rad/s'
+    )
+    return {'focus_result': {k: v for k, v in dataclasses.asdict(result).items()
+                             if k != 'history'},
+            'focus_log': focus_log.name}
 
 
 def ensure_default_models(
@@ -256,7 +308,8 @@ def ensure_default_models(
         say(
             f'[demo] building the default models in {folder} (once; later runs reuse them):'
             f' datasets of {len(recipe.circuits)} training circuits, {recipe.arch},'
-            f' {recipe.epochs} epochs, {recipe.on_policy_rounds} on-policy round(s), then'
+            f' {recipe.epochs} epochs, {recipe.on_policy_rounds} on-policy round(s)'
+            f' (+{recipe.focus_rounds} focused on tight bends), then'
             f' {", ".join(recipe.methods)}'
         )
         data_dirs, val_dirs = write_datasets(folder, recipe, say)

@@ -212,3 +212,27 @@ def test_train_with_on_policy_rounds_learns_from_the_frames_it_drove(tmp_path):
     assert report['train_data'].count('on-policy:simple') == 2
     with pytest.raises(PilotnetError, match='on-policy rounds -1'):
         train([tmp_path / 'data'], tmp_path / 'n.keras', TrainConfig(on_policy_rounds=-1))
+
+
+def test_train_init_model_epochs_0_continues_with_focused_rounds_only(tmp_path):
+    from pilotnet_optimized.models.train import train, TrainConfig
+    from pilotnet_optimized.sim.dataset import write_dataset
+    write_dataset(get_circuit('simple'), 24, tmp_path / 'data', seed=0, progress=False)
+    first = train([tmp_path / 'data'], tmp_path / 'm.keras',
+                  TrainConfig(epochs=1, batch_size=8, head_units=4), verbose=0)
+    assert first.on_policy_frames == 0
+    # the CLI: continue that model, no first fit, one round focused on the tight bends
+    rc = main(['train', '--data', str(tmp_path / 'data'), '--out', str(tmp_path / 'c.keras'),
+               '--init-model', str(tmp_path / 'm.keras'), '--epochs', '0', '--batch-size', '8',
+               '--on-policy-rounds', '1', '--on-policy-frames', '6', '--on-policy-focus', '1',
+               '--json'])
+    assert rc == 0
+    report = json.loads((tmp_path / 'c.keras.train.json').read_text())
+    assert report['config']['epochs'] == 0 and report['config']['on_policy_focus'] == 1.0
+    assert 1 <= len(report['result']['history']['val_loss']) <= 3   # only the round's epochs
+    assert report['train_data'].count('on-policy:simple') == 1
+    # epochs 0 without a model to continue is refused, in one line
+    with pytest.raises(PilotnetError, match='epochs 0'):
+        train([tmp_path / 'data'], tmp_path / 'n.keras', TrainConfig(epochs=0, on_policy_rounds=1))
+    with pytest.raises(PilotnetError, match='focus'):
+        train([tmp_path / 'data'], tmp_path / 'n.keras', TrainConfig(on_policy_focus=2.0))

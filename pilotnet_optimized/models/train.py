@@ -271,6 +271,11 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
             f'on-policy rounds {cfg.on_policy_rounds}, frames {cfg.on_policy_frames}, epochs '
             f'{cfg.on_policy_epochs}: give rounds >= 0 and at least one frame and one epoch'
         )
+    if cfg.epochs < 0 or (cfg.epochs == 0 and (model is None or not cfg.on_policy_rounds)):
+        raise PilotnetError(
+            f'epochs {cfg.epochs}: give at least 1, or 0 to only continue a model'
+            ' (--init-model) with on-policy rounds'
+        )
     if not 0.0 <= cfg.on_policy_focus <= 1.0:
         raise PilotnetError(
             f'on-policy focus {cfg.on_policy_focus}: give a share between 0 and 1'
@@ -328,14 +333,16 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
             flush=True,
         )
     start = time.perf_counter()
-    history = model.fit(
-        make_sequence(train_frames, cfg),
-        validation_data=make_sequence(val_frames, cfg, False, False),
-        epochs=cfg.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    hist: dict[str, list[float]] = {}
+    if cfg.epochs:
+        history = model.fit(
+            make_sequence(train_frames, cfg),
+            validation_data=make_sequence(val_frames, cfg, False, False),
+            epochs=cfg.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     on_policy = 0
     if cfg.on_policy_rounds:
         train_frames, on_policy = _on_policy_rounds(model, data, train_frames, val_frames, cfg,
@@ -395,7 +402,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="width of the first dense layer (default: the architecture's)",
     )
     p.add_argument(
-        '--epochs', type=int, default=8, help='maximum epochs (default: 8; early stopping)'
+        '--epochs', type=int, default=8,
+        help='maximum epochs (default: 8; early stopping); 0 with --init-model and on-policy'
+        ' rounds: only the rounds, continuing that model',
+    )
+    p.add_argument(
+        '--init-model',
+        metavar='KERAS',
+        help='continue training this .keras model (its preprocessing sidecar too) instead of a'
+        ' new one',
     )
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
@@ -452,6 +467,14 @@ def run(args: argparse.Namespace) -> int:
     """
     from pilotnet_optimized.evaluate.report import print_mapping
     prep = Preprocessing(crop_top=None if args.no_crop else 240, normalisation=args.normalisation)
+    model = None
+    if args.init_model:
+        init = Path(args.init_model)
+        if init.suffix != '.keras' or not init.is_file():
+            raise PilotnetError(f'--init-model {init}: give an existing .keras model file')
+        import tf_keras
+        model = tf_keras.models.load_model(init, compile=False)
+        prep = Preprocessing.for_model(init)  # the frames it was trained on
     cfg = TrainConfig(
         arch=args.arch,
         epochs=args.epochs,
@@ -466,6 +489,6 @@ def run(args: argparse.Namespace) -> int:
         on_policy_focus=args.on_policy_focus,
     )
     result = train(args.data, args.out, cfg, val=args.val, allow_test_data=args.allow_test_data,
-                   verbose=0 if args.json else 1, limit_per_folder=args.limit)
+                   verbose=0 if args.json else 1, limit_per_folder=args.limit, model=model)
     print_mapping({k: v for k, v in result.__dict__.items() if k != 'history'}, args.json)
     return 0
