@@ -188,6 +188,14 @@ COMMANDS: tuple[Command, ...] = (
         ' Python); frame counts and latency at exit.',
         'pilotnet ros1-bridge --report runs/bridge.json',
     ),
+    Command(
+        'ros1-car',
+        f'{_PKG}.nodes.ros1.car',
+        "The built-in simulator as Behavior Metrics' ROS 1 Gazebo car (/F1ROS/cameraL/image_raw,"
+        ' /F1ROS/odom, /clock, /F1ROS/cmd_vel, /gazebo/reset_world and pause services) on a'
+        ' ROS 1 master, in real time; what it published at exit.',
+        'pilotnet ros1-car --circuit simple --paused --report runs/car.json',
+    ),
 )
 
 

@@ -58,7 +58,7 @@ def main() -> int:
     args = parser.parse_args()
     from pilotnet_optimized.nodes.dds import apply_env, dds_env, free_ros_domain
     from pilotnet_optimized.nodes.ros1.wire import Channel
-    from pilotnet_optimized.nodes.ros1_bridge_node import RELAY
+    from pilotnet_optimized.nodes.ros1.half import RELAY
     apply_env(os.environ, {**dds_env(), 'ROS_DOMAIN_ID': str(free_ros_domain())})
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -85,6 +85,7 @@ def main() -> int:
          f'report:={report}'], env={**os.environ, 'ROS_MASTER_URI': uri, 'ROS_IP': '127.0.0.1'},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     rclpy.init()
@@ -94,7 +95,19 @@ def main() -> int:
         Image, '/cam_f1_left/image_raw',
         lambda m: lat.append((time.time() - m.header.stamp.sec - m.header.stamp.nanosec * 1e-9)
                              * 1e3), QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-    threading.Thread(target=rclpy.spin, args=(node,), daemon=True).start()
+    # Our own executor on a thread we stop and join before shutting rclpy down: a thread still in
+    # rclpy.spin at interpreter exit aborts it ('terminate called without an active exception').
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, name='bench-spin')
+    spinner.start()
     while True:
         car.send({'op': 'connections', 'topic': '/F1ROS/cameraL/image_raw'})
         if car.recv()[0]['n'] > 0 and node.count_publishers('/cam_f1_left/image_raw') > 0:
@@ -113,6 +126,11 @@ def main() -> int:
     deadline = time.monotonic() + 30
     while len(lat) < args.frames and time.monotonic() < deadline:
         time.sleep(0.1)
+    spinning.clear()
+    spinner.join()
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
     bridge.send_signal(2)
     bridge.wait(timeout=30)
     car.send({'op': 'shutdown'})
@@ -133,8 +151,6 @@ def main() -> int:
     print(f"| bridge's own (relay receive -> ROS 2 publish) | {own['latency_p50_ms']:.2f} | "
           f"{own['latency_p99_ms']:.2f} |")
     print(f"frames: {args.frames} sent, {len(lat)} received, {result['lost']} lost")
-    node.destroy_node()
-    rclpy.try_shutdown()
     return 0
 
 

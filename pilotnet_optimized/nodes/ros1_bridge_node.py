@@ -29,10 +29,15 @@ Every camera frame is counted in (from ROS 1) and out (published on ROS 2), with
 sequence gaps and stamps going backwards; the counts and the bridge's own latency (relay receive
 to ROS 2 publish, p50/p99) are logged at the end and written to ``report`` (JSON) when given.
 
+The ROS 2 services are offered only once the camera's ROS 1 subscription has connected (a car
+started paused and unpaused through them loses no frame), on a node of their own
+(``<name>_services``) spun on its own thread: a call waiting for ROS 1 does not hold up commands.
+
 Bad input, each one clear line: no ROS 1 master or no rospy (exit 2 at start); no publisher of the
 car's camera on the master after ``wait_for_car`` seconds (exit 2); a Gazebo service that is
 missing or fails (an error line; the ROS 2 caller still gets its empty answer). Each time, and at
-shutdown, the car gets a zero command.
+shutdown, the car gets a zero command; the report is written in each case (with ``error`` when
+the bridge could not start).
 """
 
 from __future__ import annotations
@@ -40,11 +45,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 from pathlib import Path
-import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -53,8 +55,10 @@ from typing import Any
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.nodes import qos, topics
 from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
-from pilotnet_optimized.nodes.ros1.wire import Channel, ClosedError
+from pilotnet_optimized.nodes.ros1.half import ROS1_PYTHON, start_relay
+from pilotnet_optimized.nodes.ros1.wire import ClosedError
 from pilotnet_optimized.nodes.spin import spin_node
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.typesys import get_typestore, Stores
@@ -71,7 +75,6 @@ GAZEBO_SERVICES = {
     f'/{s}': f'/gazebo/{s}'
     for s in ('reset_world', 'reset_simulation', 'pause_physics', 'unpause_physics')
 }
-RELAY = Path(__file__).resolve().parent / 'ros1' / 'relay.py'
 #: Reliable, and deep enough for a second of 20 Hz frames: a subscriber that asks for reliable
 #: delivery gets every frame; best-effort ones (the inference node) get the newest.
 CAMERA_OUT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=20,
@@ -80,7 +83,7 @@ CAMERA_OUT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=20,
 _ZERO_TWIST = bytes(48)   # geometry_msgs/Twist in ROS 1: six float64 zeros
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec('ros1_python', '/usr/bin/python3', 'the Python that has rospy (ROS 1)',
+    ParamSpec('ros1_python', ROS1_PYTHON, 'the Python that has rospy (ROS 1)',
               read_only=True),
     ParamSpec('wait_for_car', 30.0, "seconds to wait for the car's camera on the ROS 1 master",
               float_range=(0.0, 3600.0), read_only=True),
@@ -125,14 +128,23 @@ class Ros1BridgeNode(Node):
         self._results: dict[str, list[Any]] = {}
         self._ids = itertools.count()
         self._closed = False
-        self._start_relay(str(param(self, 'ros1_python')))
+        try:
+            self._relay = start_relay(str(param(self, 'ros1_python')),
+                                      f'pilotnet_{self.get_name()}')
+        except PilotnetError as err:
+            self._write_report({**self.summary(), 'error': str(err)})
+            raise
+        self._channel = self._relay.channel
+        self._master = self._relay.master
         self._channel.send({'op': 'advertise', 'topic': ROS1_COMMAND,
                             'type': 'geometry_msgs/Twist'})
+        wait_for_car = float(param(self, 'wait_for_car'))
+        deadline = time.monotonic() + wait_for_car
         try:
-            self._wait_for_car(float(param(self, 'wait_for_car')))
-        except PilotnetError:
+            self._wait_for_car(wait_for_car)
+        except PilotnetError as err:
             self.stop_car()
-            self.close(quiet=True)
+            self.close(quiet=True, error=str(err))
             raise
         self._out = {
             ROS1_CAMERA: ('sensor_msgs/msg/Image', self.create_publisher(
@@ -146,14 +158,26 @@ class Ros1BridgeNode(Node):
         self.create_subscription(_raw_type('geometry_msgs/msg/Twist'),
                                  str(param(self, 'cmd_topic')), self._on_command, qos.COMMAND,
                                  raw=True)
-        for ros2, ros1 in GAZEBO_SERVICES.items():
-            self.create_service(Empty, ros2, lambda req, res, ros1=ros1: self._call(ros1, res))
-        self._reader = threading.Thread(target=self._read, name='ros1-reader', daemon=True)
-        self._reader.start()
         for topic, type_name in ((ROS1_CAMERA, 'sensor_msgs/Image'),
                                  (ROS1_ODOMETRY, 'nav_msgs/Odometry'),
                                  (topics.CLOCK, 'rosgraph_msgs/Clock')):
             self._channel.send({'op': 'subscribe', 'topic': topic, 'type': type_name})
+        # The services only once the camera's ROS 1 connection is up: a car unpaused through
+        # them then loses no frame to a subscription still connecting.
+        self._wait_for_camera_connection(deadline)
+        self._reader = threading.Thread(target=self._read, name='ros1-reader', daemon=True)
+        self._reader.start()
+        # Gazebo's services on a node of their own, spun on a thread of their own: a call waits
+        # for ROS 1 (seconds, for a missing service) without holding up the commands.
+        self._service_node = Node(f'{self.get_name()}_services', context=self.context)
+        for ros2, ros1 in GAZEBO_SERVICES.items():
+            self._service_node.create_service(
+                Empty, ros2, lambda req, res, ros1=ros1: self._call(ros1, res))
+        self._service_executor = SingleThreadedExecutor(context=self.context)
+        self._service_executor.add_node(self._service_node)
+        self._service_thread = threading.Thread(target=self._spin_services,
+                                                name='ros1-services', daemon=True)
+        self._service_thread.start()
         self.get_logger().info(
             f'bridging ROS 1 {self._master}: {ROS1_CAMERA} -> {param(self, "image_topic")}, '
             f'{ROS1_ODOMETRY} -> {param(self, "odom_topic")}, /clock, '
@@ -161,32 +185,6 @@ class Ros1BridgeNode(Node):
             + ', '.join(GAZEBO_SERVICES))
 
     # -- the ROS 1 half ---------------------------------------------------------------------------
-    def _start_relay(self, python: str) -> None:
-        ours, theirs = socket.socketpair()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ('PYTHONPATH', 'PYTHONHOME', 'LD_LIBRARY_PATH', 'VIRTUAL_ENV')}
-        try:
-            self._proc = subprocess.Popen(
-                [python, str(RELAY), '--fd', str(theirs.fileno()), '--name',
-                 f'pilotnet_{self.get_name()}'],
-                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        except OSError as err:
-            raise PilotnetError(f'cannot start the ROS 1 half with {python}: {err}') from None
-        theirs.close()
-        self._channel = Channel(ours)
-        try:
-            header, _ = self._channel.recv()
-        except ClosedError:
-            self._proc.wait()
-            raise PilotnetError(
-                f'the ROS 1 half ({python} {RELAY.name}) exited with code {self._proc.returncode}'
-            ) from None
-        if header.get('op') == 'error':
-            self._proc.wait()
-            raise PilotnetError(header['message'])
-        self._master = header.get('master', '')
-
     def _wait_for_car(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while True:
@@ -206,6 +204,32 @@ class Ros1BridgeNode(Node):
                     f'no publisher of {ROS1_CAMERA} on the ROS 1 master {self._master} after '
                     f"{seconds:g} s: is Behavior Metrics' world (or pilotnet ros1-car) running?")
             time.sleep(0.2)
+
+    def _wait_for_camera_connection(self, deadline: float) -> None:
+        """Wait (until ``deadline``) for the camera subscription to connect to the car."""
+        while True:
+            self._channel.send({'op': 'connections', 'topic': ROS1_CAMERA})
+            while True:   # frames of a car that is already running are forwarded meanwhile
+                header, payload = self._channel.recv()
+                if header.get('op') == 'msg':
+                    self._forward(header, payload)
+                elif header.get('op') == 'connections':
+                    break
+            if header.get('n', 0) > 0:
+                return
+            if time.monotonic() >= deadline:
+                self.get_logger().warning(
+                    f'{ROS1_CAMERA} is on the master but not connected yet: frames the car sends'
+                    ' before it connects do not reach the bridge')
+                return
+            time.sleep(0.05)
+
+    def _spin_services(self) -> None:
+        try:
+            while not self._closed and self.context.ok():
+                self._service_executor.spin_once(timeout_sec=0.1)
+        except Exception:  # the context shut down under it: the node is stopping
+            pass
 
     def _read(self) -> None:
         try:
@@ -286,26 +310,25 @@ class Ros1BridgeNode(Node):
                 'latency_p50_ms': _percentile(self._latency_ms, 50),
                 'latency_p99_ms': _percentile(self._latency_ms, 99)}
 
-    def close(self, quiet: bool = False) -> None:
+    def close(self, quiet: bool = False, error: str = '') -> None:
         """Stop the ROS 1 half, write the report and (unless ``quiet``) log the counts."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self._channel.send({'op': 'shutdown'})
-        except OSError:
-            pass
-        try:
-            self._proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-        self._channel.close()
-        summary = self.summary()
+        if hasattr(self, '_service_thread'):
+            self._service_thread.join(timeout=5.0)
+            self._service_executor.shutdown()
+            self._service_node.destroy_node()
+        self._relay.stop()
+        summary = {**self.summary(), **({'error': error} if error else {})}
+        self._write_report(summary)
+        if not quiet:
+            self.get_logger().info(f'bridge stopped: {json.dumps(summary)}')
+
+    def _write_report(self, summary: dict[str, Any]) -> None:
         if self._report:
             Path(self._report).parent.mkdir(parents=True, exist_ok=True)
             Path(self._report).write_text(json.dumps(summary, indent=2) + '\n')
-        if not quiet:
-            self.get_logger().info(f'bridge stopped: {json.dumps(summary)}')
 
 
 def _raw_type(name: str) -> Any:

@@ -13,11 +13,13 @@
 # limitations under the License.
 
 """
-The ROS 1 side of the bridge and its wire format, for the system Python.
+The ROS 1 side of the bridge, its wire format, and the built-in simulator as a ROS 1 car.
 
 rospy and rclpy cannot share a process, so :mod:`.relay` runs in the interpreter that has rospy
-(``/usr/bin/python3`` on Debian) and the ROS 2 side talks to it over a socket. Nothing here
-imports ROS 2 or anything that does; :mod:`.wire` is stdlib only.
+(``/usr/bin/python3`` on Debian) and the ROS 2 side talks to it over a socket (:mod:`.half`
+starts it). Nothing here imports ROS 2 or anything that does; :mod:`.wire` is stdlib only and
+:mod:`.relay` imports nothing of the project. :mod:`.car` (``pilotnet ros1-car``) runs in the
+project's Python: the ROS-free simulator publishing on ROS 1 through a relay of its own.
 """
 
 __all__: list = []

@@ -28,8 +28,8 @@ converts them (``rosbags``). The ops it answers (JSON headers of :mod:`.wire` fr
   ``result`` (``ok``, ``message``).
 - ``serve`` (``service``): offer a std_srvs/Empty service whose calls become ``call_in`` frames,
   answered by ``reply`` (``id``, ``ok``, ``message``): a stand-in Gazebo for tests.
-- ``connections`` (``topic``): answered with the number of subscribers connected to an advertised
-  topic.
+- ``connections`` (``topic``): answered with the number of connections of an advertised topic
+  (subscribers) or a subscribed one (publishers).
 - ``graph``: answered with the master's publishers and services.
 - ``shutdown``, or the socket closing: exit.
 
@@ -189,8 +189,10 @@ def main(argv=None):
             elif op == 'reply':
                 relay.reply(header)
             elif op == 'connections':
-                ch.send({'op': 'connections', 'topic': header['topic'],
-                         'n': relay.pubs[header['topic']][0].get_num_connections()})
+                topic = header['topic']
+                entity = relay.pubs[topic][0] if topic in relay.pubs else relay.subs.get(topic)
+                ch.send({'op': 'connections', 'topic': topic,
+                         'n': entity.get_num_connections() if entity is not None else 0})
             elif op == 'graph':
                 relay.graph()
             elif op == 'shutdown':
