@@ -23,7 +23,10 @@ SavedModel folders, and a manifest
 
 A model is named either by a path (used as it is) or by a bare name looked up in the folder: its
 manifest entry, else ``<name>.tflite``, ``<name>.onnx``, ``<name>.keras``, ... , else a SavedModel
-folder ``<name>/``.
+folder ``<name>/``. In the default folder's place, the names are looked up in each of
+:data:`DEFAULT_SEARCH_DIRS` in turn (what ``pilotnet optimize`` writes, what ``pilotnet demo``
+writes, the shipped model); a name found in none is answered with every folder looked in and what
+it holds.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pilotnet_optimized.errors import ModelError
 
 __all__ = [
     'DEFAULT_MODELS_DIR',
+    'DEFAULT_SEARCH_DIRS',
     'MANIFEST',
     'MODEL_SUFFIXES',
     'find_models',
@@ -54,6 +58,13 @@ __all__ = [
 
 #: Where model names are looked up unless told otherwise.
 DEFAULT_MODELS_DIR = 'models/optimized'
+#: Where a name is looked up when the folder is the default: the default folder, then what
+#: ``pilotnet demo`` writes, then the shipped model (a fresh clone has only the last one).
+DEFAULT_SEARCH_DIRS = (DEFAULT_MODELS_DIR, 'models/default/optimized', 'models/default')
+_WRITTEN_BY = {
+    DEFAULT_MODELS_DIR: 'pilotnet optimize --out models/optimized',
+    'models/default/optimized': 'pilotnet demo',
+}
 #: The file in a model folder that lists its methods.
 MANIFEST = 'manifest.json'
 
@@ -148,7 +159,7 @@ def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR
     See the module's rule.
 
     :raises ModelError: when it is neither an existing path nor a model name found in
-        ``models_dir``.
+        ``models_dir`` (or, for the default, in any of :data:`DEFAULT_SEARCH_DIRS`).
     """
     text = str(model).strip()
     if not text:
@@ -159,33 +170,56 @@ def resolve_model(model: str | Path, models_dir: str | Path = DEFAULT_MODELS_DIR
     path = Path(text).expanduser()
     if path.exists():
         return path.resolve()
-    folder = Path(models_dir).expanduser()
     bare = '/' not in text and Path(text).suffix == ''
-    if bare and folder.is_dir():
-        try:
-            found = dict(_manifest_files(folder)).get(text)
-        except ModelError:
-            found = None   # a broken manifest: the files themselves still name the models
-        if found is None:
-            found = next(
-                (
-                    folder / f'{text}{s}'
-                    for s in MODEL_SUFFIXES
-                    if (folder / f'{text}{s}').exists()
-                ),
-                None,
-            )
-        if found is None and (folder / text / 'saved_model.pb').is_file():
-            found = folder / text
-        if found is not None:
-            return found.resolve()
-        names = model_names(folder)
-        near = difflib.get_close_matches(text, names, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ''
-        listed = ', '.join(names) if names else 'none'
-        raise ModelError(f"model '{text}' not found in {folder} (models there: {listed}){hint}")
-    where = f' and not a model name in {folder}' if bare else ''
+    default = str(models_dir) in (DEFAULT_MODELS_DIR, f'{DEFAULT_MODELS_DIR}/')
+    folders = [Path(d) for d in DEFAULT_SEARCH_DIRS] if default else [
+        Path(models_dir).expanduser()]
+    if bare:
+        for folder in folders:
+            found = _find_in(folder, text) if folder.is_dir() else None
+            if found is not None:
+                return found.resolve()
+    if bare and not default and folders[0].is_dir():
+        folder = folders[0]
+        raise ModelError(
+            f"model '{text}' not found in {folder} ({_listing(folder)}){_near(text, [folder])}"
+        )
+    if bare and default:
+        looked = '; '.join(f'{f} ({_listing(f)})' for f in folders)
+        raise ModelError(f"model '{text}' not found: looked in {looked}{_near(text, folders)}")
+    where = f' and not a model name in {folders[0]}' if bare else ''
     raise ModelError(f'model not found: {path}{where}')
+
+
+def _find_in(folder: Path, text: str) -> Path | None:
+    """Return the model ``text`` names in ``folder`` (manifest, file, SavedModel), or ``None``."""
+    try:
+        found = dict(_manifest_files(folder)).get(text)
+    except ModelError:
+        found = None   # a broken manifest: the files themselves still name the models
+    if found is None:
+        found = next(
+            (folder / f'{text}{s}' for s in MODEL_SUFFIXES if (folder / f'{text}{s}').exists()),
+            None,
+        )
+    if found is None and (folder / text / 'saved_model.pb').is_file():
+        found = folder / text
+    return found
+
+
+def _listing(folder: Path) -> str:
+    """Say what a lookup folder holds: its model names, or that it is missing and who writes it."""
+    if not folder.is_dir():
+        writer = _WRITTEN_BY.get(str(folder))
+        return f'no such folder: `{writer}` writes it' if writer else 'no such folder'
+    names = model_names(folder)
+    return f"models there: {', '.join(names) if names else 'none'}"
+
+
+def _near(text: str, folders: list[Path]) -> str:
+    names = [n for f in folders if f.is_dir() for n in model_names(f)]
+    near = difflib.get_close_matches(text, names, n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ''
 
 
 def size_mb(path: Path) -> float:

@@ -70,6 +70,17 @@ def test_an_interrupted_report_with_a_dead_node_says_node_lost(tmp_path):
     assert report['end_reason'] == 'node_lost' and 'simulator_node killed' in report['cause']
 
 
+def test_an_episodes_run_gets_its_node_states_in_its_summary_not_a_made_up_report(tmp_path):
+    (tmp_path / 'summary.json').write_text(json.dumps({'repetitions': 3, 'completed': 3}))
+    end = {'event': 'episodes_end', 'repetitions': 3, 'completed': 3, 'exit_code': 0}
+    path = complete_report(tmp_path, {'episode_node': {'state': 'exited', 'exit_code': 0}},
+                           None, end)
+    summary = json.loads(path.read_text())
+    assert path.name == 'summary.json' and not (tmp_path / REPORT_JSON).exists()
+    assert summary['completed'] == 3 and summary['cause'] is None
+    assert summary['nodes']['/episode_node']['process']['exit_code'] == 0
+
+
 def test_shared_memory_of_dead_owners_is_removed_and_of_living_ones_kept(tmp_path):
     for name in ('fastdds_dead', 'fastdds_alive', 'other_thing'):
         (tmp_path / name).write_bytes(b'x' * 10)
@@ -256,3 +267,290 @@ def _odometry(store):
         Header(Time(1, 2), 'odom'), 'base_link',
         PoseC(Pose(Point(1.0, 2.0, 0.0), Quat(0.0, 0.0, 0.0, 1.0)), np.zeros(36)),
         TwistC(Twist(Vec(1.0, 0.0, 0.0), Vec(0.0, 0.0, 0.1)), np.zeros(36)))
+
+
+# -- Found 5: the words ---------------------------------------------------------------------------
+def _odometry_bag(path: Path, n: int) -> Path:
+    """Write a rosbag2 MCAP bag of ``n`` poses round a 50 m circle, one every 0.05 s."""
+    import math as m
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.LATEST)
+    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    conn = writer.add_connection('/odom', 'nav_msgs/msg/Odometry', typestore=store)
+    msg = _odometry(store)
+    for i in range(n):
+        a = i * 0.01
+        msg.pose.pose.position.x, msg.pose.pose.position.y = 50 * m.cos(a), 50 * m.sin(a)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 50_000_000, 1_000_000_000)
+        writer.write(conn, 1_000_000_000 + i * 50_000_000,
+                     store.serialize_cdr(msg, 'nav_msgs/msg/Odometry'))
+    writer.close()
+    return path
+
+
+def test_laps_on_a_cut_off_bag_says_it_was_cut_off_and_how_to_repair_it(tmp_path):
+    import math as m
+    import subprocess
+    import sys
+    bag = _odometry_bag(tmp_path / 'bag', 6000)   # a few 1 MiB chunks
+    mcap = bag / 'bag.mcap'
+    os.truncate(mcap, int(mcap.stat().st_size * 0.6))   # as a SIGKILLed recorder leaves it
+    lap = tmp_path / 'lap.csv'
+    lap.write_text('t,x,y\n' + ''.join(
+        f'{i * 0.05},{50 * m.cos(i * 0.01)},{50 * m.sin(i * 0.01)}\n' for i in range(629)))
+
+    def laps() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, '-m', 'pilotnet_optimized', 'laps', '--trajectory',
+                               str(bag), '--perfect-lap', str(lap), '--json'],
+                              capture_output=True, text=True, timeout=120)
+
+    proc = laps()
+    assert proc.returncode == 0, proc.stderr
+    assert 'File end magic is invalid' not in proc.stderr
+    assert 'the bag was cut off' in proc.stderr, proc.stderr
+    assert f'`pilotnet bag-repair {bag}`' in proc.stderr
+    cut = json.loads(proc.stdout)
+    assert 0 < cut['points'] < 6000
+    # The repair it names: afterwards the same figures, and no warning.
+    assert repair_bag(bag)[0].repaired
+    again = laps()
+    assert again.returncode == 0 and 'warning' not in again.stderr, again.stderr
+    assert json.loads(again.stdout)['points'] == cut['points']
+
+
+def test_a_missing_model_name_lists_every_folder_looked_in(tmp_path, monkeypatch):
+    from pilotnet_optimized.errors import ModelError
+    from pilotnet_optimized.store import resolve_model
+    # A fresh clone: only the shipped model, no models/optimized, no models/default/optimized.
+    (tmp_path / 'models' / 'default').mkdir(parents=True)
+    (tmp_path / 'models' / 'default' / 'pilotnet_nvidia.keras').write_bytes(b'')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as err:
+        resolve_model('missingname')
+    assert str(err.value) == (
+        "model 'missingname' not found: looked in models/optimized (no such folder: `pilotnet "
+        'optimize --out models/optimized` writes it); models/default/optimized (no such folder: '
+        '`pilotnet demo` writes it); models/default (models there: pilotnet_nvidia)')
+    assert resolve_model('pilotnet_nvidia') == tmp_path / 'models/default/pilotnet_nvidia.keras'
+    # After `pilotnet demo`, its names are found without models_dir:=.
+    (tmp_path / 'models' / 'default' / 'optimized').mkdir()
+    (tmp_path / 'models' / 'default' / 'optimized' / 'dynamic.tflite').write_bytes(b'')
+    assert resolve_model('dynamic').name == 'dynamic.tflite'
+    with pytest.raises(ModelError, match=r'models/default/optimized \(models there: dynamic\);'
+                                         r".*\(did you mean 'dynamic'\?\)"):
+        resolve_model('dynamc')
+
+
+class _FakeBackend:
+    """A model stand-in (duck-typed Backend) answering ``outputs`` in normalised units."""
+
+    def __init__(self, path: str, outputs: tuple[float, float] = (0.5, 0.5)) -> None:
+        from pilotnet_optimized.models.preprocess import Preprocessing
+        import numpy as np
+        self.model_path = Path(path)
+        self.preprocessing = Preprocessing()
+        self.outputs = np.array(outputs, np.float32)
+
+    def predict_into(self, fill):
+        import numpy as np
+        fill(np.zeros(self.preprocessing.input_shape, np.float32))
+        return self.outputs
+
+    def describe(self) -> dict:
+        return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
+                'path': str(self.model_path), 'threads': 1}
+
+    def close(self) -> None:
+        pass
+
+
+class _Captured:
+    """Stands in for the command publisher: keeps what the node publishes, in order."""
+
+    def __init__(self) -> None:
+        self.msgs: list = []
+
+    def publish(self, msg) -> None:
+        self.msgs.append((time.monotonic(), msg.linear.x, msg.angular.z))
+
+    def wait_for_all_acked(self, timeout) -> bool:
+        return True
+
+
+@pytest.fixture()
+def brain(ros_env, tmp_path):
+    """Make an inference node in this process with ``loader``; spin it with ``spin=True``."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from pilotnet_optimized.nodes.inference_node import InferenceNode
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(ros_env['ROS_DOMAIN_ID']))
+    first = tmp_path / 'first.tflite'
+    first.write_bytes(b'')
+    made, threads = [], []
+    executor = SingleThreadedExecutor(context=context)
+
+    def make(loader=lambda path, backend, threads: _FakeBackend(path), spin=False, **params):
+        node = InferenceNode(context=context, loader=loader, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {'model_path': str(first), **params}.items()])
+        node._cmd_pub = _Captured()
+        made.append(node)
+        if spin:
+            executor.add_node(node)
+            thread = threading.Thread(target=executor.spin, daemon=True)
+            thread.start()
+            threads.append(thread)
+        return node
+
+    make.context = context
+    make.executor = executor
+    make.first = first
+    yield make
+    executor.shutdown(timeout_sec=2)
+    for node in made:
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f'timed out after {timeout} s waiting for: {what}'
+        time.sleep(0.02)
+
+
+def _image(width: int = 640, height: int = 480, encoding: str = 'rgb8'):
+    import numpy as np
+    from pilotnet_optimized.bags.images import rgb_to_image
+    msg = rgb_to_image(np.full((height, width, 3), 90, np.uint8), 'rgb8')
+    msg.encoding = encoding
+    return msg
+
+
+def test_model_path_reads_the_model_in_use_until_the_new_one_drives(brain, tmp_path):
+    from rclpy.parameter import Parameter
+    release = threading.Event()
+
+    def loader(path, backend, threads):
+        if 'slow' in path:
+            assert release.wait(60)
+            if 'bad' in path:
+                raise RuntimeError('not a model')
+        return _FakeBackend(path)
+
+    from rcl_interfaces.srv import GetParameters, SetParameters
+    node = brain(loader, spin=True)
+    # As `ros2 param set` and `ros2 param get` do it: over the node's parameter services.
+    client = node.create_client(SetParameters, '/inference_node/set_parameters')
+    getter = node.create_client(GetParameters, '/inference_node/get_parameters')
+    assert client.wait_for_service(timeout_sec=10) and getter.wait_for_service(timeout_sec=10)
+
+    def call(cli, request):
+        future = cli.call_async(request)
+        _wait(future.done, 10, f'{cli.srv_name} answered')
+        return future.result()
+
+    def set_model(path: Path) -> bool:
+        msg = Parameter('model_path', value=str(path)).to_parameter_msg()
+        return call(client, SetParameters.Request(parameters=[msg])).results[0].successful
+
+    def read() -> str:
+        return call(getter, GetParameters.Request(names=['model_path'])).values[0].string_value
+
+    slow, bad = tmp_path / 'slow.tflite', tmp_path / 'slow_bad.tflite'
+    slow.write_bytes(b'')
+    bad.write_bytes(b'')
+    assert set_model(slow)
+    # Accepted, loading: the parameter reads the model that still drives.
+    _wait(lambda: read() == str(brain.first), 10, 'model_path read back as the model in use')
+    time.sleep(0.5)
+    assert read() == str(brain.first) and node.backend.model_path == brain.first
+    release.set()
+    _wait(lambda: node.backend.model_path == slow, 10, 'the swap')
+    _wait(lambda: read() == str(slow), 10, 'model_path reads the new model once it drives')
+    # A swap that fails: the old path all along, and the old model still driving.
+    release.clear()
+    assert set_model(bad)
+    _wait(lambda: read() == str(slow), 10, 'model_path read back while the bad one loads')
+    release.set()
+    time.sleep(1.0)
+    assert read() == str(slow) and node.backend.model_path == slow
+
+
+def test_a_load_holding_the_interpreter_does_not_trip_the_camera_watchdog(brain, tmp_path, capfd):
+    """A model load on the worker thread that holds the GIL (as TensorFlow's import does)."""
+    import ctypes
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+    from pilotnet_optimized.nodes import qos, topics
+
+    def loader(path, backend, threads):
+        if 'keras' in path:
+            ctypes.PyDLL(None).usleep(2_000_000)   # 2 s with the GIL held: nothing else runs
+        return _FakeBackend(path)
+
+    node = brain(loader, spin=True)
+    camera = node.create_publisher(Image, topics.CAMERA, qos.CAMERA)
+    stop = threading.Event()
+
+    def publish() -> None:
+        frame = _image()
+        while not stop.wait(0.05):
+            camera.publish(frame)
+
+    feeder = threading.Thread(target=publish, daemon=True)
+    feeder.start()
+    try:
+        cmds = node._cmd_pub.msgs
+        _wait(lambda: sum(1 for _, v, _ in cmds if v != 0.0) >= 10, 30, 'commands from images')
+        driving_since = next(t for t, v, _ in cmds if v != 0.0)
+        slow = tmp_path / 'slow.keras'
+        slow.write_bytes(b'')
+        assert node.set_parameters([Parameter('model_path', value=str(slow))])[0].successful
+        _wait(lambda: node.backend.model_path == slow, 30, 'the slow model swapped in')
+        swapped = len(cmds)
+        _wait(lambda: len(cmds) >= swapped + 10, 30, 'commands after the swap')
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+    err = capfd.readouterr().err
+    assert 'no camera image' not in err, err
+    assert [v for t, v, _ in cmds if t > driving_since and v == 0.0] == []
+    assert 'the node was held up for' in err, err
+
+
+def test_each_image_error_cause_has_its_own_throttle(brain, capfd):
+    node = brain()
+    short = _image(4, 2)
+    short.step = 10
+    for _ in range(3):
+        node._on_image(_image(encoding='mono16'))
+        node._on_image(short)
+        node._on_image(_image(encoding='bgra8'))
+    err = capfd.readouterr().err
+    assert err.count("unsupported image encoding 'mono16'") == 1, err
+    assert err.count("unsupported image encoding 'bgra8'") == 1, err
+    assert err.count('image step 10 is shorter') == 1, err
+    assert node._cmd_pub.msgs == []
+
+
+def test_frames_too_small_for_the_preprocessing_get_one_warning_and_a_zero(brain, capfd):
+    from pilotnet_optimized.models.preprocess import Preprocessing
+    from pilotnet_optimized.nodes.inference_node import min_frame_size
+    assert min_frame_size(Preprocessing()) == (200, 132)
+    node = brain()
+    for width, height in ((8, 6), (1, 1), (640, 100), (150, 480)):
+        node._on_image(_image(width, height))
+    err = capfd.readouterr().err
+    assert [v for _, v, _ in node._cmd_pub.msgs] == [0.0] * 4
+    assert err.count('is too small') == 1, err
+    assert ('camera image 8x6 is too small: the model preprocessing needs at least 200x132 (crop'
+            ' from row 240 of 480, resize to 200x66): publishing a zero command') in err
+    assert 'ERROR' not in err and 'inference failed' not in err, err
+    node._on_image(_image(200, 132))   # the smallest that drives
+    assert node._cmd_pub.msgs[-1][1] > 0.0

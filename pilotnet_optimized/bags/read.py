@@ -289,7 +289,28 @@ def _storage_of(folder: Path) -> str:
     return 'mcap' if '.mcap' in suffixes else 'sqlite3' if '.db3' in suffixes else 'rosbag2'
 
 
-def _open_file(path: Path, warnings: list[str]) -> BagSource:
+def _cut_off(path: Path) -> bool:
+    """Check whether an ``.mcap`` file lacks its closing magic (a writer killed before close)."""
+    try:
+        with path.open('rb') as fh:
+            fh.seek(0, 2)
+            if fh.tell() < 2 * len(MCAP_MAGIC):
+                return True
+            fh.seek(-len(MCAP_MAGIC), 2)
+            return fh.read() != MCAP_MAGIC
+    except OSError:
+        return False
+
+
+def _cut_off_warning(path: Path, bag: Path) -> str:
+    return (
+        f'{path}: the bag was cut off (no MCAP footer or index: its recorder was killed, or the'
+        f' disk filled, before it closed the file): reading it up to the cut;'
+        f' `pilotnet bag-repair {bag}` closes it for other tools (ros2 bag, Foxglove)'
+    )
+
+
+def _open_file(path: Path, warnings: list[str], bag: Path | None = None) -> BagSource:
     suffix = path.suffix.lower()
     if suffix not in ('.bag', '.mcap', '.db3'):
         raise BagError(
@@ -306,7 +327,10 @@ def _open_file(path: Path, warnings: list[str]) -> BagSource:
             )
             raise BagError(f'{path}: cannot read bag: {one_line(err)}{hint}') from err
         reason = one_line(err)
-    warnings.append(f'{path}: no usable MCAP index ({reason}): reading it as a stream')
+    if _cut_off(path):
+        warnings.append(_cut_off_warning(path, bag or path))
+    else:
+        warnings.append(f'{path}: no usable MCAP index ({reason}): reading it as a stream')
     try:
         return _mcap_stream_source(path)
     except BAG_READ_ERRORS as err:
@@ -319,7 +343,7 @@ def _chain(folder: Path, files: list[Path], warnings: list[str]) -> BagSource:
 
     Read one after the other.
     """
-    sources = [_open_file(f, warnings) for f in files]
+    sources = [_open_file(f, warnings, folder) for f in files]
     topics: dict[str, str] = {}
     for s in sources:
         for topic, msgtype in s.topics.items():
@@ -368,11 +392,14 @@ def _open(path: Path, warnings: list[str]) -> BagSource:
                 return _anyreader_source(path, _storage_of(path))
             except BAG_READ_ERRORS as err:
                 problem = f'metadata.yaml or its storage unusable ({one_line(err)})'
+                if any(f.suffix == '.mcap' and _cut_off(f) for f in files):
+                    problem = ''   # a cut-off file: its own warning says so, and how to repair
     else:
         problem = 'no metadata.yaml'
     if not files:
         raise BagError(f'{path}: not a bag: {problem}, and no .mcap or .db3 file in it')
-    warnings.append(f'{path}: {problem}: reading {", ".join(f.name for f in files)} directly')
+    if problem:
+        warnings.append(f'{path}: {problem}: reading {", ".join(f.name for f in files)} directly')
     return _chain(path, files, warnings)
 
 

@@ -40,16 +40,22 @@ The names are also in ``layout.dim[0].label``.
 
 Model swap: ``ros2 param set /inference_node model_path drq`` (or ``backend``, ``num_threads``) is
 accepted at once and the model loads on a worker thread, while the old one keeps driving; when it
-has loaded (and answered one blank frame) it replaces the old one between two frames. A model that
-cannot be loaded is refused: an error is logged, a ``model_error`` event goes out on ``~/status``,
-the old model keeps driving, and the parameters are set back to the model in use (so
-``ros2 param get`` always tells the truth).
+has loaded (and answered one blank frame) it replaces the old one between two frames. Until then
+the parameters read back the model in use (``ros2 param get`` always tells the truth: they read
+the new model once it drives). A model that cannot be loaded is refused: an error is logged, a
+``model_error`` event goes out on ``~/status``, the old model keeps driving, and the parameters
+still read the model in use.
 
 Safety: a NaN or infinite model output, or any failure in the model call, is answered with a zero
-command and an error log. A watchdog on the steady clock (simulated time stops when the simulator
-does) publishes a zero command every 0.1 s while the newest usable image is older than
-``input_timeout``. On SIGINT or SIGTERM the node publishes a last zero command and waits (at most 1
-s) for it to be acknowledged before it exits.
+command and an error log. An image the node cannot use (an encoding other than rgb8/bgr8, a short
+buffer, a frame smaller than the model's preprocessing needs: :func:`min_frame_size`) is refused
+with a warning, throttled per cause (a second cause is not hidden by the first); a frame too small
+is answered with a zero command. A watchdog on the steady clock (simulated time stops when the
+simulator does) publishes a zero command every 0.1 s while the newest usable image is older than
+``input_timeout``; time the node itself was held up (a model loading on the worker thread holds
+the interpreter, a busy machine) does not count, since images that arrived meanwhile are still
+waiting to be taken. On SIGINT or SIGTERM the node publishes a last zero command and waits (at most
+1 s) for it to be acknowledged before it exits.
 """
 
 from __future__ import annotations
@@ -57,8 +63,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+import functools
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -84,9 +92,11 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
-__all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main']
+__all__ = ['InferenceNode', 'PARAMETERS', 'TIMING_FIELDS', 'load_model', 'main', 'min_frame_size']
 
 WATCHDOG_PERIOD_S = 0.1
+#: Seconds between two warnings about the same cause of unusable images.
+IMAGE_WARNING_PERIOD_S = 5.0
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -162,6 +172,31 @@ def load_model(path: str, backend: str = 'auto', num_threads: int = 1) -> Backen
     return model
 
 
+@functools.lru_cache(maxsize=32)
+def _min_frame_size(crop_top: int | None, source_height: int, width: int,
+                    height: int) -> tuple[int, int]:
+    if crop_top is None:
+        return width, height
+    rows = height
+    # resize_frame crops from round(crop_top * rows / source_height): find the fewest rows that
+    # leave the model's input height below the crop.
+    while rows - int(round(crop_top * rows / source_height)) < height:
+        rows += 1
+    return width, rows
+
+
+def min_frame_size(prep: Any) -> tuple[int, int]:
+    """
+    Return the smallest camera frame (width, height) a model's preprocessing can use.
+
+    The crop (scaled with the frame) must leave at least the model's input rows, and the frame
+    must be at least as wide as the input: a smaller frame would be blown up to the input size and
+    the model would drive on a blur (an 8x6 frame once drove at 17 m/s).
+    """
+    return _min_frame_size(prep.crop_top, int(prep.source_height), int(prep.width),
+                           int(prep.height))
+
+
 @dataclass(frozen=True)
 class _Request:
     """A model to load: what the parameters asked for."""
@@ -211,7 +246,11 @@ class InferenceNode(Node):
         self._lock = threading.Lock()
         self._loaded: list[tuple[_Request, Backend | None, BaseException | None, float]] = []
         self._reverting = False
+        self._pending: _Request | None = None   # the newest model asked for, while it loads
         self._last_image: float | None = None   # time.monotonic() of the newest usable image
+        self._last_tick: float | None = None    # time.monotonic() of the last watchdog tick
+        self._held_s = 0.0   # time since the newest image that the node itself was held up
+        self._warned: dict[str, float] = {}     # image warning cause -> when it was last logged
         self._stale = True
         # (inference_ms, callback_ms)
         self._times: deque[tuple[float, float]] = deque(maxlen=2000)
@@ -238,6 +277,9 @@ class InferenceNode(Node):
         # Worker threads hand loaded models to the executor thread through this, so the swap
         # happens between frames.
         self._loaded_gc = self.create_guard_condition(self._on_model_loaded)
+        # A set accepted while a model loads: the parameters go back to the model in use right
+        # after (a parameter callback cannot change what it is accepting).
+        self._show_active_gc = self.create_guard_condition(self._revert_parameters)
 
         info = self._backend.describe()
         self.get_logger().info(
@@ -274,6 +316,8 @@ class InferenceNode(Node):
             self._set_stats_period(float(changes['stats_period']))
         if any(key in changes for key in _RELOAD_KEYS):
             current = {key: param(self, key) for key in (*_RELOAD_KEYS, 'models_dir')}
+            if self._pending is not None:   # a change to a model still loading
+                current.update(self._pending.params())
             current.update(changes)
             self._generation += 1
             request = _Request(
@@ -283,10 +327,13 @@ class InferenceNode(Node):
                 str(current['backend']),
                 int(current['num_threads']),
             )
+            self._pending = request
             self.get_logger().info(
                 f'loading {request.model_path} ({request.backend}, {request.num_threads} '
-                f'thread(s)) in the background; still driving with {self._active.model_path}'
+                f'thread(s)) in the background; still driving with {self._active.model_path} '
+                '(model_path reads it until the new model drives)'
             )
+            self._show_active_gc.trigger()
             threading.Thread(
                 target=self._load_worker,
                 args=(request,),
@@ -333,9 +380,11 @@ class InferenceNode(Node):
                 if model is not None:
                     model.close()
                 continue
+            self._pending = None
             if model is not None:
                 old, self._backend, self._active = self._backend, model, request
                 old.close()
+                self._revert_parameters()   # they read the model that drives now
                 info = model.describe()
                 self.get_logger().info(
                     f"swapped model in {seconds:.2f} s: now driving with {info['path']} "
@@ -385,14 +434,27 @@ class InferenceNode(Node):
         except ImageError as err:
             # Not a usable image: no command, and the watchdog is not fed, so a wrong camera stops
             # the car.
-            self.get_logger().warning(f'ignoring camera image: {err}', throttle_duration_sec=5.0)
+            self._warn_image(f'ignoring camera image: {err}')
+            return
+        model = self._backend  # read once: a swap lands between frames, never inside one
+        need_w, need_h = min_frame_size(model.preprocessing)
+        if pixels.shape[1] < need_w or pixels.shape[0] < need_h:
+            # Answered (a lock-step simulator waits for it), with a zero: never driven on.
+            self._warn_image(
+                f'camera image {pixels.shape[1]}x{pixels.shape[0]} is too small: the model'
+                f' preprocessing needs at least {need_w}x{need_h} (crop from row '
+                f'{model.preprocessing.crop_top} of {model.preprocessing.source_height}, resize '
+                f'to {model.preprocessing.width}x{model.preprocessing.height}): publishing a zero'
+                ' command'
+            )
+            self._publish_command(0.0, 0.0, msg)
             return
         self._last_image = time.monotonic()
+        self._held_s = 0.0
         if self._stale:
             self._stale = False
             self.get_logger().info('camera images arriving: driving')
         converted = time.perf_counter()
-        model = self._backend  # read once: a swap lands between frames, never inside one
         try:
             # Backend.predict split into its stages (the one split every benchmark uses): the model
             # call is timed on its own, as Behavior Metrics times it.
@@ -400,6 +462,11 @@ class InferenceNode(Node):
             v, w = float(out[0]), float(out[1])
         except ModelOutputError as err:
             self.get_logger().error(f'{err}: publishing a zero command', throttle_duration_sec=1.0)
+            self._publish_command(0.0, 0.0, msg)
+            return
+        except ImageError as err:
+            # A frame the preprocessing refuses: the camera's fault, not the model's.
+            self._warn_image(f'ignoring camera image: {err}: publishing a zero command')
             self._publish_command(0.0, 0.0, msg)
             return
         except Exception as err:
@@ -428,6 +495,14 @@ class InferenceNode(Node):
         self._times.append((inference_ms, callback_ms))
         self._frames_since_stats += 1
 
+    def _warn_image(self, text: str) -> None:
+        """Log a warning about an unusable image, at most once per cause every few seconds."""
+        cause = re.sub(r'\d+', '#', text)   # the same cause with other sizes or counts
+        now = time.monotonic()
+        if now - self._warned.get(cause, -math.inf) >= IMAGE_WARNING_PERIOD_S:
+            self._warned[cause] = now
+            self.get_logger().warning(text)
+
     def _publish_command(self, v: float, w: float, image: Image | None = None) -> None:
         cmd = Twist()
         cmd.linear.x, cmd.angular.z = float(v), float(w)
@@ -439,7 +514,21 @@ class InferenceNode(Node):
 
     # -- timers -----------------------------------------------------------------------------------
     def _on_watchdog(self) -> None:
-        age = math.inf if self._last_image is None else time.monotonic() - self._last_image
+        now = time.monotonic()
+        if self._last_tick is not None:
+            late = now - self._last_tick - WATCHDOG_PERIOD_S
+            if late > WATCHDOG_PERIOD_S:
+                # The node was held up (a model loading holds the interpreter, a busy machine):
+                # images may be waiting to be taken, so that time is not the camera's.
+                self._held_s += late
+                if late > self._input_timeout:
+                    self.get_logger().info(
+                        f'the node was held up for {late:.1f} s (a model loading?): images that '
+                        'arrived meanwhile are taken before the camera is judged',
+                        throttle_duration_sec=5.0,
+                    )
+        self._last_tick = now
+        age = math.inf if self._last_image is None else now - self._last_image - self._held_s
         if age <= self._input_timeout:
             return
         if not self._stale:
