@@ -91,9 +91,14 @@ def test_run_with_episodes_drives_three_repetitions(tiny_driver, ros_env, tmp_pa
     out = proc.stdout + proc.stderr
     print(out)
     assert 'episode_node ended the run (exit code 3)' in out, out[-3000:]
+    # The runner exits with the episode node's code: 3, some repetitions did not complete.
+    assert proc.returncode == 3 and 'done (exit code 3)' in out, out[-3000:]
     assert out.count('world reset: the car at the start pose') >= 3
     summary = json.loads((out_dir / 'summary.json').read_text())
     assert summary['repetitions'] == 3 and summary['completed'] == 0   # the tiny model crashes
+    # The node states go into the summary; no run-wide metrics.json is made up beside it.
+    assert not (out_dir / 'metrics.json').exists()
+    assert summary['nodes']['/episode_node']['process']['exit_code'] == 3
     reports = [json.loads((out_dir / f'repetition-{i}' / 'metrics.json').read_text())
                for i in (1, 2, 3)]
     start = get_circuit('simple').start_pose
@@ -107,6 +112,27 @@ def test_run_with_episodes_drives_three_repetitions(tiny_driver, ros_env, tmp_pa
             report['simulator']['completed_distance'], abs=1.5)
     assert summary['figures']['completed_distance']['n'] == 3
     assert start
+
+
+DRIVER = Path(__file__).resolve().parents[1] / 'models' / 'default' / 'pilotnet_nvidia.keras'
+
+
+@pytest.mark.skipif(not DRIVER.is_file(), reason='the shipped default model is missing')
+def test_completed_episodes_end_the_runner_with_exit_code_0(ros_env, tmp_path):
+    """The shipped model completes its lap: the episode node exits 0, and so does the runner."""
+    out_dir = tmp_path / 'run'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pilotnet_optimized.nodes.runner', f'model:={DRIVER}',
+         'circuit:=simple', 'episodes:=1', f'output_dir:={out_dir}'],
+        capture_output=True, text=True, timeout=300, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    out = proc.stdout + proc.stderr
+    print(out[-6000:])
+    summary = json.loads((out_dir / 'summary.json').read_text())
+    assert summary['completed'] == 1, out[-3000:]
+    assert 'episode_node ended the run (exit code 0)' in out
+    assert proc.returncode == 0 and 'done (exit code 0)' in out, out[-3000:]
+    assert not (out_dir / 'metrics.json').exists() and summary['cause'] is None
+    assert summary['nodes']['/episode_node']['process'].get('died_during_run') is None
 
 
 def test_a_missing_service_is_one_line_and_a_zero_command(ros_env, tmp_path):

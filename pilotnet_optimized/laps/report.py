@@ -439,10 +439,16 @@ def complete_report(folder: str | Path, nodes: Mapping[str, Mapping[str, Any]],
     the simulator's ``end`` event, for a report that lacks it (a metrics node stopped before the
     end event came): its ``end_reason`` then replaces ``interrupted``; with neither that nor a
     simulator in the report, a ``cause`` makes the end reason ``node_lost``. With no report at all
-    (the metrics node was killed) a minimal one holds these. Written atomically; returns its path.
+    (the metrics node was killed) a minimal one holds these. An episodes run (``summary.json``
+    and a report per repetition, no ``metrics.json``) gets the node states and cause in its
+    summary instead. Written atomically; returns its path.
     """
     folder = Path(folder)
     path = folder / REPORT_JSON
+    if simulator is not None and simulator.get('event', 'end') != 'end':
+        simulator = None   # another node's end line (the episode node's), not the simulator's
+    if not path.exists() and (folder / SUMMARY_JSON).is_file():
+        return _complete_summary(folder / SUMMARY_JSON, nodes, cause)
     try:
         report: dict[str, Any] = json.loads(path.read_text(encoding='utf-8'))
     except (OSError, ValueError):
@@ -466,6 +472,22 @@ def complete_report(folder: str | Path, nodes: Mapping[str, Mapping[str, Any]],
         report['end_reason'] = 'node_lost'   # a node died and nothing else ended the run
     folder.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, json.dumps(_finite(report), indent=2, default=str) + '\n')
+    return path
+
+
+def _complete_summary(path: Path, nodes: Mapping[str, Mapping[str, Any]],
+                      cause: str | None) -> Path:
+    try:
+        summary: dict[str, Any] = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        summary = {}
+    merged = {name: dict(state) for name, state in (summary.get('nodes') or {}).items()}
+    for name, state in nodes.items():
+        key = name if name.startswith('/') else f'/{name}'
+        merged.setdefault(key, {})['process'] = dict(state)
+    summary['nodes'] = merged
+    summary['cause'] = summary.get('cause') or cause
+    _write_atomically(path, json.dumps(_finite(summary), indent=2, default=str) + '\n')
     return path
 
 

@@ -347,6 +347,14 @@ class EpisodeNode(Node):
             f"percentage completed mean {_fmt(pct['mean'])}, std {_fmt(pct['std'])}; "
             f'summary -> {paths[0]}')
         self.exit_code = 0 if self.summary['completed'] == len(self.reports) else 3
+        # The line a starter of the graph (pilotnet run) reads as the end of the run, as the
+        # simulator's own 'run ended:' line when it ends a run.
+        end = {'event': 'episodes_end', 'repetitions': len(self.reports),
+               'completed': self.summary['completed'], 'exit_code': self.exit_code,
+               'summary': str(paths[0])}
+        self.get_logger().info(
+            f"run ended: {'completed' if self.exit_code == 0 else 'not_completed'}; "
+            f'{json.dumps(end)}')
         self.publish_zero()
         self.done = True
 
