@@ -70,12 +70,13 @@ def test_default_models_take_one_per_backend(tmp_path):
         'b.onnx',
         'a.onnx',
         'keras.keras',
+        'openvino.xml',
     ):
         (tmp_path / name).write_bytes(b'x')
     (tmp_path / 'savedmodel').mkdir()
     (tmp_path / 'savedmodel' / 'saved_model.pb').write_bytes(b'x')
     found = [Path(p).name for p in bl.default_models(tmp_path)]
-    assert found == ['baseline.tflite', 'dynamic.tflite', 'a.onnx', 'keras.keras']
+    assert found == ['baseline.tflite', 'dynamic.tflite', 'openvino.xml', 'a.onnx', 'keras.keras']
     with pytest.raises(PilotnetError, match='no models in'):
         bl.default_models(tmp_path / 'empty')
 

@@ -249,8 +249,14 @@ def size_on_disk(path: Path) -> int | None:
     """
     Return the bytes of a model file, or of every file below a model folder (SavedModel).
 
-    ``None`` when it does not exist.
+    An OpenVINO IR's ``.xml`` counts with its weights, the ``.bin`` beside it. ``None`` when it
+    does not exist.
     """
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob('*') if p.is_file())
-    return path.stat().st_size if path.is_file() else None
+    if not path.is_file():
+        return None
+    weights = path.with_suffix('.bin')
+    if path.suffix == '.xml' and weights.is_file():
+        return path.stat().st_size + weights.stat().st_size
+    return path.stat().st_size

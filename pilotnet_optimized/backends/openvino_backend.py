@@ -50,13 +50,16 @@ class OpenVINOBackend(Backend):
         core = ov.Core()
         try:
             model = core.read_model(str(self.model_path))
+            # The CPU plugin runs float32 models in bf16 on CPUs with AMX unless told otherwise:
+            # float32 means float32 here, unless the IR asks for another precision
+            # (``pilotnet optimize --methods openvino-bf16`` records bf16).
+            key = ['runtime_options', 'INFERENCE_PRECISION_HINT']
+            hint = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else 'f32'
             self._compiled = core.compile_model(model, 'CPU', {
                 'INFERENCE_NUM_THREADS': self.num_threads,
                 'NUM_STREAMS': 1,
                 'PERFORMANCE_HINT': 'LATENCY',
-                # The CPU plugin runs float32 models in bf16 on CPUs with AVX512-BF16 or AMX
-                # unless told otherwise: float32 means float32 here.
-                'INFERENCE_PRECISION_HINT': 'f32',
+                'INFERENCE_PRECISION_HINT': hint,
             })
         # OpenVINO raises RuntimeError and its own exception types for unreadable files
         except Exception as err:
@@ -72,7 +75,9 @@ class OpenVINOBackend(Backend):
             d.get_length() if d.is_static else None for d in inputs[0].get_partial_shape()
         )[1:]
         types = {op.get_type_name() for op in model.get_ops()}
-        self._precision = 'int8' if 'FakeQuantize' in types else 'float32'
+        ran = str(self._compiled.get_property('INFERENCE_PRECISION_HINT')).lower()  # bfloat16
+        self._precision = ('int8' if 'FakeQuantize' in types
+                           else 'bf16' if 'bf' in ran else 'float32')
         self._request = self._compiled.create_infer_request()
 
     @property
@@ -88,7 +93,7 @@ class OpenVINOBackend(Backend):
         return tuple(d if d is not None else e for d, e in zip(self._shape, expected))
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        result = self._request.infer({0: batch})
+        result = self._request.infer({0: batch}, share_inputs=True)  # no copy of the input
         return np.array(result[self._output])
 
     def describe(self) -> dict:

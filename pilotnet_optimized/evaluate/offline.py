@@ -195,6 +195,7 @@ def evaluate_folder(
 #: The table's columns (Markdown and the terminal).
 COLUMNS = [
     Column('method', 'method', '{}'),
+    Column('backend', 'backend', '{}'),
     Column('precision', 'precision', '{}'),
     Column('size MB', 'size_mb', '{:.2f}'),
     Column('MSE', 'mse', '{:.5f}'),

@@ -107,7 +107,7 @@ TARGET_HOP_RATIO = 1.5
 FLOOR = 'floor'
 #: Default models, looked up in ``--models-dir``: these names, then the first ONNX and the first
 #: Keras/SavedModel.
-DEFAULT_NAMES = ('baseline', 'dynamic', 'int8')
+DEFAULT_NAMES = ('baseline', 'dynamic', 'int8', 'openvino', 'openvino-int8')
 EXAMPLE = (
     'pilotnet bench-latency --models baseline,dynamic,int8 --frames 300 --transports'
     ' SHM_LARGE,DEFAULT'
@@ -163,8 +163,8 @@ def default_models(models_dir: str | Path = DEFAULT_MODELS_DIR) -> list[str]:
     """
     Return one model per backend from ``models_dir`` (the ``pilotnet optimize`` output).
 
-    Baseline, dynamic and int8 TFLite, the first ONNX file, the first Keras file or SavedModel
-    folder; those that exist.
+    Baseline, dynamic and int8 TFLite, OpenVINO float32 and int8, the first ONNX file, the first
+    Keras file or SavedModel folder; those that exist.
 
     :raises PilotnetError: when none of them is there.
     """

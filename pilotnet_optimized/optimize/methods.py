@@ -68,6 +68,8 @@ class Method:
         reason).
     :param producer: the function that writes the file.
     :param description: one line for tables and ``--help``.
+    :param requires: returns why this machine cannot make the method (``None``: it can), for
+        methods that need more than a GPU (bf16 kernels).
     """
 
     name: str
@@ -77,6 +79,7 @@ class Method:
     needs_gpu: bool
     producer: Producer = field(repr=False, compare=False)
     description: str = ''
+    requires: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def filename(self) -> str:
@@ -84,6 +87,10 @@ class Method:
 
     def unavailable_reason(self) -> str | None:
         """Return why the method cannot run on this machine, or ``None``."""
+        if self.requires is not None:
+            reason = self.requires()
+            if reason is not None:
+                return reason
         if not self.needs_gpu:
             return None
         from pilotnet_optimized.backends.tensorrt_backend import TensorRTBackend
@@ -153,6 +160,18 @@ def _slim(ctx: OptimizeContext, out: Path) -> dict:
 def _tiny(ctx: OptimizeContext, out: Path) -> dict:
     from pilotnet_optimized.optimize.tiny import make_tiny
     return make_tiny(ctx, out)
+
+
+def _openvino(kind: str) -> Producer:
+    def produce(ctx: OptimizeContext, out: Path) -> dict:
+        from pilotnet_optimized.optimize.openvino import make_openvino
+        return make_openvino(ctx, out, kind)
+    return produce
+
+
+def _no_openvino_bf16() -> str | None:
+    from pilotnet_optimized.optimize.openvino import bf16_unavailable_reason
+    return bf16_unavailable_reason()
 
 
 def _tensorrt(fp16: bool) -> Producer:
@@ -294,6 +313,34 @@ METHODS: tuple[Method, ...] = (
         _tiny,
         'a 2 M multiply-add student (half resolution inside, three narrow convolutions) distilled'
         ' from the input model, on-policy rounds, int8 weights',
+    ),
+    Method(
+        'openvino',
+        '.xml',
+        'float32',
+        None,
+        False,
+        _openvino('float32'),
+        'OpenVINO IR (.xml + .bin) from the ONNX file, float32 weights, run float32',
+    ),
+    Method(
+        'openvino-int8',
+        '.xml',
+        'int8 (NNCF)',
+        CALIBRATION,
+        False,
+        _openvino('int8'),
+        'NNCF post-training int8 of the OpenVINO IR, calibrated as int8 (training circuits)',
+    ),
+    Method(
+        'openvino-bf16',
+        '.xml',
+        'bf16 (OpenVINO)',
+        None,
+        False,
+        _openvino('bf16'),
+        'the float32 IR run with bf16 kernels: only on CPUs with AMX',
+        requires=_no_openvino_bf16,
     ),
     Method(
         'tensorrt',

@@ -174,6 +174,8 @@ def _remove_stale(out: Path, source: Path) -> None:
         shutil.rmtree(out)
     else:
         out.unlink()
+    if out.suffix == '.xml':  # an OpenVINO IR's weights
+        out.with_suffix('.bin').unlink(missing_ok=True)
     sidecar_path(out).unlink(missing_ok=True)
 
 
