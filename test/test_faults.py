@@ -203,25 +203,56 @@ def test_a_killed_brain_ends_the_run_as_brain_lost(ros_env, tmp_path, sig):
 
 
 @needs_ros
-@pytest.mark.parametrize('victim,sig', [('recorder_node', signal.SIGKILL),
-                                        ('metrics_node', signal.SIGTERM)])
+@pytest.mark.parametrize('victim,sig', [
+    ('recorder_node', signal.SIGKILL), ('recorder_node', signal.SIGTERM),
+    ('metrics_node', signal.SIGKILL), ('metrics_node', signal.SIGTERM),
+], ids=['recorder-SIGKILL', 'recorder-SIGTERM', 'metrics-SIGKILL', 'metrics-SIGTERM'])
 def test_a_lost_observer_ends_the_run_as_observer_lost(ros_env, tmp_path, victim, sig):
     report, counts, text = _run_and_kill(tmp_path, victim, sig)
+    sim = report['simulator']
     assert report['end_reason'] == 'observer_lost', text[-3000:]
     assert f'/{victim}' in report['cause'], report['cause']
+    assert sim['observers_lost'].get(f'/{victim}'), sim['observers_lost']
     assert report['nodes'][f'/{victim}']['process']['state'] in ('killed', 'exited')
-    assert counts['/odom'] > 0 and counts['/cam_f1_left/image_raw'] >= 40
     assert report['_code'] != 0
+    # The car: the brain's final zero command when the runner stops the graph.
+    assert 'published a final zero command' in text, text[-3000:]
+    # A readable bag (a SIGKILLed recorder's once repaired) and counts that agree.
+    assert counts['/odom'] > 0 and counts['/cam_f1_left/image_raw'] >= 40
+    published = sim['published']
+    if victim == 'metrics_node':
+        # The recorder saw the whole run, lock-step: every message the simulator published.
+        assert counts['/odom'] == published['/odom'], (counts, published)
+        assert counts['/cam_f1_left/image_raw'] == published['/cam_f1_left/image_raw']
+    else:
+        # The metrics node saw the whole run; the bag holds what the recorder had written.
+        assert report['odometry_messages'] == published['/odom'], (report, published)
+        assert counts['/odom'] <= published['/odom']
+        if sig == signal.SIGTERM:   # a clean stop: nothing it had received is lost
+            assert bag_is_complete(tmp_path / 'run' / 'bag')
 
 
 @needs_ros
-def test_a_killed_simulator_is_named_and_the_car_gets_a_zero(ros_env, tmp_path):
-    report, counts, text = _run_and_kill(tmp_path, 'simulator_node', signal.SIGKILL)
-    assert report['end_reason'] == 'node_lost', text[-3000:]
-    assert 'simulator_node killed by SIGKILL' in report['cause']
+@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM], ids=['SIGKILL', 'SIGTERM'])
+def test_a_stopped_simulator_is_named_and_the_car_gets_a_zero(ros_env, tmp_path, sig):
+    report, counts, text = _run_and_kill(tmp_path, 'simulator_node', sig)
+    state = report['nodes']['/simulator_node']['process']
     # The brain's watchdog (no images) and its final zero at the stop.
     assert report['_last_cmd'] == (0.0, 0.0)
-    assert report['_code'] == 137
+    if sig == signal.SIGKILL:
+        assert report['end_reason'] == 'node_lost', text[-3000:]
+        assert 'simulator_node killed by SIGKILL' in report['cause']
+        assert state['state'] == 'killed' and report['_code'] == 137
+        # Nothing from the simulator: the observers' own counts agree with each other.
+        assert counts['/odom'] == report['odometry_messages']
+    else:
+        # Stopped, not crashed: it ends its run itself and says so.
+        assert report['end_reason'] == 'interrupted', text[-3000:]
+        assert report['simulator']['end_reason'] == 'interrupted'
+        assert state['state'] == 'exited'
+        published = report['simulator']['published']
+        assert counts['/odom'] == published['/odom'] == report['odometry_messages']
+        assert counts['/cam_f1_left/image_raw'] == published['/cam_f1_left/image_raw']
 
 
 def test_foxglove_mcap_reads_compressed_bags(tmp_path):
