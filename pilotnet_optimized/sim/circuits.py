@@ -258,8 +258,6 @@ def run(args: argparse.Namespace) -> int:
     the figures of one generated circuit (and ``--out``, its picture).
     """
     from pilotnet_optimized.evaluate.report import print_mapping, print_rows
-    # (splits reads this module's SPLITS: imported here, not at the top)
-    from pilotnet_optimized.sim.splits import split_of_circuit
     if args.generate is not None:
         layout = generate_layout(args.generate)
         figures = layout.figures()
@@ -279,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
                 'min_radius_m': round(c.min_radius(), 1),
                 'road_width_m': c.road_width,
                 'timeout_s': c.timeout_s,
-                'split': split_of_circuit(name),
+                # (splits.split_of_circuit reads SPLITS from here: the table itself, no cycle)
+                'split': next((split for split, names in SPLITS.items() if name in names), None),
                 'description': c.description,
             }
         )
