@@ -18,6 +18,12 @@ Load-and-soak benchmark: lock-step ``pilotnet run ... record:=true`` runs, the C
 
 ``python benchmarks/load_soak.py --runs 10 --laps 3 --busy 2 [--model M] [--realtime]``
 
+``python benchmarks/load_soak.py --minutes 30 --busy 0`` is the soak: one real-time run that
+drives laps until N minutes have passed, then stops the graph as Ctrl-C does. Its rows add RSS per
+node after a warm-up (``--warmup-s``, default 60) and once a minute (``rss_series_mb``), so the
+growth after warm-up is ``rss_end_mb / rss_warm_mb - 1``, and open file descriptors at the start,
+after the warm-up and at the end.
+
 Per run it prints (and writes to ``--json``): published (the simulator's end event) vs recorded
 (the bag) vs observed (the metrics report) counts per topic, laps by the simulator vs the report,
 RSS per node at start (its first log line) and at the end, open file descriptors, and /dev/shm use
@@ -31,6 +37,7 @@ import json
 import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,7 +75,8 @@ def _shm_mb() -> float:
     return round(total / 2**20, 1)
 
 
-def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path) -> dict:
+def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path,
+            minutes: float | None = None, warmup_s: float = 60.0) -> dict:
     loops = [subprocess.Popen(['bash', '-c', 'while :; do :; done']) for _ in range(busy)]
     shm_before = _shm_mb()
     pids: dict[str, int] = {}
@@ -82,14 +90,27 @@ def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path) -> dic
             env={**os.environ, 'PYTHONUNBUFFERED': '1'})
         lines: list[str] = []
 
+        started = time.monotonic()
+
         def sample_until_end() -> None:
+            next_minute = started + 60.0
             while proc.poll() is None:
+                now = time.monotonic()
                 for name, pid in list(pids.items()):
                     rss, fds = _rss_mb(pid), _fds(pid)
                     if rss is not None:
-                        s = samples.setdefault(name, {'rss_start_mb': rss})
+                        s = samples.setdefault(name, {'rss_start_mb': rss, 'fds_start': fds})
                         s.update(rss_end_mb=rss, fds_end=fds)
                         s['rss_max_mb'] = max(s.get('rss_max_mb', 0), rss)
+                        if minutes and 'rss_warm_mb' not in s and now - started >= warmup_s:
+                            s.update(rss_warm_mb=rss, fds_warm=fds)
+                        if minutes and now >= next_minute:
+                            s.setdefault('rss_series_mb', []).append(rss)
+                if now >= next_minute:
+                    next_minute += 60.0
+                if minutes and now - started >= minutes * 60 and proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)   # as Ctrl-C: every node stopped cleanly
+                    return
                 time.sleep(0.5)
 
         sampler = threading.Thread(target=sample_until_end, daemon=True)
@@ -124,6 +145,7 @@ def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path) -> dic
         'pct_report': report.get('percentage_completed'),
         'frames_simulator': sim.get('frames'), 'frames_report': report.get('frames'),
         'recorder_dropped': recording.get('dropped'), 'topics': topics, 'nodes': samples,
+        'minutes': minutes,
         'shm_mb_before': shm_before, 'shm_mb_after': _shm_mb(),
     }
 
@@ -149,22 +171,42 @@ def _table(runs: list[dict]) -> str:
     return '\n'.join(rows)
 
 
+def _soak_table(run: dict) -> str:
+    rows = ['| node | RSS start MB | after warm-up | end | growth after warm-up | max '
+            '| fds start/warm/end |', '|' + '---|' * 7]
+    for name, s in sorted(run['nodes'].items()):
+        warm, end = s.get('rss_warm_mb'), s.get('rss_end_mb')
+        growth = f'{100 * (end / warm - 1):+.1f} %' if warm and end else '-'
+        rows.append(f"| {name} | {s.get('rss_start_mb')} | {warm} | {end} | {growth} | "
+                    f"{s.get('rss_max_mb')} | {s.get('fds_start')}/{s.get('fds_warm')}/"
+                    f"{s.get('fds_end')} |")
+    return '\n'.join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--laps', type=int, default=3)
     parser.add_argument('--busy', type=int, default=2)
     parser.add_argument('--realtime', action='store_true')
+    parser.add_argument('--minutes', type=float,
+                        help='the soak: one real-time run of this many minutes (laps until then)')
+    parser.add_argument('--warmup-s', type=float, default=60.0,
+                        help='with --minutes: seconds before the RSS that growth is measured from')
     parser.add_argument('--model', type=Path, default=DEFAULT_MODEL)
     parser.add_argument('--json', type=Path, help='write every run here as JSON')
     args = parser.parse_args()
     runs = []
+    if args.minutes:
+        args.runs, args.laps, args.realtime = 1, 1000, True
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             runs.append(one_run(args.model, args.laps, args.busy, args.realtime,
-                                Path(tmp) / f'run{i + 1}'))
+                                Path(tmp) / f'run{i + 1}', args.minutes, args.warmup_s))
             print(json.dumps(runs[-1]), flush=True)
     print(_table(runs))
+    if args.minutes:
+        print(_soak_table(runs[0]))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2) + '\n')
     return 0
