@@ -15,8 +15,11 @@
 """
 Faults named, nothing lost: a recorded lock-step graph under ``pilotnet run``, one node killed.
 
-Also the ROS-free parts: the report completed by the runner, exit wording, the shared-memory
-clean-up, and Foxglove's ``mcap`` reader on the recorder's compressed bags.
+Every node, SIGKILL and SIGTERM. Also the ROS-free parts: the report completed by the runner, exit
+wording, the shared-memory clean-up, Foxglove's ``mcap`` reader on the recorder's compressed bags,
+and the words of issue 11's "Found" list: a cut-off bag, a missing model name, and the inference
+node in this process (model_path during a swap, a load holding the interpreter, image warnings per
+cause, frames too small).
 """
 
 from __future__ import annotations
