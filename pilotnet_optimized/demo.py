@@ -26,11 +26,14 @@ need no fine-tuning (int8 calibrated on a small dataset of training circuits) an
 ``pilotnet demo --rebuild`` makes every file again, the training too. A later run with the same
 recipe reuses the models; a changed recipe (or a missing file) rebuilds what it changes.
 
-``pilotnet demo`` then drives every model one lap of each held-out circuit in lock-step (results
-independent of the machine's load): the built-in test circuit, a generated test circuit and, when
-Behavior Metrics' perfect laps are found (:func:`~pilotnet_optimized.sim.splits.perfect_bags`),
-its worlds from their spawn poses; and prints the generalisation table
-(:mod:`pilotnet_optimized.evaluate.generalisation`).
+``pilotnet demo`` then scores every model offline on a small dataset of a validation circuit
+(size, batch-1 latency on one thread, MSE: :mod:`pilotnet_optimized.evaluate.offline`), drives
+every model one lap of each held-out circuit in lock-step (results independent of the machine's
+load): the built-in test circuit, a generated test circuit and, when Behavior Metrics' perfect laps
+are found (:func:`~pilotnet_optimized.sim.splits.perfect_bags`), its worlds from their spawn poses;
+and prints one short row per model (:data:`~pilotnet_optimized.evaluate.generalisation
+.COMPACT_COLUMNS`: size, p50, MSE, circuits completed, mean deviation). The full tables are written
+to files: ``evaluation.*``, ``generalisation.*`` and each circuit's ``compare.*`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ RECIPE_FILE = 'recipe.json'
 TRAINING_FILE = 'training.json'
 #: Held-out circuits the demo compares on, besides Behavior Metrics' perfect laps when found.
 DEMO_CIRCUITS = ('long_fast', 'gen:20000')
+#: Frames of the validation circuit the demo scores the models on offline (MSE, latency).
+EVAL_FRAMES = 200
 #: The file kinds the demo compares: the TFLite and ONNX files (not the Keras reference, not a
 #: SavedModel).
 DEMO_SUFFIXES = ('.tflite', '.onnx')
@@ -126,6 +131,11 @@ class DemoRecipe:
         """Return what makes the Keras model: the recipe without the methods and the version."""
         data = dataclasses.asdict(self)
         del data['methods'], data['calibration_frames']
+        if not self.focus_rounds:
+            # Without focused rounds their settings make nothing: a model trained before they
+            # existed (the shipped one's training.json) still matches.
+            for key in ('focus_frames', 'focus_share', 'focus_learning_rate', 'focus_rounds'):
+                del data[key]
         return json.loads(json.dumps(data))
 
     def frames_of(self, circuit: str) -> int:
@@ -201,6 +211,34 @@ def write_datasets(folder: Path, recipe: DemoRecipe, say: Callable[[str], None] 
         say(f'[demo] dataset {name} ({use}, {i + 1}/{len(jobs)}): {frames} frames in'
             f' {time.monotonic() - step_start:.0f} s')
     return dirs['train'] or dirs['calibration'], dirs['val']
+
+
+def write_eval_dataset(folder: Path, recipe: DemoRecipe,
+                       say: Callable[[str], None] = print) -> Path:
+    """
+    Return a small dataset of the recipe's first validation circuit, written once.
+
+    ``folder/data/eval/<circuit>``, :data:`EVAL_FRAMES` frames (``hairpins``, the built-in
+    validation circuit, when the recipe has none): held out from training and calibration, never a
+    test circuit.
+    """
+    from pilotnet_optimized.sim import get_circuit
+    from pilotnet_optimized.sim.dataset import META_FILE, write_dataset
+    name = recipe.val_circuits[0] if recipe.val_circuits else 'hairpins'
+    out = folder / 'data' / 'eval' / name.replace(':', '-')
+    try:
+        meta = json.loads((out / META_FILE).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    source = meta.get('circuit_source', meta.get('circuit'))
+    if source == name and meta.get('frames') == EVAL_FRAMES:
+        return out
+    step_start = time.monotonic()
+    write_dataset(get_circuit(name), EVAL_FRAMES, out, seed=recipe.seed + 1000, overwrite=True,
+                  progress=sys.stdout.isatty())
+    say(f'[demo] dataset {name} (held out, for MSE): {EVAL_FRAMES} frames in'
+        f' {time.monotonic() - step_start:.0f} s')
+    return out
 
 
 def train_default_model(folder: Path, recipe: DemoRecipe, data_dirs: list[Path],
@@ -378,13 +416,16 @@ def run(args: argparse.Namespace) -> int:
     """Build (once) and compare the default models; the exit code is the comparison's."""
     from pilotnet_optimized.evaluate.generalisation import (
         circuit_rows,
+        compact_rows,
+        COMPACT_COLUMNS,
         compare_on_circuits,
         exit_code,
-        SUMMARY_COLUMNS,
         summarise,
         write_generalisation,
     )
-    from pilotnet_optimized.evaluate.report import print_rows
+    from pilotnet_optimized.evaluate.offline import evaluate_folder
+    from pilotnet_optimized.evaluate.offline import write_reports as write_evaluation
+    from pilotnet_optimized.evaluate.report import markdown_table, print_rows
     from pilotnet_optimized.sim.splits import perfect_bags
     from pilotnet_optimized.store import split_names
 
@@ -394,17 +435,29 @@ def run(args: argparse.Namespace) -> int:
     circuits = (split_names(args.circuits) if args.circuits
                 else [*DEMO_CIRCUITS, *map(str, perfect_bags(args.perfect_bags))])
     models = ensure_default_models(args.folder, rebuild=args.rebuild, say=say)
+    eval_dir = write_eval_dataset(Path(args.folder), DEFAULT_RECIPE, say)
+    folders = {p.parent for p in models.values()}
+    offline = evaluate_folder(next(iter(folders)), [eval_dir], methods=list(models),
+                              progress=say) if len(folders) == 1 else None
     say(f'[demo] driving {len(models)} models {args.laps} lap(s) of each of {len(circuits)}'
         ' held-out circuits in lock-step')
     comparisons = compare_on_circuits([str(p) for p in models.values()], circuits,
                                       laps=args.laps, progress=say)
     paths = write_generalisation(comparisons, args.out)
+    if offline is not None:
+        written = write_evaluation(offline, args.out)
+        paths.update({f'evaluation.{k}': p for k, p in written.items()})
     rows = circuit_rows(comparisons)
     summary = summarise(rows)
+    compact = compact_rows(summary, offline['rows'] if offline else ())
+    paths['demo.md'] = Path(args.out) / 'demo.md'
+    paths['demo.md'].write_text(markdown_table(compact, COMPACT_COLUMNS) + '\n')
     if args.json:
-        print(json.dumps({'summary': summary, 'rows': rows}, indent=2))
+        print(json.dumps({'summary': summary, 'compact': compact, 'rows': rows}, indent=2))
     else:
-        print_rows(summary, columns=SUMMARY_COLUMNS)
-        say(f"[demo] wrote {', '.join(str(p) for p in paths.values())} (and each circuit's"
-            ' compare.* beside them)')
+        print_rows(compact, columns=COMPACT_COLUMNS)
+        say(f'[demo] p50: batch 1, one thread, offline; MSE on {EVAL_FRAMES} frames of'
+            f' {eval_dir.name} (normalised labels); circuits: completed of driven, lock-step')
+        say(f"[demo] full tables: {', '.join(str(p) for p in paths.values())} (and each"
+            " circuit's compare.* beside them)")
     return exit_code(rows)

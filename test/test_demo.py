@@ -100,3 +100,40 @@ def test_the_recipe_takes_its_methods_from_the_table():
     )
     assert DEFAULT_RECIPE.methods[0] == BASELINE   # the comparison's baseline comes first
     assert all(get_method(name).needs_data != 'fine-tuning' for name in DEFAULT_RECIPE.methods)
+
+
+def test_the_compact_table_fits_a_terminal():
+    from pilotnet_optimized.evaluate.generalisation import (compact_rows, COMPACT_COLUMNS,
+                                                            summarise)
+    from pilotnet_optimized.evaluate.report import text_table
+
+    def row(model, circuit, done, pct, dev):
+        return {'model': model, 'circuit': circuit, 'completed': done,
+                'percentage_completed': pct, 'deviation_mean_m': dev, 'deviation_max_m': 2 * dev}
+    circuits = ['long_fast', 'gen-20000', 'montmelo', 'montreal', 'nurburgring', 'simple_circuit']
+    rows = [row(m, c, not (m == 'int8-fallback' and c == 'montreal'), 100.0, 0.31)
+            for m in ('baseline', 'int8-fallback') for c in circuits]
+    offline = [{'method': 'baseline', 'backend': 'litert', 'size_mb': 6.09, 'p50_ms': 0.554,
+                'mse': 0.011, 'status': 'ok'}]
+    compact = compact_rows(summarise(rows), offline)
+    assert [r['circuits_completed'] for r in compact] == ['6/6', '5/6']
+    assert compact[0]['p50_ms'] == 0.554 and compact[1]['mse'] is None   # no offline row: '-'
+    text = text_table(compact, COMPACT_COLUMNS)
+    assert len(COMPACT_COLUMNS) <= 8 and max(len(line) for line in text.splitlines()) <= 80
+    assert '6/6' in text and '0.554' in text
+
+
+def test_the_shipped_model_is_the_default_recipes_so_a_first_run_never_retrains():
+    from pilotnet_optimized.demo import _trained, DEFAULT_FOLDER, DEFAULT_RECIPE
+    root = Path(__file__).resolve().parents[1]
+    # the repository's own training.json must match DEFAULT_RECIPE: otherwise the README's first
+    # command trains for most of an hour instead of optimising the shipped model
+    assert _trained(root / DEFAULT_FOLDER, DEFAULT_RECIPE) == root / DEFAULT_FOLDER / \
+        'pilotnet_nvidia.keras'
+
+
+def test_the_shipped_model_matches_the_default_recipe():
+    # Otherwise a fresh clone's first run trains the model again (45 minutes) instead of using it.
+    from pilotnet_optimized.demo import _trained, DEFAULT_FOLDER, DEFAULT_RECIPE
+    folder = Path(__file__).resolve().parents[1] / DEFAULT_FOLDER
+    assert _trained(folder, DEFAULT_RECIPE) == folder / 'pilotnet_nvidia.keras'

@@ -57,8 +57,10 @@ from pilotnet_optimized.store import DEFAULT_MODELS_DIR, split_names
 __all__ = [
     'CIRCUIT_COLUMNS',
     'SUMMARY_COLUMNS',
+    'COMPACT_COLUMNS',
     'compare_on_circuits',
     'summarise',
+    'compact_rows',
     'write_generalisation',
     'exit_code',
     'add_compare_arguments',
@@ -87,6 +89,17 @@ SUMMARY_COLUMNS = [
     Column('dev mean m', 'deviation_mean_m', '{:.2f}'),
     Column('worst dev max m', 'deviation_max_m', '{:.2f}'),
     Column('not completed', 'not_completed', '{}'),
+]
+#: One short row per model for a terminal (``pilotnet demo``): offline size, batch-1 latency and
+#: error beside the closed-loop result; the full tables go to the files.
+COMPACT_COLUMNS = [
+    Column('model', 'model', '{}'),
+    Column('backend', 'backend', '{}'),
+    Column('size MB', 'size_mb', '{:.2f}'),
+    Column('p50 ms', 'p50_ms', '{:.3f}'),
+    Column('MSE', 'mse', '{:.4f}'),
+    Column('circuits', 'circuits_completed', '{}'),
+    Column('dev mean m', 'deviation_mean_m', '{:.2f}'),
 ]
 
 
@@ -185,6 +198,33 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             'deviation_mean_m': mean('deviation_mean_m'),
             'deviation_max_m': max(worst) if worst else None,
             'not_completed': ', '.join(r['circuit'] for r in mine if not r['completed']) or '-',
+        })
+    return out
+
+
+def compact_rows(
+    summary: Sequence[dict[str, Any]], offline: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """
+    Return one :data:`COMPACT_COLUMNS` row per model of ``summary`` (:func:`summarise`).
+
+    :param offline: ``pilotnet evaluate`` rows (``method``, ``backend``, ``size_mb``, ``p50_ms``,
+        ``mse``), matched to the summary's models by name; a model without one shows ``-`` there.
+        ``circuits`` reads ``5/6`` (completed of driven).
+    """
+    by_name = {r['method']: r for r in offline if r.get('status', 'ok') == 'ok'}
+    out = []
+    for row in summary:
+        found = by_name.get(row['model'], {})
+        out.append({
+            'model': row['model'],
+            'backend': found.get('backend'),
+            'size_mb': found.get('size_mb'),
+            'p50_ms': found.get('p50_ms'),
+            'mse': found.get('mse'),
+            'circuits_completed': f"{row['circuits_completed']}/{row['circuits']}",
+            'mean_percentage_completed': row['mean_percentage_completed'],
+            'deviation_mean_m': row['deviation_mean_m'],
         })
     return out
 
