@@ -63,6 +63,8 @@ VERSION_PACKAGES = (
     'tf-keras',
     'ai-edge-litert',
     'onnxruntime',
+    'openvino',
+    'nncf',
     'tensorflow-model-optimization',
     'tensorrt',
     'numpy',
