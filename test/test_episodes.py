@@ -133,6 +133,9 @@ def test_completed_episodes_end_the_runner_with_exit_code_0(ros_env, tmp_path):
     assert proc.returncode == 0 and 'done (exit code 0)' in out, out[-3000:]
     assert not (out_dir / 'metrics.json').exists() and summary['cause'] is None
     assert summary['nodes']['/episode_node']['process'].get('died_during_run') is None
+    # the car is over the line before the pause (the lap rule fires 1 m short of it)
+    rep = json.loads((out_dir / 'repetition-1' / 'metrics.json').read_text())
+    assert rep['percentage_completed'] >= 100.0 and rep['lap_seconds'] is not None, rep
 
 
 def test_a_missing_service_is_one_line_and_a_zero_command(ros_env, tmp_path):
