@@ -45,6 +45,8 @@ import threading
 import time
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from pilotnet_optimized.nodes.dds import free_ros_domain  # noqa: E402
 DEFAULT_MODEL = ROOT / 'models' / 'default' / 'pilotnet_nvidia.keras'
 
 
@@ -76,7 +78,8 @@ def _shm_mb() -> float:
 
 
 def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path,
-            minutes: float | None = None, warmup_s: float = 60.0) -> dict:
+            minutes: float | None = None, warmup_s: float = 60.0,
+            log: Path | None = None) -> dict:
     loops = [subprocess.Popen(['bash', '-c', 'while :; do :; done']) for _ in range(busy)]
     shm_before = _shm_mb()
     pids: dict[str, int] = {}
@@ -87,7 +90,9 @@ def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path,
              f'laps:={laps}', 'record:=true', f"realtime:={'true' if realtime else 'false'}",
              f'output_dir:={out}'],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+            # A domain of its own: another graph on the machine (an episode node pausing and
+            # resetting every simulator it sees) once stopped a soak on the default domain.
+            env={**os.environ, 'PYTHONUNBUFFERED': '1', 'ROS_DOMAIN_ID': str(free_ros_domain())})
         lines: list[str] = []
 
         started = time.monotonic()
@@ -123,6 +128,8 @@ def one_run(model: Path, laps: int, busy: int, realtime: bool, out: Path,
                 pids[m.group(1)] = int(m.group(2))
         proc.wait()
         wall = time.monotonic() - t0
+        if log is not None:
+            log.write_text(''.join(lines))
         sampler.join(timeout=2)
     finally:
         for loop in loops:
@@ -195,6 +202,7 @@ def main() -> int:
                         help='with --minutes: seconds before the RSS that growth is measured from')
     parser.add_argument('--model', type=Path, default=DEFAULT_MODEL)
     parser.add_argument('--json', type=Path, help='write every run here as JSON')
+    parser.add_argument('--log', type=Path, help="keep each run's output here (.N.log)")
     args = parser.parse_args()
     runs = []
     if args.minutes:
@@ -202,7 +210,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             runs.append(one_run(args.model, args.laps, args.busy, args.realtime,
-                                Path(tmp) / f'run{i + 1}', args.minutes, args.warmup_s))
+                                Path(tmp) / f'run{i + 1}', args.minutes, args.warmup_s,
+                                args.log.with_suffix(f'.{i + 1}.log') if args.log else None))
             print(json.dumps(runs[-1]), flush=True)
     print(_table(runs))
     if args.minutes:
