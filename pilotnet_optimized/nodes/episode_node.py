@@ -59,6 +59,7 @@ from pilotnet_optimized.sim import get_circuit
 from pilotnet_optimized.sim.episodes import (COMPLETED_REASONS, episode_timeout_s,
                                              perfect_lap_of, Repetition)
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64MultiArray, String
@@ -178,6 +179,7 @@ class EpisodeNode(Node):
         self._model: dict[str, Any] | None = None
         self._rep: Repetition | None = None
         self._pending: list[tuple[float, ...]] = []
+        self._pending_timing: list[dict[str, float]] = []
         self._sim_end: dict[str, Any] | None = None
         self._finish_at: float | None = None   # sim time the lap rule's run ends (FINISH_S)
         self._sim_episode: Any = None
@@ -224,8 +226,12 @@ class EpisodeNode(Node):
     def _on_timing(self, msg: Float64MultiArray) -> None:
         if msg.layout.dim and msg.layout.dim[0].label:
             self._fields = tuple(msg.layout.dim[0].label.split(','))
-        if self._rep is not None and self._phase in ('running', 'pause', 'settle'):
-            self._rep.report.add_timing(dict(zip(self._fields, msg.data, strict=False)))
+        timing = dict(zip(self._fields, msg.data, strict=False))
+        if self._phase in ('reset', 'unpause'):
+            # The first frames' timings can come before the unpause call's answer, as poses can.
+            self._pending_timing.append(timing)
+        elif self._rep is not None and self._phase in ('running', 'pause', 'settle'):
+            self._rep.report.add_timing(timing)
 
     def _on_inference_status(self, msg: String) -> None:
         event = _json(msg.data)
@@ -287,6 +293,7 @@ class EpisodeNode(Node):
         self._sim_end = None
         self._finish_at = None
         self._pending = []
+        self._pending_timing = []
         self._rep = None
         self._call('pause', 'pause_first')
 
@@ -320,6 +327,9 @@ class EpisodeNode(Node):
         self._last_odom = time.monotonic()
         self._enter('running')
         pending, self._pending = self._pending, []
+        timings, self._pending_timing = self._pending_timing, []
+        for timing in timings:
+            self._rep.report.add_timing(timing)
         for pose in pending:
             self._add(pose)
         self.get_logger().info(f'repetition {index} of {self._repetitions} started')
@@ -384,8 +394,18 @@ class EpisodeNode(Node):
         self.exit_code = 1
         self.done = True
 
-    def publish_zero(self) -> None:
+    def publish_zero(self, timeout_s: float = 2.0) -> None:
+        """
+        Publish a zero command, so that it reaches the car.
+
+        On a busy machine the car (or anyone listening) may not be matched yet when a run fails
+        early: wait up to ``timeout_s`` for a subscriber, then until it has the message.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self._cmd_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._cmd_pub.publish(Twist())
+        self._cmd_pub.wait_for_all_acked(Duration(seconds=max(0.1, deadline - time.monotonic())))
 
     def stop(self) -> None:
         """
