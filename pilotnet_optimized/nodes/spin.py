@@ -21,6 +21,7 @@ One place for the signal handling that the car's safety depends on.
 from __future__ import annotations
 
 from collections.abc import Callable
+import gc
 import signal
 import sys
 import threading
@@ -85,6 +86,12 @@ def spin_node(executable: str, make_node: Callable[[], NodeT], args: list[str] |
         node = make_node()
     except STARTUP_ERRORS as err:
         print(f'{executable}: error: {err}', file=sys.stderr, flush=True)
+        # The half-made node (its publishers, its DDS participant) is held by the traceback's
+        # frames: let it go while the context is alive. Left to the interpreter's exit, after the
+        # shutdown, it crashed the process now and then (SIGSEGV instead of exit 2, under load).
+        err.__traceback__ = None
+        del err
+        gc.collect()
         rclpy.try_shutdown()
         return 2
     if cleaned:
