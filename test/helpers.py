@@ -12,12 +12,17 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Assertions shared by the test modules (pytest puts this folder on sys.path)."""
+"""Assertions and stand-ins shared by the test modules (pytest puts this folder on sys.path)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 import subprocess
+from typing import Any
+
+import numpy as np
+from pilotnet_optimized.errors import ModelOutputError
+from pilotnet_optimized.models.preprocess import Preprocessing
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -53,3 +58,31 @@ def linted_python_files() -> list[Path]:
             else sorted(p for p in path.rglob('*.py') if '__pycache__' not in p.parts)
         )
     return files
+
+
+class FakeBackend:
+    """Stands in for a model (duck-typed as a Backend): returns ``outputs`` in normalised units."""
+
+    def __init__(self, path: str, outputs: tuple[float, float] = (0.5, 0.5)) -> None:
+        self.model_path = Path(path)
+        self.preprocessing = Preprocessing()
+        self.outputs = np.array([outputs], np.float32)
+
+    def predict_normalised(self, batch: np.ndarray) -> np.ndarray:
+        if not np.isfinite(self.outputs).all():
+            raise ModelOutputError(
+                f'{self.model_path}: the model produced NaN or infinite outputs'
+            )
+        return self.outputs
+
+    def predict_into(self, fill: Any) -> np.ndarray:
+        x = np.zeros(self.preprocessing.input_shape, np.float32)
+        fill(x)
+        return self.predict_normalised(x[None])[0]
+
+    def describe(self) -> dict:
+        return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
+                'path': str(self.model_path), 'threads': 1}
+
+    def close(self) -> None:
+        pass

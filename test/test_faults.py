@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 
+from helpers import FakeBackend
 from pilotnet_optimized.bags.read import open_bag
 from pilotnet_optimized.bags.repair import bag_is_complete, repair_bag
 from pilotnet_optimized.laps.report import complete_report, REPORT_JSON
@@ -377,29 +378,6 @@ def test_a_missing_model_name_lists_every_folder_looked_in(tmp_path, monkeypatch
         resolve_model('dynamc')
 
 
-class _FakeBackend:
-    """A model stand-in (duck-typed Backend) answering ``outputs`` in normalised units."""
-
-    def __init__(self, path: str, outputs: tuple[float, float] = (0.5, 0.5)) -> None:
-        from pilotnet_optimized.models.preprocess import Preprocessing
-        import numpy as np
-        self.model_path = Path(path)
-        self.preprocessing = Preprocessing()
-        self.outputs = np.array(outputs, np.float32)
-
-    def predict_into(self, fill):
-        import numpy as np
-        fill(np.zeros(self.preprocessing.input_shape, np.float32))
-        return self.outputs
-
-    def describe(self) -> dict:
-        return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
-                'path': str(self.model_path), 'threads': 1}
-
-    def close(self) -> None:
-        pass
-
-
 class _Captured:
     """Stands in for the command publisher: keeps what the node publishes, in order."""
 
@@ -427,7 +405,7 @@ def brain(ros_env, tmp_path):
     made, threads = [], []
     executor = SingleThreadedExecutor(context=context)
 
-    def make(loader=lambda path, backend, threads: _FakeBackend(path), spin=False, **params):
+    def make(loader=lambda path, backend, threads: FakeBackend(path), spin=False, **params):
         node = InferenceNode(context=context, loader=loader, parameter_overrides=[
             Parameter(k, value=v) for k, v in {'model_path': str(first), **params}.items()])
         node._cmd_pub = _Captured()
@@ -475,7 +453,7 @@ def test_model_path_reads_the_model_in_use_until_the_new_one_drives(brain, tmp_p
             assert release.wait(60)
             if 'bad' in path:
                 raise RuntimeError('not a model')
-        return _FakeBackend(path)
+        return FakeBackend(path)
 
     from rcl_interfaces.srv import GetParameters, SetParameters
     node = brain(loader, spin=True)
@@ -526,7 +504,7 @@ def test_a_load_holding_the_interpreter_does_not_trip_the_camera_watchdog(brain,
     def loader(path, backend, threads):
         if 'keras' in path:
             ctypes.PyDLL(None).usleep(2_000_000)   # 2 s with the GIL held: nothing else runs
-        return _FakeBackend(path)
+        return FakeBackend(path)
 
     node = brain(loader, spin=True)
     camera = node.create_publisher(Image, topics.CAMERA, qos.CAMERA)

@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 import cv2
+from helpers import FakeBackend
 import numpy as np
 import pytest
 
@@ -48,10 +49,9 @@ from geometry_msgs.msg import Twist  # noqa: E402, I100
 from nav_msgs.msg import Odometry  # noqa: E402
 from pilotnet_optimized.backends import BACKEND_CHOICES  # noqa: E402
 from pilotnet_optimized.bags.images import image_to_rgb, rgb_to_image  # noqa: E402
-from pilotnet_optimized.errors import ImageError, ModelOutputError, PilotnetError  # noqa: E402
+from pilotnet_optimized.errors import ImageError, PilotnetError  # noqa: E402
 from pilotnet_optimized.laps import EndReason  # noqa: E402
 from pilotnet_optimized.laps.report import TIMING_FIELDS  # noqa: E402
-from pilotnet_optimized.models.preprocess import Preprocessing  # noqa: E402
 from pilotnet_optimized.nodes import qos, topics  # noqa: E402
 from pilotnet_optimized.nodes.graph import describe_graph  # noqa: E402
 from pilotnet_optimized.nodes.inference_node import InferenceNode  # noqa: E402
@@ -283,34 +283,6 @@ class NodeProcess:
 
 
 # -- the inference node in-process: NaN, bad encodings, parameter validation ----------------------
-class _FakeBackend:
-    """Stands in for a model (duck-typed as a Backend): returns ``outputs`` in normalised units."""
-
-    def __init__(self, path: str, outputs: tuple[float, float]) -> None:
-        self.model_path = Path(path)
-        self.preprocessing = Preprocessing()
-        self.outputs = np.array([outputs], np.float32)
-
-    def predict_normalised(self, batch: np.ndarray) -> np.ndarray:
-        if not np.isfinite(self.outputs).all():
-            raise ModelOutputError(
-                f'{self.model_path}: the model produced NaN or infinite outputs'
-            )
-        return self.outputs
-
-    def predict_into(self, fill: Any) -> np.ndarray:
-        x = np.zeros(self.preprocessing.input_shape, np.float32)
-        fill(x)
-        return self.predict_normalised(x[None])[0]
-
-    def describe(self) -> dict:
-        return {'backend': 'fake', 'precision': 'float32', 'size_bytes': 0, 'size_mb': 0.0,
-                'path': str(self.model_path), 'threads': 1}
-
-    def close(self) -> None:
-        pass
-
-
 class _Captured:
 
     def __init__(self) -> None:
@@ -339,7 +311,7 @@ def inference_factory(
         ]
         node = InferenceNode(
             context=context,
-            loader=lambda path, backend, threads: _FakeBackend(path, outputs),
+            loader=lambda path, backend, threads: FakeBackend(path, outputs),
             parameter_overrides=overrides,
         )
         node._cmd_pub = _Captured()  # what it publishes, without waiting for DDS
