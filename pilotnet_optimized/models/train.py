@@ -237,16 +237,22 @@ def _on_policy_rounds(model: tf_keras.Model, data: list[str | Path], train_frame
             print(f'on-policy round {round_ + 1}/{cfg.on_policy_rounds}: {len(seen)} frames the '
                   f"model drove ({', '.join(c.name for c in circuits)}); training on "
                   f'{len(train_frames)}', flush=True)
-        more = model.fit(
-            make_sequence(train_frames, cfg),
-            validation_data=make_sequence(val_frames, cfg, False, False),
-            epochs=cfg.on_policy_epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        for key, values in more.history.items():
-            hist.setdefault(key, []).extend(float(x) for x in values)
+        _fit(model, train_frames, val_frames, cfg, cfg.on_policy_epochs, callbacks, hist, verbose)
     return train_frames, added
+
+
+def _fit(model: tf_keras.Model, train_frames: Frames, val_frames: Frames, cfg: TrainConfig,
+         epochs: int, callbacks: list, hist: dict, verbose: int) -> None:
+    """Fit ``model`` for at most ``epochs``; extend ``hist`` with each epoch's figures."""
+    more = model.fit(
+        make_sequence(train_frames, cfg),
+        validation_data=make_sequence(val_frames, cfg, False, False),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    for key, values in more.history.items():
+        hist.setdefault(key, []).extend(float(x) for x in values)
 
 
 def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfig(),
@@ -335,14 +341,7 @@ def train(data: list[str | Path], out: str | Path, cfg: TrainConfig = TrainConfi
     start = time.perf_counter()
     hist: dict[str, list[float]] = {}
     if cfg.epochs:
-        history = model.fit(
-            make_sequence(train_frames, cfg),
-            validation_data=make_sequence(val_frames, cfg, False, False),
-            epochs=cfg.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+        _fit(model, train_frames, val_frames, cfg, cfg.epochs, callbacks, hist, verbose)
     on_policy = 0
     if cfg.on_policy_rounds:
         train_frames, on_policy = _on_policy_rounds(model, data, train_frames, val_frames, cfg,
