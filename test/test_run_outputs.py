@@ -682,3 +682,36 @@ def test_killed_recorder_leaves_a_readable_bag(model, ros_env, tmp_path):
     # ... and the bag reaches to within a flush period (0.5 s) of the kill.
     assert killed_at - last / 1e9 < 1.5, killed_at - last / 1e9
     assert counts['/odom'] > 0 and counts['/cmd_vel'] > 0
+
+
+def test_recorder_keeps_its_chunk_index_on_disk_and_the_bag_reads_back(tmp_path):
+    """
+    A long recording's chunk-index records go to a temporary file, not memory.
+
+    The bag's summary still lists every chunk, for rosbags and for Foxglove's reader.
+    """
+    from mcap.reader import make_reader
+    from pilotnet_optimized.nodes.recorder_node import _spill_chunk_index, _SpilledRecords
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.ROS2_KILTED)
+    bag = tmp_path / 'bag'
+    writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    assert _spill_chunk_index(writer) and isinstance(writer.storage.chunks, _SpilledRecords)
+    assert not _spill_chunk_index(writer)   # only an empty list is replaced
+    conn = writer.add_connection('/text', 'std_msgs/msg/String', typestore=store)
+    String = store.types['std_msgs/msg/String']
+    for i in range(200):
+        writer.write(conn, i, store.serialize_cdr(String(data=f'{i:05d}' * 8), conn.msgtype))
+        writer.storage.close_chunk()   # as the recorder's flush does: a chunk per message here
+    chunks = len(writer.storage.chunks)
+    writer.close()
+    assert chunks == 200
+    with open(bag / 'bag.mcap', 'rb') as f:
+        reader = make_reader(f)
+        assert len(reader.get_summary().chunk_indexes) == 200
+        assert sum(1 for _ in reader.iter_messages()) == 200
+    with open_bag(bag) as source:
+        texts = [m.decode().data[:5] for m in source.messages({'/text'})]
+    assert texts == [f'{i:05d}' for i in range(200)]

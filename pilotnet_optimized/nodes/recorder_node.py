@@ -51,7 +51,9 @@ import importlib
 import json
 import os
 from pathlib import Path
+import struct
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -205,6 +207,7 @@ class RecorderNode(Node):
         self._writer.set_custom_data('recorded_by', 'pilotnet_optimized recorder_node')
         self.compression = _set_chunk_compression(self._writer, str(param(self, 'compression')))
         self._writer.set_custom_data('chunk_compression', self.compression)
+        _spill_chunk_index(self._writer)
         self._name = self.get_fully_qualified_name()
         self._ack_pub = self.create_publisher(String, topics.OBSERVED, qos.ACK)
         self._odom_ns = -1
@@ -464,6 +467,69 @@ def _set_chunk_compression(writer: Any, name: str) -> str:
         storage.compression = 'zstd'
         storage.compressor = lambda data: zstd.compress(data, level=ZSTD_LEVEL)
     return name
+
+
+class _SpilledRecords:
+    """
+    The MCAP writer's list of chunk-index records, kept in an anonymous temporary file.
+
+    rosbags' MCAP storage keeps one chunk-index record per chunk in memory until ``close`` writes
+    them into the summary. A camera frame is most of a 1 MiB chunk, so a 30-minute recording has
+    tens of thousands of them: the recorder's memory grew with the length of the run (+7.6 % in
+    the 30-minute soak). Here each record goes to a file as it comes and is read back, in order,
+    at close; the file vanishes with the process, a killed one included.
+    """
+
+    _LENGTH = struct.Struct('<I')
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix='pilotnet-chunk-index-')
+        self._count = 0
+
+    def append(self, record: Any) -> None:
+        data = record.getbuffer()
+        self._file.write(self._LENGTH.pack(len(data)))
+        self._file.write(data)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Any:
+        self._file.flush()
+        self._file.seek(0)
+        for _ in range(self._count):
+            (n,) = self._LENGTH.unpack(self._file.read(self._LENGTH.size))
+            yield _Record(self._file.read(n))
+        self._file.seek(0, os.SEEK_END)
+
+
+class _Record:
+    """A finished record, as rosbags' ``write_record`` reads one (``tell``: its length)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def tell(self) -> int:
+        return len(self._data)
+
+    def getbuffer(self) -> memoryview:
+        return memoryview(self._data)
+
+
+def _spill_chunk_index(writer: Any) -> bool:
+    """
+    Give rosbags' MCAP storage a :class:`_SpilledRecords` for its chunk-index records.
+
+    Internals of ``rosbags.rosbag2.storage_mcap.McapWriter``, checked: another version keeps its
+    own list (memory then grows with the run, nothing else changes). Returns whether it took.
+    """
+    storage = getattr(writer, 'storage', None)
+    chunks = getattr(storage, 'chunks', None)
+    if not isinstance(chunks, list) or chunks or not hasattr(storage, 'close_chunk'):
+        return False
+    storage.chunks = _SpilledRecords()
+    return True
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
