@@ -15,11 +15,17 @@
 """
 Frames per second of ``pilotnet dataset`` (sim/dataset.py write_dataset), variants in one run.
 
-``shipped``: the module's settings (PNG level 1 with the SUB filter, one encoder thread per core);
-``serial-adaptive``: what it did before (level 1, libpng's adaptive filters, one encoder thread).
-Alternated, ``--rounds`` times; prints JSON (medians) and a line per variant.
+``shipped``: the module as it is (ISA-L deflate of SUB-filtered rows, sim/png.py, on one encoder
+thread per core; the road blended into the painted texture only in the tiles it touches);
+``zlib-whole-blend``: what it did before (OpenCV's PNG writer, zlib level 1 with the SUB filter, on
+the same threads; the road blended over the whole texture in float32).
+Per circuit (``--circuits``: a training circuit gets randomised frames, a validation or test
+circuit clean ones, as ``pilotnet dataset`` chooses), the variants alternated ``--rounds`` times;
+each rate is the whole ``write_dataset`` call, painting the circuit included. Prints JSON (medians)
+and a table.
 
-Usage: .venv/bin/python benchmarks/dataset_rate.py [--frames 400] [--rounds 3]
+Usage: .venv/bin/python benchmarks/dataset_rate.py [--frames 1000] [--rounds 3]
+       [--circuits simple long_fast]
 """
 
 import argparse
@@ -30,34 +36,65 @@ import time
 
 import cv2
 import numpy as np
-from pilotnet_optimized.sim import dataset
-from pilotnet_optimized.sim import get_circuit
+from pilotnet_optimized.sim import camera, dataset, get_circuit
+from pilotnet_optimized.sim.splits import split_of_circuit
 
-parser = argparse.ArgumentParser()
-parser.add_argument('--frames', type=int, default=400)
-parser.add_argument('--rounds', type=int, default=3)
-args = parser.parse_args()
+OLD_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                  cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+
+
+def _old_blend(image, asphalt, road):
+    weight = road.astype(np.float32) * (1.0 / 255.0)
+    image[:] = cv2.blendLinear(asphalt, image, weight, 1.0 - weight)
+
+
+def _old_write(path, bgr):
+    if not cv2.imwrite(str(path), bgr, OLD_PNG_PARAMS):
+        raise OSError(path)
+
+
+SHIPPED = (dataset.sub_filter, dataset._write_png, camera._blend_road)
 VARIANTS = {
-    'shipped': (dataset.PNG_PARAMS, dataset.ENCODER_THREADS),
-    'serial-adaptive': ([cv2.IMWRITE_PNG_COMPRESSION, 1], 1),
+    'shipped': SHIPPED,
+    'zlib-whole-blend': (lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), _old_write, _old_blend),
 }
-circuit = get_circuit('simple')
-rates: dict[str, list[float]] = {k: [] for k in VARIANTS}
-with tempfile.TemporaryDirectory() as tmp:
-    dataset.write_dataset(circuit, 20, f'{tmp}/warm', seed=1, progress=False)
-    for r in range(args.rounds):
-        for name, (params, threads) in VARIANTS.items():
-            dataset.PNG_PARAMS, dataset.ENCODER_THREADS = params, threads
-            t = time.perf_counter()
-            dataset.write_dataset(circuit, args.frames, f'{tmp}/{name}{r}', seed=1,
-                                  progress=False)
-            rates[name].append(args.frames / (time.perf_counter() - t))
-result = {
-    'benchmark': 'dataset_rate', 'frames': args.frames, 'rounds': args.rounds,
-    'cores': len(os.sched_getaffinity(0)), 'load_average': [round(x, 2) for x in os.getloadavg()],
-    'frames_per_s_median': {k: round(float(np.median(v)), 1) for k, v in rates.items()},
-}
-base = result['frames_per_s_median']['serial-adaptive']
-print(json.dumps(result))
-for name, fps in result['frames_per_s_median'].items():
-    print(f'{name}: {fps} frames/s ({fps / base:.2f}x serial-adaptive)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--frames', type=int, default=1000)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--circuits', nargs='+', default=['simple', 'long_fast'])
+    args = parser.parse_args()
+    rates = {c: {k: [] for k in VARIANTS} for c in args.circuits}
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset.write_dataset(get_circuit('simple'), 20, f'{tmp}/warm', seed=1, progress=False)
+        for r in range(args.rounds):
+            for name in args.circuits:
+                circuit = get_circuit(name)
+                for variant, (filt, write, blend) in VARIANTS.items():
+                    dataset.sub_filter, dataset._write_png, camera._blend_road = filt, write, blend
+                    t = time.perf_counter()
+                    dataset.write_dataset(circuit, args.frames, f'{tmp}/{name}-{variant}{r}',
+                                          seed=1, progress=False, overwrite=True)
+                    rates[name][variant].append(args.frames / (time.perf_counter() - t))
+                    dataset.sub_filter, dataset._write_png, camera._blend_road = SHIPPED
+    result = {
+        'benchmark': 'dataset_rate', 'frames': args.frames, 'rounds': args.rounds,
+        'cores': len(os.sched_getaffinity(0)), 'encoder_threads': dataset.ENCODER_THREADS,
+        'load_average': [round(x, 2) for x in os.getloadavg()],
+        'frames_per_s_median': {c: {k: round(float(np.median(v)), 1) for k, v in per.items()}
+                                for c, per in rates.items()},
+    }
+    print(json.dumps(result))
+    print('| circuit | split | frames | ' + ' | '.join(f'{v} frames/s' for v in VARIANTS)
+          + ' | shipped / before |')
+    print('|---|---|---|' + '---|' * len(VARIANTS) + '---|')
+    for name, per in result['frames_per_s_median'].items():
+        ratio = per['shipped'] / per['zlib-whole-blend']
+        print(f'| {name} | {split_of_circuit(name)} | {args.frames} | '
+              + ' | '.join(str(per[v]) for v in VARIANTS) + f' | {ratio:.2f}x |')
+
+
+if __name__ == '__main__':
+    main()

@@ -332,3 +332,42 @@ def test_bench_sim_command_prints_its_rows(capsys):
     assert bench.run(parser.parse_args(['--frames', '5', '--steps', '1000'])) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == list(bench.COLUMNS) and set(lines[2]) <= {'-', ' '}
+
+
+# -- the dataset's PNG frames and the painted texture ---------------------------------------------
+@pytest.mark.parametrize('deflate', ['isal', 'zlib'])
+def test_dataset_png_frames_decode_to_the_rendered_pixels(deflate, monkeypatch, simple):
+    import zlib
+
+    from pilotnet_optimized.sim import png
+    if deflate == 'zlib':
+        monkeypatch.setattr(png, '_deflate', zlib)
+    else:
+        assert png.DEFLATE == 'isal'   # the pinned requirements install ISA-L
+    rng = np.random.default_rng(0)
+    frames = [CameraRenderer(simple).render(*simple.pose_at(12.0)),
+              rng.integers(0, 256, (7, 5, 3), dtype=np.uint8),     # odd sizes, wrap-around
+              np.full((1, 1, 3), 255, np.uint8)]
+    for rgb in frames:
+        data = png.encode_rgb_png(rgb)
+        assert data[:8] == b'\x89PNG\r\n\x1a\n'
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+    with pytest.raises(ValueError, match='H x W x 3 uint8'):
+        png.sub_filter(np.zeros((4, 4), np.uint8))
+
+
+def test_road_is_blended_in_tiles_as_over_the_whole_texture():
+    from pilotnet_optimized.sim.camera import _blend_road, BLEND_TILE
+    rng = np.random.default_rng(3)
+    h, w = BLEND_TILE * 2 + 37, BLEND_TILE * 3 + 5     # partial tiles at the edges
+    grass = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    asphalt = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    road = np.zeros((h, w), np.uint8)
+    cv2.line(road, (10, h - 5), (w - 3, 20), 255, 9, cv2.LINE_AA)   # through several tiles
+    weight = road.astype(np.float32) * (1.0 / 255.0)
+    whole = cv2.blendLinear(asphalt, grass, weight, 1.0 - weight)
+    tiled = grass.copy()
+    _blend_road(tiled, asphalt, road)
+    np.testing.assert_array_equal(tiled, whole)
+    assert (tiled != grass).any() and (tiled[road == 0] == grass[road == 0]).all()
