@@ -17,8 +17,9 @@ Frames per second of ``pilotnet dataset`` (sim/dataset.py write_dataset), varian
 
 ``shipped``: the module as it is (ISA-L deflate of SUB-filtered rows, sim/png.py, on one encoder
 thread per core; the road blended into the painted texture only in the tiles it touches);
-``zlib-whole-blend``: what it did before (OpenCV's PNG writer, zlib level 1 with the SUB filter, on
-the same threads; the road blended over the whole texture in float32).
+``zlib-whole-blend``: what it did before (OpenCV's PNG writer, zlib level 1 with the SUB filter;
+the road blended over the whole texture in float32). Both finish the frames' lens effects on the
+encoder threads (sim/dataset.py).
 Per circuit (``--circuits``: a training circuit gets randomised frames, a validation or test
 circuit clean ones, as ``pilotnet dataset`` chooses), the variants alternated ``--rounds`` times;
 each rate is the whole ``write_dataset`` call, painting the circuit included. Prints JSON (medians)
@@ -48,16 +49,13 @@ def _old_blend(image, asphalt, road):
     image[:] = cv2.blendLinear(asphalt, image, weight, 1.0 - weight)
 
 
-def _old_write(path, bgr):
-    if not cv2.imwrite(str(path), bgr, OLD_PNG_PARAMS):
-        raise OSError(path)
+def _old_encode(rgb):
+    ok, data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OLD_PNG_PARAMS)
+    return data.tobytes()
 
 
-SHIPPED = (dataset.sub_filter, dataset._write_png, camera._blend_road)
-VARIANTS = {
-    'shipped': SHIPPED,
-    'zlib-whole-blend': (lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), _old_write, _old_blend),
-}
+SHIPPED = (dataset._encode_frame, camera._blend_road)
+VARIANTS = {'shipped': SHIPPED, 'zlib-whole-blend': (_old_encode, _old_blend)}
 
 
 def main() -> None:
@@ -72,13 +70,13 @@ def main() -> None:
         for r in range(args.rounds):
             for name in args.circuits:
                 circuit = get_circuit(name)
-                for variant, (filt, write, blend) in VARIANTS.items():
-                    dataset.sub_filter, dataset._write_png, camera._blend_road = filt, write, blend
+                for variant, (encode, blend) in VARIANTS.items():
+                    dataset._encode_frame, camera._blend_road = encode, blend
                     t = time.perf_counter()
                     dataset.write_dataset(circuit, args.frames, f'{tmp}/{name}-{variant}{r}',
                                           seed=1, progress=False, overwrite=True)
                     rates[name][variant].append(args.frames / (time.perf_counter() - t))
-                    dataset.sub_filter, dataset._write_png, camera._blend_road = SHIPPED
+                    dataset._encode_frame, camera._blend_road = SHIPPED
     result = {
         'benchmark': 'dataset_rate', 'frames': args.frames, 'rounds': args.rounds,
         'cores': len(os.sched_getaffinity(0)), 'encoder_threads': dataset.ENCODER_THREADS,

@@ -411,3 +411,23 @@ def test_validation_and_test_circuits_stay_clean_unless_asked(tmp_path):
     info = write_dataset(get_circuit('hairpins'), 1, tmp_path, progress=False)
     assert info.split == 'val' and info.randomise is False
     assert json.loads((tmp_path / 'meta.json').read_text())['appearance']['randomise'] is False
+
+
+def test_staged_frames_finished_out_of_order_are_the_rendered_ones(simple, clean_texture):
+    """The dataset writer finishes lens effects on other threads, in any order: same frames."""
+    effects = dict(shadows=2, shadow_darkness=0.4, vignette=0.2, blur_sigma=0.8,
+                   motion_blur_px=3, noise_sigma=4.0, jpeg_quality=60,
+                   lighting=Lighting(gain=0.9, fog=0.3))
+    poses = [simple.pose_at(s, 0.5) for s in (5.0, 40.0, 90.0, 150.0)]
+    whole = effects_renderer(simple, clean_texture, **effects)
+    expected = [whole.render(*p) for p in poses]
+    staged = effects_renderer(simple, clean_texture, **effects)
+    parts = [staged.render_staged(*p) for p in poses]
+    assert all(finish is not None for _, finish in parts)
+    for frame, finish in reversed(parts):
+        finish(frame)
+    for (frame, _), want in zip(parts, expected):
+        np.testing.assert_array_equal(frame, want)
+    clean = CameraRenderer(simple, texture=clean_texture)
+    frame, finish = clean.render_staged(*poses[0])
+    assert finish is None and crc(frame) == crc(clean.render(*poses[0]))

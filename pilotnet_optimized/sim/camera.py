@@ -32,9 +32,11 @@ the paint. The painted part (:class:`PaintedLook`) costs a texture (a second or 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import colorsys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 import math
 from pathlib import Path
 import zlib
@@ -513,6 +515,23 @@ class CameraRenderer:
 
         :param lighting: replaces the appearance's lighting (``None``: the appearance's own).
         """
+        out, finish = self.render_staged(x, y, yaw, lighting, out)
+        if finish is not None:
+            finish(out)
+        return out
+
+    def render_staged(
+        self, x: float, y: float, yaw: float, lighting: Lighting | None = None,
+        out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Callable[[np.ndarray], None] | None]:
+        """
+        Return :meth:`render`'s frame up to its lens effects, and what finishes it (or ``None``).
+
+        The finish (blur, sensor noise, the JPEG round trip) draws no random numbers and reads
+        only what the renderer never changes, so another thread may run it on this frame while
+        the next one is drawn (the dataset writer does): the frames are :meth:`render`'s, in
+        whatever order they are finished.
+        """
         cam = self.camera
         if out is None:
             out = np.empty((cam.height_px, cam.width, 3), np.uint8)
@@ -527,10 +546,10 @@ class CameraRenderer:
         if lighting is None:
             lighting = self.appearance.effects.lighting
         if self._effects is not None:
-            self._apply_effects(out, lighting)
-        elif not lighting.neutral:
+            return out, self._apply_effects(out, lighting)
+        if not lighting.neutral:
             self._apply_lighting(out, lighting)
-        return out
+        return out, None
 
     def _visible_window(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
         """
@@ -585,7 +604,10 @@ class CameraRenderer:
         self._lighting_cache = (lighting, (keep, haze, lut))
         return keep, haze, lut
 
-    def _apply_effects(self, frame: np.ndarray, lighting: Lighting) -> None:
+    def _apply_effects(
+        self, frame: np.ndarray, lighting: Lighting
+    ) -> Callable[[np.ndarray], None] | None:
+        """Apply light, fog and colour; return the lens effects still to apply (or ``None``)."""
         # Every step is a saturating uint8 OpenCV call or two over the frame (the cv2.LUT of
         # _apply_lighting costs 1.7 ms here): the float work is done once, in _EffectsState.
         state = self._effects
@@ -602,6 +624,17 @@ class CameraRenderer:
         colour = state.colour_matrix(lighting)
         if colour is not None:
             cv2.transform(frame, colour, dst=frame)
+        noise_start = None
+        if state.noise_up is not None:
+            noise_start = int(state.rng.integers(0, NOISE_MARGIN))
+        if (effects.blur_sigma > 0 or effects.motion_blur_px > 0 or noise_start is not None
+                or effects.jpeg_quality > 0):
+            return partial(self._apply_lens, noise_start=noise_start)
+        return None
+
+    def _apply_lens(self, frame: np.ndarray, noise_start: int | None) -> None:
+        """Blur, sensor noise (from the bank at ``noise_start``) and JPEG, in that order."""
+        effects = self._effects.effects
         # The sky above the horizon is a smooth gradient that blur would not change: skip it.
         lens = frame[max(0, int(self.camera.horizon_row) - 8):]
         if effects.blur_sigma > 0:
@@ -609,11 +642,11 @@ class CameraRenderer:
         if effects.motion_blur_px > 0:
             ground = frame[self._row0:]
             cv2.blur(ground, (1, effects.motion_blur_px), dst=ground)
-        if state.noise_up is not None:
-            start = int(state.rng.integers(0, NOISE_MARGIN))
-            cv2.add(frame, state.noise_up[start:start + frame.size].reshape(frame.shape),
+        if noise_start is not None:
+            state, n = self._effects, frame.size
+            cv2.add(frame, state.noise_up[noise_start:noise_start + n].reshape(frame.shape),
                     dst=frame)
-            cv2.subtract(frame, state.noise_down[start:start + frame.size].reshape(frame.shape),
+            cv2.subtract(frame, state.noise_down[noise_start:noise_start + n].reshape(frame.shape),
                          dst=frame)
         if effects.jpeg_quality > 0:
             # Encoded as the camera would, in BGR order, so the chroma subsampling is JPEG's own.

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 import csv
 from dataclasses import asdict, dataclass, replace
@@ -49,7 +50,7 @@ from pilotnet_optimized.sim.camera import (Appearance, CameraRenderer, CircuitTe
                                            PaintedLook)
 from pilotnet_optimized.sim.circuit import Circuit
 from pilotnet_optimized.sim.expert import ExpertDriver, Perturbation
-from pilotnet_optimized.sim.png import png_bytes, sub_filter
+from pilotnet_optimized.sim.png import encode_rgb_png
 from pilotnet_optimized.sim.simulation import SimConfig, Simulator
 from pilotnet_optimized.sim.splits import split_of_circuit
 from tqdm import tqdm
@@ -149,7 +150,7 @@ def write_dataset(
     sim = Simulator(circuit, sim_config)
     expert = ExpertDriver(circuit)
     disturb = Perturbation(rng) if perturb else None
-    frame = np.empty((sim.config.camera.height_px, sim.config.camera.width, 3), np.uint8)
+    frame_shape = (sim.config.camera.height_px, sim.config.camera.width, 3)
     episode_steps = max(1, int(episode_seconds / sim.config.control_period))
     episodes = 0
     steps_left = 0
@@ -161,8 +162,9 @@ def write_dataset(
     painted: list[dict] = []        # every painted look, in order
     episode_looks: list[dict] = []  # what each episode looked like
     v_sum = w_abs_sum = 0.0
-    # PNG encoding is most of a frame's cost and releases the GIL: encoder threads write frame i
-    # while the main thread renders frame i + 1 (bounded, so memory stays a few frames).
+    # Lens effects and PNG encoding are most of a frame's cost and release the GIL: encoder
+    # threads finish and write frame i while the main thread draws frame i + 1 (bounded, so
+    # memory stays a few frames).
     encoders = ThreadPoolExecutor(max_workers=ENCODER_THREADS, thread_name_prefix='png')
     pending: deque[Future] = deque()
     # Rows are flushed as they are written, so an interrupted run leaves a consistent prefix.
@@ -204,13 +206,15 @@ def write_dataset(
                 steps_left = episode_steps
             st = sim.state
             v, w = expert.command(st)
+            # A new buffer each frame: the encoder threads own it from here on.
+            frame = np.empty(frame_shape, np.uint8)
+            finish = None
             if renderer is None:
                 sim.frame(light, out=frame)
             else:
-                renderer.render(st.x, st.y, st.yaw, out=frame)
+                frame, finish = renderer.render_staged(st.x, st.y, st.yaw, out=frame)
             texture_frames_left -= 1
-            # The filtered rows are a new array: the frame buffer is free for the next render.
-            pending.append(encoders.submit(_write_png, out / f'{i}.png', sub_filter(frame)))
+            pending.append(encoders.submit(_finish_and_write, out / f'{i}.png', frame, finish))
             while len(pending) > 2 * ENCODER_THREADS:
                 pending.popleft().result()
             labels.writerow([f'{v:.6f}', f'{w:.6f}'])
@@ -277,9 +281,21 @@ def _episode_appearance(rng: np.random.Generator, strength: float, look: Painted
     return replace(appearance, painted=look, effects=effects)
 
 
-def _write_png(path: Path, lines: np.ndarray) -> None:
-    """Write one frame's :func:`~.png.sub_filter` rows as a PNG file (an encoder thread's job)."""
-    path.write_bytes(png_bytes(lines, PNG_LEVEL))
+def _finish_and_write(path: Path, frame: np.ndarray,
+                      finish: Callable[[np.ndarray], None] | None) -> None:
+    """
+    Finish a frame's lens effects (if any), then write its PNG file: an encoder thread's job.
+
+    :meth:`~.camera.CameraRenderer.render_staged` leaves the lens effects (blur, noise, JPEG),
+    which draw no random numbers, to here: they run beside the next frame's drawing.
+    """
+    if finish is not None:
+        finish(frame)
+    path.write_bytes(_encode_frame(frame))
+
+
+def _encode_frame(rgb: np.ndarray) -> bytes:
+    return encode_rgb_png(rgb, PNG_LEVEL)
 
 
 def read_labels(path: str | Path) -> np.ndarray:
