@@ -110,7 +110,9 @@ def test_dataset_command(tmp_path):
         '--json',
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)[0]['frames'] == 5
+    (row,) = json.loads(proc.stdout)
+    assert row['frames'] == 5 and row['seconds'] > 0
+    assert row['frames_per_s'] == pytest.approx(5 / row['seconds'], rel=0.1)
     assert len(list((tmp_path / 'd').glob('*.png'))) == 5
     again = pilotnet(
         'dataset', '--circuit', 'many_curves', '--frames', '5', '--out', str(tmp_path / 'd')

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 import json
 import os
 from pathlib import Path
+import time
 
 import numpy as np
 from pilotnet_optimized.argtypes import output_folder, positive_int
@@ -361,11 +362,14 @@ def run(args: argparse.Namespace) -> int:
         jobs = [(name, out / split / name) for split in splits for name in SPLITS[split]]
     infos = []
     for k, (name, folder) in enumerate(jobs):
+        started = time.perf_counter()
         info = write_dataset(get_circuit(name), args.frames, folder, seed=args.seed + k,
                              perturb=not args.no_perturb, lighting=not args.no_lighting,
                              overwrite=args.overwrite, progress=not args.json,
                              randomise=args.randomise, strength=args.strength)
-        infos.append(info.__dict__)
+        seconds = time.perf_counter() - started   # painting the circuit and every frame
+        infos.append({**info.__dict__, 'seconds': round(seconds, 2),
+                      'frames_per_s': round(args.frames / seconds, 1)})
     columns = (
         'path',
         'circuit',
@@ -374,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
         'episodes',
         'v_mean',
         Column('|w|_mean', 'w_abs_mean'),
+        Column('frames/s', 'frames_per_s'),
     )
     print_rows(infos, args.json, columns)
     return 0
