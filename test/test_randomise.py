@@ -415,9 +415,9 @@ def test_validation_and_test_circuits_stay_clean_unless_asked(tmp_path):
 
 def test_staged_frames_finished_out_of_order_are_the_rendered_ones(simple, clean_texture):
     """The dataset writer finishes lens effects on other threads, in any order: same frames."""
-    effects = dict(shadows=2, shadow_darkness=0.4, vignette=0.2, blur_sigma=0.8,
-                   motion_blur_px=3, noise_sigma=4.0, jpeg_quality=60,
-                   lighting=Lighting(gain=0.9, fog=0.3))
+    effects = {'shadows': 2, 'shadow_darkness': 0.4, 'vignette': 0.2, 'blur_sigma': 0.8,
+               'motion_blur_px': 3, 'noise_sigma': 4.0, 'jpeg_quality': 60,
+               'lighting': Lighting(gain=0.9, fog=0.3)}
     poses = [simple.pose_at(s, 0.5) for s in (5.0, 40.0, 90.0, 150.0)]
     whole = effects_renderer(simple, clean_texture, **effects)
     expected = [whole.render(*p) for p in poses]
