@@ -158,6 +158,7 @@ class _DistinctStamps:
 
     def __init__(self) -> None:
         self._all = _Doubles()
+        self._lo = math.inf
         self._hi = -math.inf
         self._order: deque[float] = deque()
         self._recent: set[float] = set()
@@ -172,7 +173,7 @@ class _DistinctStamps:
         if stamp <= self._hi and bool(np.any(self._all.values() == stamp)):
             return
         self._all.append(stamp)
-        self._hi = max(self._hi, stamp)
+        self._lo, self._hi = min(self._lo, stamp), max(self._hi, stamp)
         self._order.append(stamp)
         self._recent.add(stamp)
         if len(self._order) > self.RECENT:
@@ -181,8 +182,7 @@ class _DistinctStamps:
     @property
     def span(self) -> float:
         """Newest minus oldest stamp (0 without any)."""
-        values = self._all.values()
-        return float(values.max() - values.min()) if len(values) else 0.0
+        return self._hi - self._lo if self.count else 0.0
 
 
 class _Doubles:

@@ -23,14 +23,12 @@ at the same size. The PNG around the deflate stream is the standard one (signatu
 left), which suits rendered frames best at this level; every PNG reader (OpenCV, Pillow, libpng)
 reads the files. Without ``isal`` the stdlib's zlib deflates: the same files, slower.
 
-The work is split so that a writer thread can do the slow part: :func:`sub_filter` (numpy, a new
-array, so the caller may reuse its frame buffer at once), then :func:`png_bytes` (deflate and
-CRCs; both release the GIL).
+:func:`encode_rgb_png` is :func:`sub_filter` (numpy) then :func:`png_bytes` (deflate and CRCs);
+both release the GIL, so the dataset writer's encoder threads run it beside the drawing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 import struct
 import zlib
 
@@ -43,7 +41,7 @@ except ImportError:   # the pinned requirements have it; a plain zlib stream is 
     _deflate = zlib
     DEFLATE = 'zlib'
 
-__all__ = ['DEFLATE', 'sub_filter', 'png_bytes', 'encode_rgb_png', 'write_rgb_png']
+__all__ = ['DEFLATE', 'sub_filter', 'png_bytes', 'encode_rgb_png']
 
 _SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _SUB = 1          # PNG filter type 1: Sub
@@ -83,8 +81,3 @@ def png_bytes(lines: np.ndarray, level: int = 1) -> bytes:
 def encode_rgb_png(rgb: np.ndarray, level: int = 1) -> bytes:
     """Return an RGB image (H x W x 3 uint8) as PNG file bytes."""
     return png_bytes(sub_filter(rgb), level)
-
-
-def write_rgb_png(path: str | Path, rgb: np.ndarray, level: int = 1) -> None:
-    """Write an RGB image as a PNG file."""
-    Path(path).write_bytes(encode_rgb_png(rgb, level))
