@@ -472,6 +472,118 @@ def test_simulator_waits_for_its_observers_and_a_brain(ros_context):
             node.destroy_node()
 
 
+def test_first_frame_waits_for_the_observers_inputs_to_match(ros_context):
+    """
+    Lock-step: the first frame waits until each observer has matched the brain's timing.
+
+    An observer that took the start pose but whose timing subscription has not matched the
+    brain's publisher yet would lose the timing of the first frames (a short run's, all of it).
+    Here the observer is a hand-made node that says what it has matched, as the metrics node does.
+    """
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from pilotnet_optimized.nodes import qos, topics
+    from pilotnet_optimized.nodes.simulator_node import SimulatorNode
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float64MultiArray, String
+
+    sim = SimulatorNode(
+        context=ros_context, parameter_overrides=[Parameter('wait_for_observers', value=1)]
+    )
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(sim)
+    brain = Node('brain', context=ros_context)
+    observer = Node('observer', context=ros_context)
+    frames: list[Image] = []
+    brain.create_subscription(Image, topics.CAMERA, frames.append, qos.CAMERA)
+    brain.create_publisher(Twist, topics.COMMAND, qos.COMMAND)
+    brain.create_publisher(Float64MultiArray, '/brain/timing', qos.TIMING)
+    acks = observer.create_publisher(String, topics.OBSERVED, qos.ACK)
+    odometry: list[int] = []
+    observer.create_subscription(
+        Odometry, topics.ODOMETRY,
+        lambda m: odometry.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec),
+        qos.ODOMETRY,
+    )
+    observer.create_subscription(String, topics.SIM_STATUS, lambda m: None, qos.STATUS)
+    for node in (brain, observer):
+        executor.add_node(node)
+
+    def ack(matched: int) -> None:
+        acks.publish(String(data=json.dumps({
+            'node': '/observer', 'odom_ns': odometry[-1], 'frame_ns': None,
+            'inputs': {'/brain/timing': matched},
+        })))
+
+    try:
+        _spin_until(executor, lambda: sim._state == 'running' and odometry, 20, 'the start pose')
+        _spin_until(executor, lambda: sim.count_publishers('/brain/timing') == 1, 10,
+                    "the brain's timing publisher in the simulator's graph")
+        ack(0)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.02)
+        assert sim._pending_frame and sim._frames == 0 and not frames, (
+            'the first frame went out before the observer matched the timing'
+        )
+        ack(1)
+        _spin_until(executor, lambda: bool(frames), 10, 'the first frame, once matched')
+        assert sim._frames == 1
+    finally:
+        executor.shutdown()
+        for node in (brain, observer, sim):
+            node.destroy_node()
+
+
+def test_an_observer_acknowledges_again_when_an_input_matches(ros_context):
+    """
+    The first frame is held for it: an observer must say so itself when its input matches.
+
+    It acknowledged the start pose with nothing matched; once the brain's publisher appears, a
+    new acknowledgement says one publisher is matched, without new odometry to trigger it.
+    """
+    from pilotnet_optimized.nodes import qos, topics
+    from pilotnet_optimized.nodes.observer import matched_publishers, ObserverAck, parse_ack
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import Float64MultiArray, String
+
+    observer = Node('observer', context=ros_context)
+    probe = Node('probe', context=ros_context)
+    timing = observer.create_subscription(
+        Float64MultiArray, '/late_brain/timing', lambda m: None, qos.TIMING
+    )
+    out = ObserverAck(
+        observer, lambda: {'/late_brain/timing': matched_publishers(observer, timing)}
+    )
+    heard: list[Any] = []
+    probe.create_subscription(String, topics.OBSERVED, lambda m: heard.append(
+        parse_ack(m.data)), qos.ACK)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for node in (observer, probe):
+        executor.add_node(node)
+    try:
+        _spin_until(executor, lambda: probe.count_publishers(topics.OBSERVED) > 0, 10, 'acks')
+        time.sleep(0.5)
+        executor.spin_once(timeout_sec=0.1)
+        out.send(0)
+        _spin_until(executor, lambda: bool(heard), 10, 'the first acknowledgement')
+        assert heard[-1] == ('/observer', 0, None, {'/late_brain/timing': 0})
+        brain = Node('brain', context=ros_context)
+        brain.create_publisher(Float64MultiArray, '/late_brain/timing', qos.TIMING)
+        _spin_until(executor, lambda: heard[-1][3] == {'/late_brain/timing': 1}, 10,
+                    'an acknowledgement with the match')
+        assert heard[-1][:3] == ('/observer', 0, None)
+        brain.destroy_node()
+    finally:
+        executor.shutdown()
+        for node in (observer, probe):
+            node.destroy_node()
+
+
 def test_run_with_record_writes_report_and_bag(model, ros_env, tmp_path):
     """
     Check ``pilotnet run ... record:=true`` to the end of the run.

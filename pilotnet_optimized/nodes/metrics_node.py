@@ -61,6 +61,7 @@ from pilotnet_optimized.laps import load_perfect_lap, PerfectLap
 from pilotnet_optimized.laps.report import RunReport, TIMING_FIELDS, write_report
 from pilotnet_optimized.nodes import qos, topics
 from pilotnet_optimized.nodes.graph import resolve_output_dir
+from pilotnet_optimized.nodes.observer import matched_publishers, ObserverAck
 from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
 from pilotnet_optimized.nodes.spin import drain_node, spin_node
 from rclpy.clock import Clock, ClockType
@@ -164,14 +165,16 @@ class MetricsNode(Node):
         self._started = time.monotonic()
         self._nodes: dict[str, dict[str, Any]] = {}
         self._odom_ns = -1
-        self._ack_pub = self.create_publisher(String, topics.OBSERVED, qos.ACK)
-
         self.create_subscription(
             Odometry, str(param(self, 'odom_topic')), self._on_odom, qos.ODOMETRY
         )
-        self.create_subscription(
-            Float64MultiArray, str(param(self, 'timing_topic')), self._on_timing, qos.TIMING
+        timing_topic = self.resolve_topic_name(str(param(self, 'timing_topic')))
+        timing = self.create_subscription(
+            Float64MultiArray, timing_topic, self._on_timing, qos.TIMING
         )
+        # The timing comes from the brain, not the simulator: a lock-step simulator holds the first
+        # frame until this subscription has matched it (else a short run's timing is all lost).
+        self._ack = ObserverAck(self, lambda: {timing_topic: matched_publishers(self, timing)})
         self.create_subscription(
             String,
             str(param(self, 'inference_status_topic')),
@@ -207,8 +210,7 @@ class MetricsNode(Node):
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         if stamp > self._odom_ns:
             self._odom_ns = stamp
-        self._ack_pub.publish(String(data=json.dumps({'node': self._name,
-                                                      'odom_ns': self._odom_ns})))
+        self._ack.send(self._odom_ns)
 
     def _on_timing(self, msg: Float64MultiArray) -> None:
         if msg.layout.dim and msg.layout.dim[0].label:

@@ -62,6 +62,7 @@ from pilotnet_optimized.bags.repair import bag_metadata, write_bag_metadata
 from pilotnet_optimized.errors import PilotnetError
 from pilotnet_optimized.nodes import qos, topics
 from pilotnet_optimized.nodes.graph import resolve_output_dir
+from pilotnet_optimized.nodes.observer import matched_publishers, ObserverAck
 from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
 from pilotnet_optimized.nodes.spin import drain_node, spin_node
 from rclpy.clock import Clock, ClockType
@@ -71,7 +72,6 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
                                 QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_typestore, Stores
-from std_msgs.msg import String
 
 try:   # Iron and later (Jazzy, Kilted)
     from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
@@ -208,8 +208,8 @@ class RecorderNode(Node):
         self.compression = _set_chunk_compression(self._writer, str(param(self, 'compression')))
         self._writer.set_custom_data('chunk_compression', self.compression)
         _spill_chunk_index(self._writer)
-        self._name = self.get_fully_qualified_name()
-        self._ack_pub = self.create_publisher(String, topics.OBSERVED, qos.ACK)
+        self._resolved = {t: self.resolve_topic_name(t) for t in self._wanted}
+        self._ack_out = ObserverAck(self, self._inputs)
         self._odom_ns = -1
         # -1: recording the camera, no frame yet (the simulator then waits for its first one)
         self._frame_ns: int | None = -1 if topics.CAMERA in self._wanted else None
@@ -329,8 +329,22 @@ class RecorderNode(Node):
 
     def _ack(self, frame_ns: int | None = None) -> None:
         frame = self._frame_ns if frame_ns is None else max(frame_ns, self._frame_ns or -1)
-        self._ack_pub.publish(String(data=json.dumps(
-            {'node': self._name, 'odom_ns': self._odom_ns, 'frame_ns': frame})))
+        self._ack_out.send(self._odom_ns, frame)
+
+    def _inputs(self) -> dict[str, int]:
+        """
+        Return the publishers matched per recorded topic (0 for one not subscribed to yet).
+
+        A lock-step simulator holds its first frame until each has reached what it sees in the
+        graph, so that the bag starts with the run. Its own topics are there too: harmless, as the
+        observer took odometry from it.
+        """
+        return {
+            self._resolved[t]: (
+                matched_publishers(self, self._recording[t]) if t in self._recording else 0
+            )
+            for t in self._wanted if t not in self._skipped
+        }
 
     def _take_status(self, data: bytes) -> None:
         """Keep the simulator's ``end`` event (its published counts), from the raw CDR string."""

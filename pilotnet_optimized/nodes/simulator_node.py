@@ -57,9 +57,11 @@ Nothing is lost by the observers in lock-step: each (the metrics and recorder no
 on ``/sim/observed`` the newest odometry (and, recording the camera, frame) it has taken; the
 simulator steps at most :data:`ODOM_WINDOW` steps ahead of the slowest one (within every queue's
 depth) and sends the next frame only once each camera-recording observer has the last one (a frame
-it lost is sent again). An observer silent for ``observer_timeout`` while the run waits for it, or
-gone from the graph, ends the run: ``observer_lost``. A brain that has gone (its node left the
-graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The ``end`` event names
+it lost is sent again); the first frame also waits until each observer's subscriptions to the
+brain's topics (its timing) have matched the publishers seen there (:mod:`.observer`; waived with
+a warning after ``observer_timeout``). An observer silent for ``observer_timeout`` while the run
+waits for it, or gone from the graph, ends the run: ``observer_lost``. A brain that has gone (its
+node left the graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The ``end`` event names
 the nodes (``brain``, ``observers``, ``observers_lost``), the counts published per topic
 (``published``) and the last command applied (``last_command``).
 
@@ -89,6 +91,7 @@ import numpy as np
 from pilotnet_optimized.bags.images import ImageSerializer
 from pilotnet_optimized.laps import compute_lap_metrics, EndReason
 from pilotnet_optimized.nodes import qos, topics
+from pilotnet_optimized.nodes.observer import parse_ack
 from pilotnet_optimized.nodes.params import declare_parameters, param, ParamSpec
 from pilotnet_optimized.nodes.spin import spin_node
 from pilotnet_optimized.sim import get_circuit, Lighting, SimConfig, Simulator
@@ -282,6 +285,7 @@ class SimulatorNode(Node):
         self._observers_lost: dict[str, str] = {}
         self._pending_frame = False      # lock-step: stepped; the next frame waits for observers
         self._gate_since = 0.0
+        self._inputs_waived = False      # lock-step: first frame sent without waiting for inputs
         self._graph_checked = 0.0
         self._brain_seen = False
         self._brain_nodes: list[str] = []
@@ -421,18 +425,41 @@ class SimulatorNode(Node):
 
     # -- observers --------------------------------------------------------------------------------
     def _on_observed(self, msg: String) -> None:
-        try:
-            ack = json.loads(msg.data)
-            name = str(ack['node'])
-            odom_ns = int(ack.get('odom_ns', -1))
-            frame_ns = None if ack.get('frame_ns') is None else int(ack['frame_ns'])
-        except (ValueError, KeyError, TypeError):
+        ack = parse_ack(msg.data)
+        if ack is None:
             return
+        name, odom_ns, frame_ns, inputs = ack
         if name in self._observers_lost:
             return
-        self._observers[name] = {'odom_ns': odom_ns, 'frame_ns': frame_ns, 'at': time.monotonic()}
-        if self._pending_frame and not self._behind():
+        self._observers[name] = {
+            'odom_ns': odom_ns, 'frame_ns': frame_ns, 'inputs': inputs, 'at': time.monotonic()
+        }
+        if self._pending_frame and not self._held():
             self._send_pending()
+
+    def _held(self) -> bool:
+        """Tell whether the next frame must wait (observers behind, or not matched yet)."""
+        return bool(self._behind() or self._unmatched())
+
+    def _unmatched(self) -> dict[str, list[str]]:
+        """
+        Return, before the first frame, each observer's inputs not matched yet.
+
+        An input (a topic the observer takes from another node: the brain's timing) is matched once
+        the observer's subscription has as many publishers as this node sees on it in the graph.
+        Waived after ``observer_timeout`` (a warning): an incompatible QoS never matches.
+        """
+        if self._frames != 0 or self._inputs_waived:
+            return {}
+        publishers: dict[str, int] = {}
+        unmatched: dict[str, list[str]] = {}
+        for name, o in self._observers.items():
+            for topic, matched in o['inputs'].items():
+                if topic not in publishers:
+                    publishers[topic] = self.count_publishers(topic)
+                if matched < publishers[topic]:
+                    unmatched.setdefault(name, []).append(topic)
+        return unmatched
 
     def _behind(self) -> list[str]:
         """
@@ -453,7 +480,7 @@ class SimulatorNode(Node):
 
     def _next_frame(self) -> None:
         """Send the next frame, or (lock-step) hold it until the observers have caught up."""
-        if self._realtime or not self._behind():
+        if self._realtime or not self._held():
             self._send_frame()
             return
         self._pending_frame = True
@@ -473,10 +500,21 @@ class SimulatorNode(Node):
         never spoke are not waited for longer than that (a warning).
         """
         behind = self._behind()
-        if not behind:
+        unmatched = self._unmatched()
+        if not behind and not unmatched:
             self._send_pending()
             return
         waited = now - self._gate_since
+        if unmatched and not behind:
+            if waited >= self._observer_timeout:
+                self.get_logger().warning(
+                    f'after {waited:.1f} s, not matched yet: ' + '; '.join(
+                        f"{n} to {', '.join(t)}" for n, t in unmatched.items()
+                    ) + ': starting anyway (what they miss is missing from their reports)'
+                )
+                self._inputs_waived = True
+                self._send_pending()
+            return
         missing = [n for n in behind if n != '?']
         gone: dict[str, str] = {}
         if missing and now - self._graph_checked >= GRAPH_CHECK_S and waited >= GRAPH_CHECK_S:
@@ -502,7 +540,7 @@ class SimulatorNode(Node):
                 f'acknowledge after {waited:.1f} s: not waiting for the others'
             )
             self._wait_for_observers = len(self._observers) + len(self._observers_lost)
-            if not self._behind():
+            if not self._held():
                 self._send_pending()
             return
         if self._frame_ns >= 0 and now - self._last_sent > RESEND_AFTER_S and any(
