@@ -61,9 +61,9 @@ it lost is sent again); the first frame also waits until each observer's subscri
 brain's topics (its timing) have matched the publishers seen there (:mod:`.observer`; waived with
 a warning after ``observer_timeout``). An observer silent for ``observer_timeout`` while the run
 waits for it, or gone from the graph, ends the run: ``observer_lost``. A brain that has gone (its
-node left the graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The ``end`` event names
-the nodes (``brain``, ``observers``, ``observers_lost``), the counts published per topic
-(``published``) and the last command applied (``last_command``).
+node left the graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The
+``end`` event names the nodes (``brain``, ``observers``, ``observers_lost``), the counts
+published per topic (``published``) and the last command applied (``last_command``).
 
 Either way the run starts when the brain is there (a node that subscribes to the camera and
 publishes commands) and, with ``wait_for_observers`` > 0, that many observers (the metrics and
