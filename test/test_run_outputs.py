@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 from pilotnet_optimized.bags.read import BAG_READ_ERRORS, open_bag
 from pilotnet_optimized.bags.repair import bag_is_complete, repair_bag
-from pilotnet_optimized.laps import compute_lap_metrics, PerfectLap, Trajectory
+from pilotnet_optimized.laps import (checkpoint_progress, compute_lap_metrics, PerfectLap,
+                                     Trajectory)
 from pilotnet_optimized.laps.report import (REPORT_JSON, REPORT_MD, RunReport, TIMING_FIELDS,
                                             write_report)
 from pilotnet_optimized.nodes.graph import describe_graph, output_dir_of
@@ -99,6 +100,39 @@ def _lap_report(rng: np.random.Generator) -> tuple[RunReport, Trajectory, np.nda
         report.add_odometry(traj.t[i], traj.xy[i, 0], traj.xy[i, 1], traj.yaw[i], wall=wall)
         report.add_timing(dict(zip(TIMING_FIELDS, timing[i], strict=True)), wall=wall)
     return report, traj, timing, perfect
+
+
+def test_live_progress_goes_on_from_where_it_stopped(monkeypatch):
+    """
+    Progress asked for at odd moments, two laps long, equals the whole run's figures.
+
+    It walks only the poses since the last call, so each answer must still be the whole run's:
+    checkpoints, path, seconds, and the p50 of the latest frames. Small column blocks and window
+    make a short run cross many of each.
+    """
+    from pilotnet_optimized.laps import report as report_module
+    monkeypatch.setattr(report_module._Doubles, 'BLOCK', 64)
+    monkeypatch.setattr(report_module, 'PROGRESS_WINDOW', 100)
+    circuit = get_circuit('simple')
+    perfect = perfect_lap_of(circuit)
+    traj = drive_expert(circuit, laps=2).trajectory
+    report = RunReport(perfect, circuit='simple')
+    rng = np.random.default_rng(3)
+    checks = set(rng.integers(0, len(traj), 40).tolist()) | {0, 1, 31, 32, 33, len(traj) - 1}
+    for i in range(len(traj)):
+        report.add_odometry(traj.t[i], traj.xy[i, 0], traj.xy[i, 1], traj.yaw[i])
+        report.add_timing({'inference_ms': float(i % 11), 'image_stamp_s': traj.t[i]})
+        if i not in checks:
+            continue
+        live = report.progress()
+        reached = checkpoint_progress(traj.xy[:i + 1], perfect).reached
+        assert live['percentage_completed'] == round(reached / len(perfect) * 100, 3), i
+        path = Trajectory(t=traj.t[:i + 1], xy=traj.xy[:i + 1]).path_length()
+        assert live['completed_distance'] == pytest.approx(path, abs=2e-3), i
+        assert live['sim_seconds'] == pytest.approx(traj.t[i] - traj.t[0], abs=1e-3)
+        window = np.arange(max(0, i + 1 - 100), i + 1) % 11
+        assert live['inference_p50_ms'] == pytest.approx(np.percentile(window, 50), abs=1e-4)
+    assert report.progress()['percentage_completed'] > 199.0
 
 
 def test_report_of_a_full_lap():

@@ -39,6 +39,7 @@ __all__ = [
     'LapMetrics',
     'PerfectLap',
     'checkpoint_progress',
+    'CheckpointWalk',
     'circuit_diameter',
     'compute_lap_metrics',
     'load_perfect_lap',
@@ -193,36 +194,73 @@ def checkpoint_progress(run_xy: np.ndarray, perfect: PerfectLap) -> CheckpointPr
     run_xy = np.asarray(run_xy, dtype=np.float64).reshape(-1, 2)
     if run_xy.shape[0] == 0:
         raise TrajectoryError('run has no poses')
-    cp = perfect.xy
-    start = int(np.argmin(np.sum((cp - run_xy[0]) ** 2, axis=1)))
-    # Tangent at each checkpoint from its two neighbours; the lap is a closed loop.
-    tangent = np.roll(cp, -1, axis=0) - np.roll(cp, 1, axis=0)
-    norm = np.hypot(*tangent.T)[:, None]
-    tangent = np.divide(tangent, norm, out=np.zeros_like(tangent), where=norm > 0)
-    # Plain Python floats: the walk is sequential and scalar numpy operations are ~10x slower.
-    rx, ry = run_xy[:, 0].tolist(), run_xy[:, 1].tolist()
-    cx, cy = cp[:, 0].tolist(), cp[:, 1].tolist()
-    tx, ty = tangent[:, 0].tolist(), tangent[:, 1].tolist()
-    best: CheckpointProgress | None = None
-    for direction in (1, -1):
-        reached, closed = _walk(rx, ry, cx, cy, tx, ty, start, direction)
-        if best is None or reached > best.reached:
-            best = CheckpointProgress(start, direction, reached, closed)
-    assert best is not None
-    return best
+    walk = CheckpointWalk(perfect, run_xy[0])
+    walk.feed(run_xy)
+    return walk.progress
+
+
+class CheckpointWalk:
+    """
+    :func:`checkpoint_progress` fed a few poses at a time, with the same result.
+
+    The walk is sequential, so it can go on from where it stopped: a live run's progress then
+    costs its new poses only, not the whole run again (a metrics node that walked the whole run
+    every second spent O(N^2) over a long run and left its heap fragmented by the temporary
+    lists).
+
+    :param perfect: the perfect lap.
+    :param first_xy: the run's first position (the walk starts at the checkpoint nearest it).
+    """
+
+    def __init__(self, perfect: PerfectLap, first_xy: Any) -> None:
+        cp = perfect.xy
+        first = np.asarray(first_xy, dtype=np.float64).reshape(2)
+        self.start = int(np.argmin(np.sum((cp - first) ** 2, axis=1)))
+        # Tangent at each checkpoint from its two neighbours; the lap is a closed loop.
+        tangent = np.roll(cp, -1, axis=0) - np.roll(cp, 1, axis=0)
+        norm = np.hypot(*tangent.T)[:, None]
+        tangent = np.divide(tangent, norm, out=np.zeros_like(tangent), where=norm > 0)
+        # Plain Python floats: the walk is sequential and scalar numpy operations are ~10x slower.
+        self._cx, self._cy = cp[:, 0].tolist(), cp[:, 1].tolist()
+        self._tx, self._ty = tangent[:, 0].tolist(), tangent[:, 1].tolist()
+        # per direction: current checkpoint, checkpoints reached, pose index of the lap's close
+        self._state: dict[int, tuple[int, int, int | None]] = {
+            1: (self.start, 1, None), -1: (self.start, 1, None)
+        }
+        self.poses = 0
+
+    def feed(self, run_xy: np.ndarray) -> None:
+        """Walk on over the next ``(K, 2)`` run positions, in time order."""
+        run_xy = np.asarray(run_xy, dtype=np.float64).reshape(-1, 2)
+        if not run_xy.shape[0]:
+            return
+        rx, ry = run_xy[:, 0].tolist(), run_xy[:, 1].tolist()
+        for direction, state in self._state.items():
+            self._state[direction] = _walk(rx, ry, self._cx, self._cy, self._tx, self._ty,
+                                           state, direction, self.poses)
+        self.poses += len(rx)
+
+    @property
+    def progress(self) -> CheckpointProgress:
+        """Return the progress so far in the winning direction (forward on ties)."""
+        best: CheckpointProgress | None = None
+        for direction, (_, reached, closed) in self._state.items():
+            if best is None or reached > best.reached:
+                best = CheckpointProgress(self.start, direction, reached, closed)
+        assert best is not None
+        return best
 
 
 def _walk(rx: list[float], ry: list[float], cx: list[float], cy: list[float],
-          tx: list[float], ty: list[float], start: int, direction: int,
-          ) -> tuple[int, int | None]:
+          tx: list[float], ty: list[float], state: tuple[int, int, int | None], direction: int,
+          offset: int) -> tuple[int, int, int | None]:
+    """Go on from ``state`` over poses numbered from ``offset``; return the new state."""
     m = len(cx)
     r2 = CHECKPOINT_RADIUS_M * CHECKPOINT_RADIUS_M
     # Tangents point along the perfect lap's order; driving it backwards flips them.
     sign = float(direction)
     tol = -_BEHIND_TOLERANCE_M
-    current = start
-    reached = 1
-    closed: int | None = None
+    current, reached, closed = state
     for i in range(len(rx)):
         px = rx[i]
         py = ry[i]
@@ -241,8 +279,8 @@ def _walk(rx: list[float], ry: list[float], cx: list[float], cy: list[float],
             current = nxt
             reached += 1
             if reached == m:
-                closed = i
-    return reached, closed
+                closed = offset + i
+    return current, reached, closed
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ import time
 from typing import Any
 
 import numpy as np
-from pilotnet_optimized.laps.metrics import checkpoint_progress, compute_lap_metrics, PerfectLap
+from pilotnet_optimized.laps.metrics import (checkpoint_progress, CheckpointWalk,
+                                             compute_lap_metrics, PerfectLap)
 from pilotnet_optimized.laps.trajectory import Trajectory
 
 __all__ = [
@@ -77,6 +78,8 @@ __all__ = [
 TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
 REPORT_JSON = 'metrics.json'
 REPORT_MD = 'metrics.md'
+#: Frames the live progress's inference p50 covers (the latest ones).
+PROGRESS_WINDOW = 4096
 FORMAT = 'pilotnet_optimized.run_report/1'
 SUMMARY_FORMAT = 'pilotnet_optimized.episodes_summary/1'
 SUMMARY_JSON = 'summary.json'
@@ -223,9 +226,16 @@ class _Doubles:
 
     def values(self) -> np.ndarray:
         """Return every value, in order, as one new array."""
-        if not self._blocks:
+        return self.values_from(0)
+
+    def values_from(self, start: int) -> np.ndarray:
+        """Return the values from index ``start`` on, as one new array (only their blocks)."""
+        start = max(0, min(start, self._n))
+        first = start // self.BLOCK
+        if first >= len(self._blocks):
             return np.empty(0, np.float64)
-        return np.concatenate(self._blocks)[:self._n]
+        tail = np.concatenate(self._blocks[first:])
+        return tail[start - first * self.BLOCK:self._n - first * self.BLOCK]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         values = self.values()
@@ -263,6 +273,11 @@ class RunReport:
         self._timing = {name: _Doubles() for name in TIMING_FIELDS}
         self._timing_wall = _Doubles()
         self._stamps = _DistinctStamps()
+        # Live progress goes on from where it stopped: walking every pose again each time cost a
+        # long run O(N^2) and fragmented the node's heap with whole-run temporaries.
+        self._walk: CheckpointWalk | None = None
+        self._walked = 0                 # poses the progress has taken
+        self._path_m = 0.0               # their path length
         self.model: dict[str, Any] | None = None
         self.result: dict[str, Any] | None = None
 
@@ -354,19 +369,32 @@ class RunReport:
         """
         How the run goes so far.
 
-        Percentage of the lap, distance, simulated seconds, frames, inference p50.
+        Percentage of the lap, distance, simulated seconds, frames, and the inference p50 of the
+        latest :data:`PROGRESS_WINDOW` frames (the report's own p50 covers them all). Each call
+        costs the poses since the last one.
         """
+        n = len(self._t)
+        if n > self._walked:
+            # From the last pose taken, for the path's first new segment.
+            back = 1 if self._walked else 0
+            xy = self._xy.values_from(2 * (self._walked - back)).reshape(-1, 2)
+            if xy.shape[0] > 1:
+                self._path_m += float(np.hypot(*np.diff(xy, axis=0).T).sum())
+            if self.perfect is not None:
+                if self._walk is None:
+                    self._walk = CheckpointWalk(self.perfect, xy[0])
+                self._walk.feed(xy[back:])
+            self._walked = n
         percentage = None
-        if self.perfect is not None and self._t:
-            percentage = round(checkpoint_progress(self._poses_xy(), self.perfect).reached
-                               / len(self.perfect) * 100.0, 3)
-        traj = self.trajectory() if self._t else None
+        if self._walk is not None:
+            percentage = round(self._walk.progress.reached / len(self.perfect) * 100.0, 3)
+        latest = self._timing['inference_ms']
         return {
             'percentage_completed': percentage,
-            'completed_distance': round(traj.path_length(), 3) if traj is not None else 0.0,
-            'sim_seconds': round(traj.duration, 3) if traj is not None else 0.0,
+            'completed_distance': round(self._path_m, 3),
+            'sim_seconds': round(self._t[-1] - self._t[0], 3) if n > 1 else 0.0,
             'frames': self.frames,
-            **_percentiles(self._timing['inference_ms'], 'inference', (50,)),
+            **_percentiles(latest.values_from(len(latest) - PROGRESS_WINDOW), 'inference', (50,)),
         }
 
     def end(
