@@ -50,7 +50,7 @@ def _rss_mb() -> float:
 
 
 def _whole_run_progress(report) -> dict:
-    """The live progress as it was: everything from the first pose again."""
+    """Return the live progress as it was: everything from the first pose again."""
     import numpy as np
     from pilotnet_optimized.laps.metrics import checkpoint_progress
     from pilotnet_optimized.laps.report import _percentiles
@@ -103,8 +103,8 @@ def main() -> None:
         return
     results = []
     for variant in args.variants:
-        out = subprocess.run([sys.executable, __file__, '--one', variant, '--rows', str(args.rows)],
-                             check=True, capture_output=True, text=True).stdout
+        command = [sys.executable, __file__, '--one', variant, '--rows', str(args.rows)]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(json.dumps({'benchmark': 'report_memory', 'rows': args.rows,
                       'load_average': [round(x, 2) for x in os.getloadavg()],
