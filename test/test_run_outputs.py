@@ -135,6 +135,51 @@ def test_live_progress_goes_on_from_where_it_stopped(monkeypatch):
     assert report.progress()['percentage_completed'] > 199.0
 
 
+def test_timing_rows_before_the_first_pose_are_dropped_and_counted():
+    """The brain's publisher replays its last rows to a late subscriber: not this run's frames."""
+    report = RunReport(None)
+    assert report.add_timing({'inference_ms': 1.0, 'image_stamp_s': 3.0})   # no pose yet: taken
+    report.add_odometry(5.0, 0.0, 0.0)
+    assert not report.add_timing({'inference_ms': 9.0, 'image_stamp_s': 4.95})
+    assert report.add_timing({'inference_ms': 2.0, 'image_stamp_s': 5.0})
+    assert report.add_timing({'inference_ms': 2.0})                          # no stamp: taken
+    out = report.end('interrupted')
+    assert out['timing_rows_before_start'] == 1 and out['timing_samples'] == 3
+    assert out['inference_p50_ms'] == pytest.approx(2.0)
+
+
+def test_a_late_timing_subscriber_gets_the_rows_sent_before_it_matched(ros_context):
+    """
+    Matching is one-sided: the brain's timing publisher may match the metrics node late.
+
+    What it published before (the first frames' rows) must still reach it: the profile keeps
+    the last rows for a subscriber that matches later.
+    """
+    from pilotnet_optimized.nodes import qos
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import Float64MultiArray
+
+    brain = Node('early_brain', context=ros_context)
+    observer = Node('late_observer', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for node in (brain, observer):
+        executor.add_node(node)
+    try:
+        timing = brain.create_publisher(Float64MultiArray, '/early_brain/timing', qos.TIMING)
+        for i in range(5):
+            timing.publish(Float64MultiArray(data=[float(i)]))
+        rows: list[float] = []
+        observer.create_subscription(Float64MultiArray, '/early_brain/timing',
+                                     lambda m: rows.append(m.data[0]), qos.TIMING)
+        _spin_until(executor, lambda: len(rows) >= 5, 10, 'the rows sent before the match')
+        assert rows == [0.0, 1.0, 2.0, 3.0, 4.0]
+    finally:
+        executor.shutdown()
+        for node in (brain, observer):
+            node.destroy_node()
+
+
 def test_report_of_a_full_lap():
     report, traj, timing, perfect = _lap_report(np.random.default_rng(0))
     # a frame answered twice counts once ...

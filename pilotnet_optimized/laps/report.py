@@ -78,6 +78,8 @@ __all__ = [
 TIMING_FIELDS = ('inference_ms', 'end_to_end_ms', 'preprocess_ms', 'callback_ms', 'image_stamp_s')
 REPORT_JSON = 'metrics.json'
 REPORT_MD = 'metrics.md'
+#: Seconds a timing row's image stamp may precede the first pose (stamps printed with 9 digits).
+STAMP_TOLERANCE_S = 1e-6
 #: Frames the live progress's inference p50 covers (the latest ones).
 PROGRESS_WINDOW = 4096
 FORMAT = 'pilotnet_optimized.run_report/1'
@@ -273,6 +275,7 @@ class RunReport:
         self._timing = {name: _Doubles() for name in TIMING_FIELDS}
         self._timing_wall = _Doubles()
         self._stamps = _DistinctStamps()
+        self._timing_before_start = 0    # rows for frames before the first pose, dropped
         # Live progress goes on from where it stopped: walking every pose again each time cost a
         # long run O(N^2) and fragmented the node's heap with whole-run temporaries.
         self._walk: CheckpointWalk | None = None
@@ -332,22 +335,30 @@ class RunReport:
 
     def add_timing(
         self, row: Mapping[str, float] | Sequence[float], wall: float | None = None
-    ) -> None:
+    ) -> bool:
         """
-        Take one timing row.
+        Take one timing row; return whether it was taken.
 
-        A row is a mapping by field name, or a sequence in :data:`TIMING_FIELDS` order.
+        A row is a mapping by field name, or a sequence in :data:`TIMING_FIELDS` order. A row for a
+        frame older than the first pose is dropped (and counted, ``timing_rows_before_start``):
+        the brain's publisher keeps its last rows for a subscriber it matches late, and a report
+        that started after them must not count them.
         """
         if self.ended:
-            return
+            return False
         values = row if isinstance(row, Mapping) else dict(zip(TIMING_FIELDS, row, strict=False))
+        stamp = values.get('image_stamp_s')
+        if (stamp is not None and math.isfinite(stamp) and self._t
+                and stamp < self._t[0] - STAMP_TOLERANCE_S):
+            self._timing_before_start += 1
+            return False
         for name in TIMING_FIELDS:
             value = values.get(name)
             self._timing[name].append(float(value) if value is not None else math.nan)
-        stamp = values.get('image_stamp_s')
         if stamp is not None and math.isfinite(stamp):
             self._stamps.add(round(float(stamp), 9))
         self._timing_wall.append(time.monotonic() if wall is None else float(wall))
+        return True
 
     def set_model(self, info: Mapping[str, Any]) -> None:
         """
@@ -455,6 +466,7 @@ class RunReport:
             {
                 'frames': self.frames,
                 'timing_samples': samples,
+                'timing_rows_before_start': self._timing_before_start,
                 'odometry_messages': len(self._t),
                 'sim_seconds': round(sim_seconds, 4),
                 'wall_seconds': round(odom_wall, 4),

@@ -23,8 +23,11 @@ Every QoS profile of the node suite, in one place, each chosen for what its topi
 - :data:`ODOMETRY`: reliable, keep last 10, volatile. Metrics and recorders want every pose.
 - :data:`CLOCK`: best effort, keep last 1, volatile. As rclcpp's ``ClockQoS`` and rclpy's time
   source subscribe.
-- :data:`TIMING`: reliable, keep last 50, volatile. One sample per frame for a metrics node; a
-  burst must not drop samples.
+- :data:`TIMING`: reliable, keep last 50, transient local. One sample per frame for a metrics node;
+  a burst must not drop samples, and neither may discovery: matching is one-sided (the metrics
+  node's subscription can have matched the brain's publisher before the publisher has matched it,
+  and a volatile writer sends nothing to a reader it does not know yet), so the writer keeps its
+  last 50 rows for a reader it matches late. The report drops rows older than its first pose.
 - :data:`ACK`: reliable, keep last 10, volatile. The observers' acknowledgements to a lock-step
   simulator (only the newest of each matters).
 - :data:`STATUS`: reliable, keep last 1, transient local. Events (model swaps, end of run): a late
@@ -76,7 +79,7 @@ TIMING = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=50,
     reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 ACK = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
