@@ -617,6 +617,39 @@ def test_first_frame_waits_for_the_observers_inputs_to_match(ros_context):
             node.destroy_node()
 
 
+def test_a_lost_brain_leaves_its_car_stopped(ros_context):
+    """
+    A brain lost while driving: the end event's last command is zero, not its last order.
+
+    Its node may leave the graph before a command timeout's zero step (SIGKILL under load).
+    """
+    from pilotnet_optimized.nodes import qos, topics
+    from pilotnet_optimized.nodes.simulator_node import SimulatorNode
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    sim = SimulatorNode(context=ros_context)
+    probe = Node('status_probe', context=ros_context)
+    events: list[dict] = []
+    probe.create_subscription(String, topics.SIM_STATUS,
+                              lambda m: events.append(json.loads(m.data)), qos.STATUS)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for node in (sim, probe):
+        executor.add_node(node)
+    try:
+        sim._advance(12.0, 0.4)      # the brain's last order, applied
+        sim._lose_brain('its node left the graph')
+        _spin_until(executor, lambda: any(e.get('event') == 'end' for e in events), 10,
+                    'the end event')
+        end = next(e for e in events if e.get('event') == 'end')
+        assert end['end_reason'] == 'brain_lost' and end['last_command'] == [0.0, 0.0]
+    finally:
+        executor.shutdown()
+        for node in (sim, probe):
+            node.destroy_node()
+
+
 def test_an_observer_acknowledges_again_when_an_input_matches(ros_context):
     """
     The first frame is held for it: an observer must say so itself when its input matches.

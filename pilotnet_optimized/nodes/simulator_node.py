@@ -63,7 +63,8 @@ a warning after ``observer_timeout``). An observer silent for ``observer_timeout
 waits for it, or gone from the graph, ends the run: ``observer_lost``. A brain that has gone (its
 node left the graph, or no command for ``brain_timeout``) ends it too: ``brain_lost``. The
 ``end`` event names the nodes (``brain``, ``observers``, ``observers_lost``), the counts
-published per topic (``published``) and the last command applied (``last_command``).
+published per topic (``published``) and the last command applied (``last_command``; zero after a
+lost brain: its car is stopped).
 
 Either way the run starts when the brain is there (a node that subscribes to the camera and
 publishes commands) and, with ``wait_for_observers`` > 0, that many observers (the metrics and
@@ -567,6 +568,10 @@ class SimulatorNode(Node):
             f"brain lost ({', '.join(self._brain_nodes) or 'the brain'}: {why}): ending the run"
         )
         self._brain_lost_why = why
+        # The car of a lost brain is stopped, as a watchdog stops a real one: the run ends here,
+        # and the end event's last command is that zero, not the dead brain's last order (which
+        # it had been when the brain's node left the graph before a command timeout's zero step).
+        self._last_applied = (0.0, 0.0)
         self._end(EndReason.BRAIN_LOST)
 
     # -- timer ------------------------------------------------------------------------------------
