@@ -96,6 +96,13 @@ COMMANDS: tuple[Command, ...] = (
         'pilotnet train --data data/train --val data/val --out models/pilotnet.keras',
     ),
     Command(
+        'steer',
+        f'{_PKG}.models.steering',
+        'Choose a steering gain in closed loop on validation circuits (the smallest of those that'
+        ' complete the most laps); --apply folds it into the Keras model.',
+        'pilotnet steer models/pilotnet.keras --circuits hairpins,gen:10000,gen:10001 --apply',
+    ),
+    Command(
         'drive',
         f'{_PKG}.sim.drive',
         'Drive a model round a circuit in the built-in simulator (ROS-free, lock-step) and print'

@@ -57,6 +57,7 @@ def test_help_lists_every_subcommand():
         'bench-sim',
         'laps',
         'train',
+        'steer',
         'drive',
         'optimize',
         'evaluate',
