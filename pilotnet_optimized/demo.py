@@ -49,6 +49,7 @@ import time
 
 from pilotnet_optimized import __version__
 from pilotnet_optimized.argtypes import positive_int
+from pilotnet_optimized.models.steering import DEFAULT_CIRCUITS, DEFAULT_GAINS
 from pilotnet_optimized.optimize.context import FINE_TUNING
 from pilotnet_optimized.optimize.methods import METHODS
 
@@ -165,8 +166,8 @@ DEFAULT_RECIPE = DemoRecipe(
     epochs=6,
     on_policy_rounds=1,
     on_policy_frames=150,
-    steering_gains=(1.0, 1.1, 1.2, 1.3),
-    steering_circuits=('hairpins', *(f'gen:{i}' for i in range(10000, 10025))),
+    steering_gains=DEFAULT_GAINS,
+    steering_circuits=DEFAULT_CIRCUITS,
 )
 
 

@@ -37,10 +37,15 @@ import numpy as np
 from pilotnet_optimized.errors import PilotnetError
 
 __all__ = ['GainRun', 'SteeringCalibration', 'apply_steering_gain', 'calibrate_steering_gain',
-           'choose_gain', 'fold_steering_gain', 'OUTPUT_LAYER', 'add_arguments', 'run']
+           'choose_gain', 'fold_steering_gain', 'OUTPUT_LAYER', 'DEFAULT_GAINS',
+           'DEFAULT_CIRCUITS', 'add_arguments', 'run']
 
 #: The dense layer that outputs the normalised (v, w) in every PilotNet of this package.
 OUTPUT_LAYER = 'vw'
+#: The gains the default recipe (and ``pilotnet steer``) tries.
+DEFAULT_GAINS = (1.0, 1.1, 1.2, 1.3)
+#: Its validation circuits: the built-in ``hairpins`` and 25 generated ones.
+DEFAULT_CIRCUITS = ('hairpins', *(f'gen:{i}' for i in range(10000, 10025)))
 
 
 @dataclass(frozen=True)
@@ -189,12 +194,11 @@ def _gains(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser) -> None:
     """Add the ``pilotnet steer`` arguments."""
-    from pilotnet_optimized.demo import DEFAULT_RECIPE
     parser.add_argument('model', help='model file: .keras (with --apply), or any backend file')
-    parser.add_argument('--circuits', default=','.join(DEFAULT_RECIPE.steering_circuits),
+    parser.add_argument('--circuits', default=','.join(DEFAULT_CIRCUITS),
                         help='validation circuits, comma-separated (default: the shipped'
                         " recipe's 26; a test circuit is refused)")
-    parser.add_argument('--gains', type=_gains, default=DEFAULT_RECIPE.steering_gains,
+    parser.add_argument('--gains', type=_gains, default=DEFAULT_GAINS,
                         help='gains to try, comma-separated (default: %(default)s)')
     parser.add_argument('--apply', action='store_true',
                         help='fold the chosen gain into the .keras file, in place')
